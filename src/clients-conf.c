@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "clients-conf.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "duration.h"
+#include "ini.h"
+#include "util.h"
+
+/* configparser defaults of the reference's Client class (SPEC §2.2). */
+static const char *const client_defaults[] = {
+        "timeout",             "PT5M",
+        "extended_timeout",    "PT15M",
+        "interval",            "PT2M",
+        "checker",             "fping -q -- %%(host)s",
+        "host",                "",
+        "approval_delay",      "PT0S",
+        "approval_duration",   "PT1S",
+        "approved_by_default", "True",
+        "enabled",             "True",
+        NULL,
+};
+
+ClientConfig *client_config_free(ClientConfig *c) {
+        if (!c)
+                return NULL;
+        free(c->name);
+        free(c->key_id);
+        free(c->fingerprint);
+        erase_and_free(c->secret, c->secret_size);
+        free(c->host);
+        free(c->checker);
+        free(c);
+        return NULL;
+}
+
+static void strv_free(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+ClientsConf *clients_conf_free(ClientsConf *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_clients; i++)
+                client_config_free(c->clients[i]);
+        free(c->clients);
+        strv_free(c->problems, c->n_problems);
+        strv_free(c->warnings, c->n_warnings);
+        free(c);
+        return NULL;
+}
+
+static int strv_push(char ***v, size_t *n, char *s) {
+        char **nv = reallocarray(*v, *n + 1, sizeof(char *));
+        if (!nv) {
+                free(s);
+                return -ENOMEM;
+        }
+        nv[(*n)++] = s;
+        *v = nv;
+        return 0;
+}
+
+/* "FILE:LINE: [SECTION] KEY: why", leaving out what is not known. */
+_printf_(7, 8)
+static int report(char ***v, size_t *n, const char *path, unsigned line, const char *section,
+                  const char *key, const char *format, ...) {
+        _cleanup_free_ char *why = NULL;
+        char *s;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&why, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+
+        r = asprintf(&s, "%s:%u: %s%s%s%s%s%s", path, line,
+                     section ? "[" : "", strempty(section), section ? "] " : "",
+                     strempty(key), key ? ": " : "", why);
+        if (r < 0)
+                return -ENOMEM;
+        return strv_push(v, n, s);
+}
+
+#define problem(c, ...) report(&(c)->problems, &(c)->n_problems, __VA_ARGS__)
+#define warning(c, ...) report(&(c)->warnings, &(c)->n_warnings, __VA_ARGS__)
+
+char *normalize_key_id(const char *s) {
+        char *ret = malloc(strlen(s) + 1), *d = ret;
+        if (!ret)
+                return NULL;
+        for (; *s; s++)
+                if (*s != ' ')
+                        *d++ = (char) toupper((unsigned char) *s);
+        *d = 0;
+        return ret;
+}
+
+static int base64_value(char c) {
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+/* Written out rather than taken from GnuTLS because the reference's decoder
+ * is lenient (it skips foreign characters such as the newlines of a
+ * multi-line secret), and compatible configurations rely on that. */
+int base64_decode_lenient(const char *s, uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        size_t len = strlen(s), n = 0;
+        unsigned quad_pos = 0, pads = 0, leftchar = 0;
+        uint8_t *out = malloc(len / 4 * 3 + 3);
+
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < len; i++) {
+                int v;
+
+                if (s[i] == '=') {
+                        /* A complete pad sequence ends the data. */
+                        if (quad_pos >= 2 && quad_pos + ++pads >= 4)
+                                goto done;
+                        continue;
+                }
+                v = base64_value(s[i]);
+                if (v < 0)
+                        continue;
+                pads = 0;
+                switch (quad_pos) {
+                case 0:
+                        leftchar = (unsigned) v;
+                        break;
+                case 1:
+                        out[n++] = (uint8_t) ((leftchar << 2) | ((unsigned) v >> 4));
+                        leftchar = (unsigned) v & 0x0f;
+                        break;
+                case 2:
+                        out[n++] = (uint8_t) ((leftchar << 4) | ((unsigned) v >> 2));
+                        leftchar = (unsigned) v & 0x03;
+                        break;
+                case 3:
+                        out[n++] = (uint8_t) ((leftchar << 6) | (unsigned) v);
+                        leftchar = 0;
+                        break;
+                }
+                quad_pos = (quad_pos + 1) % 4;
+        }
+        if (quad_pos != 0) {
+                *ret_error = quad_pos == 1
+                        ? "invalid base64: one character more than a multiple of 4"
+                        : "invalid base64: incorrect padding";
+                erase_and_free(out, len / 4 * 3 + 3);
+                return -EINVAL;
+        }
+done:
+        *ret = out;
+        *ret_size = n;
+        return 0;
+}
+
+/* os.path.expandvars: $NAME and ${NAME} from the environment; unknown ones stay. */
+static char *expand_vars(const char *s) {
+        size_t size = strlen(s) + 1, n = 0;
+        char *out = malloc(size);
+
+        if (!out)
+                return NULL;
+        while (*s) {
+                const char *name = NULL, *end = NULL, *value;
+                size_t name_len = 0;
+
+                if (s[0] == '$' && s[1] == '{' && (end = strchr(s + 2, '}'))) {
+                        name = s + 2;
+                        name_len = (size_t) (end - name);
+                        end++;
+                } else if (s[0] == '$' && (isalnum((unsigned char) s[1]) || s[1] == '_')) {
+                        name = end = s + 1;
+                        while (isalnum((unsigned char) *end) || *end == '_')
+                                end++;
+                        name_len = (size_t) (end - name);
+                }
+                _cleanup_free_ char *key = name ? strndup(name, name_len) : NULL;
+                value = key ? getenv(key) : NULL;
+                const char *piece = value ?: s;
+                size_t piece_len = value ? strlen(value) : (name ? (size_t) (end - s) : 1);
+                char *bigger = realloc(out, size += piece_len);
+                if (!bigger) {
+                        free(out);
+                        return NULL;
+                }
+                out = bigger;
+                memcpy(out + n, piece, piece_len);
+                n += piece_len;
+                s = name ? end : s + 1;
+        }
+        out[n] = 0;
+        return out;
+}
+
+/* os.path.expanduser: "~" and "~user" at the start. */
+static char *expand_user(const char *s) {
+        const char *slash, *home = NULL;
+        char *ret;
+
+        if (s[0] != '~')
+                return strdup(s);
+        slash = strchrnul(s, '/');
+        if (slash == s + 1) {
+                home = getenv("HOME");
+                if (!home) {
+                        struct passwd *pw = getpwuid(getuid());
+                        home = pw ? pw->pw_dir : NULL;
+                }
+        } else {
+                _cleanup_free_ char *user = strndup(s + 1, (size_t) (slash - s - 1));
+                struct passwd *pw = user ? getpwnam(user) : NULL;
+                home = pw ? pw->pw_dir : NULL;
+        }
+        if (!home)
+                return strdup(s);
+        if (asprintf(&ret, "%s%s", home, slash) < 0)
+                return NULL;
+        return ret;
+}
+
+/* Read a secfile, refusing what cannot be a secret (a directory, a FIFO,
+ * anything above SECRET_SIZE_MAX). Returns 0 or -errno with *why set. */
+static int read_secfile(const char *path, uint8_t **ret, size_t *ret_size, const char **why) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        uint8_t *buf;
+        size_t n = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode)) {
+                *why = "not a regular file";
+                return -EINVAL;
+        }
+        if (st.st_size > SECRET_SIZE_MAX) {
+                *why = "larger than " STRINGIFY(SECRET_SIZE_MAX) " bytes";
+                return -EFBIG;
+        }
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k = read(fd, buf + n, (size_t) st.st_size + 1 - n);
+                if (k < 0) {
+                        int e = errno;
+                        erase_and_free(buf, (size_t) st.st_size + 1);
+                        return -e;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n > (size_t) st.st_size) { /* grew while we read it */
+                        erase_and_free(buf, (size_t) st.st_size + 1);
+                        *why = "changed while being read";
+                        return -EIO;
+                }
+        }
+        *ret = buf;
+        *ret_size = n;
+        return 0;
+}
+
+typedef struct SectionReader {
+        ClientsConf *conf;
+        const IniFile *file;
+        const IniSection *section;
+        bool failed;
+} SectionReader;
+
+static unsigned key_line(SectionReader *r, const char *key) {
+        const IniEntry *e = ini_lookup(r->file, r->section, key);
+        return e && e->line ? e->line : r->section->line;
+}
+
+/* The interpolated value of key; NULL (and a problem) when it is bad. */
+static char *get_value(SectionReader *r, const char *key) {
+        _cleanup_free_ char *error = NULL;
+        char *v = NULL;
+        int k;
+
+        k = ini_get(r->file, r->section, key, &v, &error);
+        if (k == -ENOENT)
+                return NULL;
+        if (k < 0) {
+                (void) problem(r->conf, r->file->path, key_line(r, key), r->section->name, key, "%s",
+                               error ?: strerror(-k));
+                r->failed = true;
+                return NULL;
+        }
+        return v;
+}
+
+static void get_duration(SectionReader *r, const char *key, uint64_t *ret) {
+        _cleanup_free_ char *v = get_value(r, key);
+        int k;
+
+        if (!v)
+                return;
+        k = duration_parse(v, ret);
+        if (k < 0) {
+                (void) problem(r->conf, r->file->path, key_line(r, key), r->section->name, key,
+                               k == -ERANGE ? "duration too long: '%s'" : "not a duration: '%s'", v);
+                r->failed = true;
+        }
+}
+
+static void get_boolean(SectionReader *r, const char *key, bool *ret) {
+        _cleanup_free_ char *v = get_value(r, key);
+        int k;
+
+        if (!v)
+                return;
+        k = ini_parse_boolean(v);
+        if (k < 0) {
+                (void) problem(r->conf, r->file->path, key_line(r, key), r->section->name, key,
+                               "not a boolean: '%s'", v);
+                r->failed = true;
+                return;
+        }
+        *ret = k;
+}
+
+static void get_secret(SectionReader *r, ClientConfig *c) {
+        const char *why = NULL;
+        int k;
+
+        if (ini_lookup(r->file, r->section, "secret")) {
+                _cleanup_free_ char *v = get_value(r, "secret");
+                if (!v)
+                        return;
+                k = base64_decode_lenient(v, &c->secret, &c->secret_size, &why);
+                explicit_bzero(v, strlen(v));
+                if (k < 0) {
+                        (void) problem(r->conf, r->file->path, key_line(r, "secret"), r->section->name,
+                                       "secret", "%s", why ?: strerror(-k));
+                        r->failed = true;
+                }
+                return;
+        }
+        if (ini_lookup(r->file, r->section, "secfile")) {
+                _cleanup_free_ char *v = get_value(r, "secfile"), *vars = NULL, *path = NULL;
+                if (!v)
+                        return;
+                vars = expand_vars(v);
+                path = vars ? expand_user(vars) : NULL;
+                k = path ? read_secfile(path, &c->secret, &c->secret_size, &why) : -ENOMEM;
+                if (k < 0) {
+                        (void) problem(r->conf, r->file->path, key_line(r, "secfile"), r->section->name,
+                                       "secfile", "cannot read '%s': %s", path ?: v, why ?: strerror(-k));
+                        r->failed = true;
+                }
+                return;
+        }
+        (void) problem(r->conf, r->file->path, r->section->line, r->section->name, NULL,
+                       "no secret or secfile");
+        r->failed = true;
+}
+
+static bool is_hex_key_id(const char *s) {
+        if (strlen(s) != 64)
+                return false;
+        for (; *s; s++)
+                if (!isxdigit((unsigned char) *s))
+                        return false;
+        return true;
+}
+
+static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig **ret) {
+        SectionReader r = { .conf = conf, .file = f, .section = s };
+        ClientConfig *c = calloc(1, sizeof(*c));
+        _cleanup_free_ const char **keys = NULL;
+        _cleanup_free_ char *key_id = NULL, *fingerprint = NULL;
+
+        if (!c)
+                return -ENOMEM;
+        c->name = strdup(s->name);
+        keys = ini_keys(f, s);
+        if (!c->name || !keys) {
+                client_config_free(c);
+                return -ENOMEM;
+        }
+
+        /* The reference interpolates every key, known or not, at start-up:
+         * a bad one anywhere spoils the section. */
+        for (const char **k = keys; *k; k++)
+                if (!streq(*k, "secret"))
+                        free(get_value(&r, *k));
+        if (r.failed)
+                goto fail;
+
+        get_duration(&r, "timeout", &c->timeout);
+        get_duration(&r, "extended_timeout", &c->extended_timeout);
+        get_duration(&r, "interval", &c->interval);
+        get_duration(&r, "approval_delay", &c->approval_delay);
+        get_duration(&r, "approval_duration", &c->approval_duration);
+        get_boolean(&r, "approved_by_default", &c->approved_by_default);
+        get_boolean(&r, "enabled", &c->enabled);
+        c->host = get_value(&r, "host");
+        c->checker = get_value(&r, "checker");
+        key_id = get_value(&r, "key_id");
+        fingerprint = get_value(&r, "fingerprint");
+        c->key_id = normalize_key_id(strempty(key_id));
+        c->fingerprint = normalize_key_id(strempty(fingerprint));
+        if (!c->host || !c->checker || !c->key_id || !c->fingerprint)
+                goto oom;
+        get_secret(&r, c);
+        if (r.failed)
+                goto fail;
+
+        if (!is_hex_key_id(c->key_id))
+                (void) warning(conf, f->path, key_line(&r, "key_id"), s->name, "key_id",
+                               isempty(c->key_id) ? "missing: this client can never be served"
+                                                  : "not 64 hexadecimal digits: this client can never be served");
+        else if (streq(c->key_id, KEY_ID_BLACKLISTED))
+                (void) warning(conf, f->path, key_line(&r, "key_id"), s->name, "key_id",
+                               "the SHA-256 of nothing, which buggy clients send: never matched");
+        *ret = c;
+        return 0;
+
+oom:
+        client_config_free(c);
+        return -ENOMEM;
+fail:
+        client_config_free(c);
+        *ret = NULL;
+        return 0;
+}
+
+static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig *c) {
+        ClientConfig **nv;
+
+        /* Duplicate key IDs: the first client wins at connection time, as in the reference. */
+        for (size_t i = 0; i < conf->n_clients; i++)
+                if (!isempty(c->key_id) && streq(conf->clients[i]->key_id, c->key_id)) {
+                        const IniEntry *e = ini_lookup(f, s, "key_id");
+                        (void) warning(conf, f->path, e ? e->line : s->line, s->name, "key_id",
+                                       "same key ID as client '%s', which wins", conf->clients[i]->name);
+                        break;
+                }
+
+        nv = reallocarray(conf->clients, conf->n_clients + 1, sizeof(*nv));
+        if (!nv) {
+                client_config_free(c);
+                return -ENOMEM;
+        }
+        nv[conf->n_clients++] = c;
+        conf->clients = nv;
+        return 0;
+}
+
+static int convert(const IniFile *f, ClientsConf *conf) {
+        int r;
+
+        for (size_t i = 0; i < f->n_problems; i++) {
+                const IniProblem *p = &f->problems[i];
+                r = problem(conf, f->path, p->line, p->section, p->key, "%s", p->message);
+                if (r < 0)
+                        return r;
+        }
+        if (f->defaults.n_problems > 0) {
+                /* Every client inherits [DEFAULT]: none can be trusted. */
+                return problem(conf, f->path, f->defaults.line, "DEFAULT", NULL,
+                               "broken, so no client is loaded");
+        }
+
+        for (size_t i = 0; i < f->n_sections; i++) {
+                const IniSection *s = &f->sections[i];
+                ClientConfig *c = NULL;
+
+                if (s->n_problems > 0)
+                        continue; /* already reported */
+                r = read_section(conf, f, s, &c);
+                if (r < 0)
+                        return r;
+                if (c && (r = add_client(conf, f, s, c)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int clients_conf_parse(const char *path, const char *text, size_t size, ClientsConf **ret) {
+        _cleanup_(ini_file_freep) IniFile *f = NULL;
+        _cleanup_(clients_conf_freep) ClientsConf *conf = calloc(1, sizeof(ClientsConf));
+        int r;
+
+        if (!conf)
+                return -ENOMEM;
+        r = ini_parse_string(path, text, size, client_defaults, &f);
+        if (r < 0)
+                return r;
+        r = convert(f, conf);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(conf);
+        return 0;
+}
+
+int clients_conf_load(const char *path, ClientsConf **ret) {
+        _cleanup_(ini_file_freep) IniFile *f = NULL;
+        _cleanup_(clients_conf_freep) ClientsConf *conf = calloc(1, sizeof(ClientsConf));
+        int r;
+
+        if (!conf)
+                return -ENOMEM;
+        r = ini_parse_file(path, client_defaults, &f);
+        if (r == -ENOENT) {
+                *ret = TAKE_PTR(conf);
+                return 0;
+        }
+        if (r < 0) {
+                r = problem(conf, path, 0, NULL, NULL, "cannot read: %s", strerror(-r));
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(conf);
+                return 0;
+        }
+        r = convert(f, conf);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(conf);
+        return 0;
+}

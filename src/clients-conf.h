@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+/* clients.conf → validated client settings (SPEC §2).
+ *
+ * Deliberate difference from the reference: a bad entry (bad duration,
+ * boolean, base64, interpolation, unreadable secfile, no secret) does not
+ * stop the server. It is reported as a problem naming the file, section
+ * and key, and only that client is skipped. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A secfile larger than this is refused: an OpenPGP-encrypted password is
+ * a few KiB at most. */
+#define SECRET_SIZE_MAX (1024 * 1024)
+
+/* The key ID that buggy 1.8.0 clients report (SHA-256 of nothing): never matches. */
+#define KEY_ID_BLACKLISTED "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+
+typedef struct ClientConfig {
+        char *name;
+        char *key_id;              /* upper case, spaces removed; may be "" */
+        char *fingerprint;         /* upper case, spaces removed; may be "" */
+        uint8_t *secret;           /* wiped when freed */
+        size_t secret_size;
+        char *host;
+        char *checker;             /* after start-time interpolation */
+        uint64_t timeout;          /* µs */
+        uint64_t extended_timeout;
+        uint64_t interval;
+        uint64_t approval_delay;
+        uint64_t approval_duration;
+        bool approved_by_default;
+        bool enabled;
+} ClientConfig;
+
+typedef struct ClientsConf {
+        ClientConfig **clients;    /* valid clients, in file order */
+        size_t n_clients;
+        char **problems;           /* "FILE:LINE: [SECTION] KEY: why", one per problem */
+        size_t n_problems;
+        char **warnings;           /* same shape; the client is still used */
+        size_t n_warnings;
+} ClientsConf;
+
+/* Read path. A missing file gives no clients and no problem; an unreadable
+ * one gives a problem. Returns 0 (problems, if any, inside) or -ENOMEM. */
+int clients_conf_load(const char *path, ClientsConf **ret);
+
+/* The same, from text (path only names the source in messages). */
+int clients_conf_parse(const char *path, const char *text, size_t size, ClientsConf **ret);
+
+ClientsConf *clients_conf_free(ClientsConf *c);
+static inline void clients_conf_freep(ClientsConf **c) {
+        if (*c)
+                clients_conf_free(*c);
+}
+
+ClientConfig *client_config_free(ClientConfig *c);
+
+/* Python binascii.a2b_base64 (non-strict): characters outside the
+ * alphabet are skipped; a '=' pad sequence ends the data; a leftover
+ * partial quantum is an error. Returns 0, -EINVAL (with *ret_error set to a
+ * static message) or -ENOMEM. *ret must be wiped by the caller. */
+int base64_decode_lenient(const char *s, uint8_t **ret, size_t *ret_size, const char **ret_error);
+
+/* Upper-case and drop ASCII spaces, as the reference does for key_id and fingerprint. */
+char *normalize_key_id(const char *s);

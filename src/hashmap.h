@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+/* A string-keyed hash map of pointers (open addressing, linear probing).
+ * Keys are borrowed: they must live as long as their entry. */
+
+#include <stddef.h>
+
+typedef struct Hashmap Hashmap;
+
+Hashmap *hashmap_new(void);
+Hashmap *hashmap_free(Hashmap *h);
+
+/* Returns 0, -EEXIST if key is present (the old value stays), or -ENOMEM. */
+int hashmap_put(Hashmap *h, const char *key, void *value);
+void *hashmap_get(const Hashmap *h, const char *key);
+/* Returns the removed value, or NULL. */
+void *hashmap_remove(Hashmap *h, const char *key);
+size_t hashmap_size(const Hashmap *h);

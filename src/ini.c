@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The parse loop follows configparser.RawConfigParser._read (Python 3.11)
+ * line by line, so that every file the reference accepts gives the same
+ * sections, keys and values here. Where configparser raises, we record a
+ * problem and go on. Known differences: key names are folded to lower case
+ * in ASCII only (str.lower() folds all of Unicode), and a line holding a
+ * NUL byte is a problem (C strings cannot carry it). */
+
+#include "ini.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+#define INI_DEFAULT_SECTION "DEFAULT"
+#define INI_MAX_FILE_SIZE (16 * 1024 * 1024)
+#define INI_MAX_INTERPOLATION_DEPTH 10 /* configparser.MAX_INTERPOLATION_DEPTH */
+#define INI_READ_CHUNK (64 * 1024)
+
+/* A growable, always NUL-terminated byte string. */
+typedef struct IniBuf {
+        char *data;
+        size_t len, cap;
+} IniBuf;
+
+static int ini_buf_append(IniBuf *b, const char *p, size_t n) {
+        if (n > SIZE_MAX / 4 - b->len)
+                return -ENOMEM;
+        if (b->cap - b->len <= n) {
+                size_t cap = (b->len + n + 1) * 2;
+                char *d = realloc(b->data, cap);
+                if (!d)
+                        return -ENOMEM;
+                b->data = d;
+                b->cap = cap;
+        }
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return 0;
+}
+
+/* Arrays grow in powers of two from 8. Returns array with room for
+ * element n (moved, maybe), or NULL on ENOMEM (array is then unchanged). */
+static void *ini_grow_array(void *array, size_t n, size_t size) {
+        if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
+                return array;
+        return reallocarray(array, n ? 2 * n : 8, size);
+}
+
+#define INI_GROW(array, n)                                                      \
+        ({                                                                      \
+                __typeof__(array) _v_ = ini_grow_array((array), (n), sizeof(*(array))); \
+                if (_v_)                                                        \
+                        (array) = _v_;                                          \
+                _v_ ? 0 : -ENOMEM;                                              \
+        })
+
+static char ini_ascii_lower(char c) {
+        return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static bool ini_key_eq(const char *a, const char *b) {
+        for (; *a && ini_ascii_lower(*a) == ini_ascii_lower(*b); a++, b++)
+                ;
+        return ini_ascii_lower(*a) == ini_ascii_lower(*b);
+}
+
+/* Everything str.isspace() is true for, as UTF-8. configparser strips lines
+ * and measures indentation with these, not just ASCII blanks. */
+static const char *const ini_wide_spaces[] = {
+        "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80",
+        "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83",
+        "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87",
+        "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8",
+        "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80",
+};
+
+static bool ini_ascii_space(char c) {
+        return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
+}
+
+/* Length of the whitespace character at the start (at_end: the end) of p[0..n), or 0. */
+static size_t ini_space_len(const char *p, size_t n, bool at_end) {
+        if (n == 0)
+                return 0;
+        if (ini_ascii_space(at_end ? p[n - 1] : p[0]))
+                return 1;
+        for (size_t i = 0; i < ELEMENTSOF(ini_wide_spaces); i++) {
+                size_t l = strlen(ini_wide_spaces[i]);
+                if (l <= n && memcmp(at_end ? p + n - l : p, ini_wide_spaces[i], l) == 0)
+                        return l;
+        }
+        return 0;
+}
+
+/* Strip leading whitespace; returns how many characters were stripped (configparser's indentation). */
+static unsigned ini_lstrip(const char **p, size_t *n) {
+        unsigned chars = 0;
+        size_t l;
+
+        while ((l = ini_space_len(*p, *n, false)) > 0) {
+                *p += l;
+                *n -= l;
+                chars++;
+        }
+        return chars;
+}
+
+static void ini_rstrip(const char *p, size_t *n) {
+        size_t l;
+
+        while ((l = ini_space_len(p, *n, true)) > 0)
+                *n -= l;
+}
+
+/* An open-addressing index of section names and of the keys seen in each
+ * section, so that duplicate checks stay linear in the file size (a
+ * clients.conf may hold ten thousand clients). */
+enum {
+        INI_SCOPE_SECTIONS = -1, /* names of sections; index = section index */
+        INI_SCOPE_FILE_DEFAULTS = -2, /* keys of the file's [DEFAULT] */
+        INI_SCOPE_BUILTIN = -3,  /* keys of built-in defaults; index = entry index */
+};
+
+typedef struct IniSlot {
+        const char *name; /* borrowed from the IniFile; NULL: free slot */
+        long scope;       /* section index for the keys of a section, else INI_SCOPE_* */
+        size_t index;
+} IniSlot;
+
+typedef struct IniIndex {
+        IniSlot *slots;
+        size_t cap, n; /* cap is a power of two */
+} IniIndex;
+
+static size_t ini_hash(const char *name, long scope) {
+        uint64_t h = UINT64_C(14695981039346656037) ^ (uint64_t) scope; /* FNV-1a */
+        for (; *name; name++)
+                h = (h ^ (unsigned char) *name) * UINT64_C(1099511628211);
+        return (size_t) h;
+}
+
+static IniSlot *ini_index_slot(const IniIndex *x, const char *name, long scope) {
+        for (size_t i = ini_hash(name, scope) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+                IniSlot *s = &x->slots[i];
+                if (!s->name || (s->scope == scope && streq(s->name, name)))
+                        return s;
+        }
+}
+
+static const IniSlot *ini_index_find(const IniIndex *x, const char *name, long scope) {
+        if (x->cap == 0)
+                return NULL;
+        const IniSlot *s = ini_index_slot(x, name, scope);
+        return s->name ? s : NULL;
+}
+
+static int ini_index_rehash(IniIndex *x) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        IniIndex y = { .slots = calloc(cap, sizeof(IniSlot)), .cap = cap, .n = x->n };
+
+        if (!y.slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < x->cap; i++)
+                if (x->slots[i].name)
+                        *ini_index_slot(&y, x->slots[i].name, x->slots[i].scope) = x->slots[i];
+        free(x->slots);
+        *x = y;
+        return 0;
+}
+
+/* name must not be in x yet. */
+static int ini_index_add(IniIndex *x, const char *name, long scope, size_t index) {
+        int r;
+
+        if (2 * (x->n + 1) > x->cap && (r = ini_index_rehash(x)) < 0)
+                return r;
+        *ini_index_slot(x, name, scope) = (IniSlot) { .name = name, .scope = scope, .index = index };
+        x->n++;
+        return 0;
+}
+
+/* configparser's state while reading (the locals of _read). */
+typedef struct IniParser {
+        IniFile *f;
+        IniIndex index;
+        IniSection *section; /* cursect; NULL before the first header */
+        bool discard;        /* inside a duplicate section: its entries are dropped */
+        unsigned line;       /* lineno */
+        unsigned indent;     /* indent_level */
+        bool in_value;       /* optname is set: deeper and blank lines extend the value */
+        IniEntry *entry;     /* where the value goes when it ends; NULL: dropped */
+        IniBuf value;        /* the value so far, lines joined with '\n' */
+} IniParser;
+
+static void ini_parser_done(IniParser *p) {
+        free(p->index.slots);
+        free(p->value.data);
+}
+
+_printf_(3, 4)
+static int ini_problem(IniParser *p, const char *key, const char *format, ...) {
+        IniFile *f = p->f;
+        IniProblem *q;
+        va_list ap;
+        int r;
+
+        if (INI_GROW(f->problems, f->n_problems) < 0)
+                return -ENOMEM;
+        q = &f->problems[f->n_problems];
+        *q = (IniProblem) { .line = p->line };
+        va_start(ap, format);
+        r = vasprintf(&q->message, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                q->message = NULL;
+                return -ENOMEM;
+        }
+        f->n_problems++; /* from here on ini_file_free() frees q's strings */
+        if (p->section && !(q->section = strdup(p->section->name)))
+                return -ENOMEM;
+        if (key && !(q->key = strdup(key)))
+                return -ENOMEM;
+        if (p->section)
+                p->section->n_problems++;
+        return 0;
+}
+
+/* The value's lines are complete: configparser's _join_multiline_values. */
+static int ini_value_end(IniParser *p) {
+        IniBuf *v = &p->value;
+        char *s;
+
+        if (!p->in_value)
+                return 0;
+        p->in_value = false;
+        if (!p->entry) {
+                v->len = 0;
+                return 0;
+        }
+        /* Lines were stripped, so rstrip() of the joined value drops just the trailing empty lines. */
+        while (v->len > 0 && v->data[v->len - 1] == '\n')
+                v->len--;
+        s = realloc(v->data, v->len + 1);
+        if (!s)
+                return -ENOMEM;
+        s[v->len] = 0;
+        free(p->entry->value);
+        p->entry->value = s;
+        *v = (IniBuf) {};
+        p->entry = NULL;
+        return 0;
+}
+
+static int ini_value_add_line(IniParser *p, const char *s, size_t n) {
+        int r = ini_buf_append(&p->value, "\n", 1);
+        return r < 0 ? r : ini_buf_append(&p->value, s, n);
+}
+
+static int ini_add_section(IniParser *p, char *name) {
+        IniFile *f = p->f;
+        IniSection *s;
+
+        if (INI_GROW(f->sections, f->n_sections) < 0) {
+                free(name);
+                return -ENOMEM;
+        }
+        s = &f->sections[f->n_sections];
+        *s = (IniSection) { .name = name, .line = p->line };
+        f->n_sections++;
+        p->section = s;
+        return ini_index_add(&p->index, s->name, INI_SCOPE_SECTIONS, f->n_sections - 1);
+}
+
+static int ini_start_section(IniParser *p, const char *name, size_t n) {
+        _cleanup_free_ char *s = strndup(name, n);
+        const IniSlot *old;
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        r = ini_value_end(p);
+        if (r < 0)
+                return r;
+        p->discard = false;
+        if (streq(s, INI_DEFAULT_SECTION)) {
+                /* Not in configparser's list of sections, so never a duplicate. */
+                p->section = &p->f->defaults;
+                if (p->section->line == 0)
+                        p->section->line = p->line;
+                return 0;
+        }
+        old = ini_index_find(&p->index, s, INI_SCOPE_SECTIONS);
+        if (!old)
+                return ini_add_section(p, TAKE_PTR(s));
+        p->section = &p->f->sections[old->index];
+        p->discard = true;
+        return ini_problem(p, NULL, "duplicate section '%s'", s);
+}
+
+static long ini_scope(const IniParser *p) {
+        if (p->section == &p->f->defaults)
+                return INI_SCOPE_FILE_DEFAULTS;
+        return (long) (p->section - p->f->sections);
+}
+
+static int ini_append_entry(IniSection *s, char *key, unsigned line) {
+        if (INI_GROW(s->entries, s->n_entries) < 0) {
+                free(key);
+                return -ENOMEM;
+        }
+        s->entries[s->n_entries++] = (IniEntry) { .key = key, .line = line };
+        return 0;
+}
+
+/* Point p->entry at the entry for key (lower case, owned), creating it unless it is a duplicate. */
+static int ini_start_entry(IniParser *p, char *key) {
+        IniSection *s = p->section;
+        long scope = ini_scope(p);
+        const IniSlot *builtin;
+        int r;
+
+        p->entry = NULL;
+        if (p->discard) {
+                free(key);
+                return 0;
+        }
+        if (ini_index_find(&p->index, key, scope)) {
+                r = ini_problem(p, key, "duplicate key '%s'", key);
+                free(key);
+                return r;
+        }
+        builtin = scope == INI_SCOPE_FILE_DEFAULTS ? ini_index_find(&p->index, key, INI_SCOPE_BUILTIN) : NULL;
+        if (builtin) {
+                /* The file's [DEFAULT] overrides a built-in default in place. */
+                free(key);
+                p->entry = &s->entries[builtin->index];
+                p->entry->line = p->line;
+        } else {
+                r = ini_append_entry(s, key, p->line);
+                if (r < 0)
+                        return r;
+                p->entry = &s->entries[s->n_entries - 1];
+        }
+        return ini_index_add(&p->index, p->entry->key, scope, (size_t) (p->entry - s->entries));
+}
+
+/* configparser's OPTCRE: "(?P<option>.*?)\s*(?P<vi>[=:])\s*(?P<value>.*)$",
+ * i.e. the first '=' or ':' splits. */
+static int ini_start_option(IniParser *p, const char *s, size_t n) {
+        const char *eq = memchr(s, '=', n), *colon = memchr(s, ':', n);
+        const char *sep = !eq ? colon : !colon ? eq : eq < colon ? eq : colon;
+        const char *value;
+        size_t name_len, value_len;
+        char *key;
+        int r;
+
+        if (!sep)
+                return ini_problem(p, NULL, "neither a [section] header nor a key = value line");
+        r = ini_value_end(p);
+        if (r < 0)
+                return r;
+        name_len = (size_t) (sep - s);
+        ini_rstrip(s, &name_len);
+        value = sep + 1;
+        value_len = n - (size_t) (value - s);
+        (void) ini_lstrip(&value, &value_len);
+        if (name_len == 0)
+                /* configparser's optname is then "", which no later line continues. */
+                return ini_problem(p, NULL, "empty key name");
+
+        key = strndup(s, name_len);
+        if (!key)
+                return -ENOMEM;
+        for (char *c = key; *c; c++)
+                *c = ini_ascii_lower(*c);
+        r = ini_start_entry(p, key);
+        if (r < 0)
+                return r;
+        p->in_value = true;
+        p->value.len = 0;
+        return ini_buf_append(&p->value, value, value_len);
+}
+
+/* configparser's SECTCRE "\[(?P<header>.+)\]" with re.match: anchored at
+ * the start only, and greedy, so the name runs to the last ']'. */
+static bool ini_match_header(const char *s, size_t n, size_t *ret_len) {
+        const char *close;
+
+        if (n < 3 || s[0] != '[')
+                return false;
+        close = memrchr(s + 2, ']', n - 2);
+        if (!close)
+                return false;
+        *ret_len = (size_t) (close - s - 1);
+        return true;
+}
+
+static int ini_parse_line(IniParser *p, const char *line, size_t n) {
+        const char *s = line;
+        size_t len = n, name_len;
+        unsigned indent;
+
+        if (memchr(line, 0, n))
+                return ini_problem(p, NULL, "NUL byte in line");
+        indent = ini_lstrip(&s, &len);
+        ini_rstrip(s, &len);
+        if (len > 0 && (s[0] == '#' || s[0] == ';'))
+                return 0; /* a comment neither ends nor extends a value */
+        if (len == 0)
+                return p->in_value ? ini_value_add_line(p, "", 0) : 0;
+        if (p->in_value && indent > p->indent)
+                return ini_value_add_line(p, s, len);
+
+        p->indent = indent;
+        if (ini_match_header(s, len, &name_len))
+                return ini_start_section(p, s + 1, name_len);
+        if (!p->section)
+                return ini_problem(p, NULL, "text before the first [section] header");
+        return ini_start_option(p, s, len);
+}
+
+/* Python reads the file in text mode: "\n", "\r\n" and "\r" all end a line.
+ * Returns the length of the line at text, and in *ret_eol that of its end. */
+static size_t ini_line_length(const char *text, size_t size, size_t *ret_eol) {
+        size_t i;
+
+        for (i = 0; i < size && text[i] != '\n' && text[i] != '\r'; i++)
+                ;
+        if (i == size)
+                *ret_eol = 0;
+        else if (text[i] == '\r' && i + 1 < size && text[i + 1] == '\n')
+                *ret_eol = 2;
+        else
+                *ret_eol = 1;
+        return i;
+}
+
+static int ini_add_builtin_defaults(IniParser *p, const char *const *defaults) {
+        IniSection *d = &p->f->defaults;
+        int r;
+
+        for (const char *const *kv = defaults; kv && kv[0] && kv[1]; kv += 2) {
+                char *key = strdup(kv[0]), *value = strdup(kv[1]);
+                if (!key || !value || INI_GROW(d->entries, d->n_entries) < 0) {
+                        free(key);
+                        free(value);
+                        return -ENOMEM;
+                }
+                for (char *c = key; *c; c++)
+                        *c = ini_ascii_lower(*c);
+                d->entries[d->n_entries++] = (IniEntry) { .key = key, .value = value };
+                r = ini_index_add(&p->index, key, INI_SCOPE_BUILTIN, d->n_entries - 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int ini_parse_string(const char *path, const char *text, size_t size,
+                     const char *const *defaults, IniFile **ret) {
+        _cleanup_(ini_file_freep) IniFile *f = calloc(1, sizeof(IniFile));
+        _cleanup_(ini_parser_done) IniParser p = { .f = f };
+        size_t i = 0, n, eol;
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        f->path = path ? strdup(path) : NULL;
+        f->defaults.name = strdup(INI_DEFAULT_SECTION);
+        if ((path && !f->path) || !f->defaults.name)
+                return -ENOMEM;
+        r = ini_add_builtin_defaults(&p, defaults);
+        if (r < 0)
+                return r;
+
+        while (i < size) {
+                p.line++;
+                n = ini_line_length(text + i, size - i, &eol);
+                r = ini_parse_line(&p, text + i, n);
+                if (r < 0)
+                        return r;
+                i += n + eol;
+        }
+        r = ini_value_end(&p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+/* The file may hold secrets (clients.conf): wipe the copy we made. */
+static void ini_erase_bufp(IniBuf *b) {
+        b->data = erase_and_free(b->data, b->cap);
+}
+
+/* Make room for a chunk more. A plain realloc() could leave a copy of secrets behind. */
+static int ini_reserve_chunk(IniBuf *b) {
+        size_t cap = 2 * b->len + INI_READ_CHUNK + 1;
+        char *d;
+
+        if (b->cap - b->len > INI_READ_CHUNK)
+                return 0;
+        d = malloc(cap);
+        if (!d)
+                return -ENOMEM;
+        if (b->len > 0)
+                memcpy(d, b->data, b->len);
+        erase_and_free(b->data, b->cap);
+        b->data = d;
+        b->cap = cap;
+        return 0;
+}
+
+static int ini_read_all(int fd, IniBuf *b) {
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode) && st.st_size > INI_MAX_FILE_SIZE)
+                return -EFBIG;
+        for (;;) {
+                r = ini_reserve_chunk(b);
+                if (r < 0)
+                        return r;
+                n = read(fd, b->data + b->len, INI_READ_CHUNK);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                b->len += (size_t) n;
+                if (b->len > INI_MAX_FILE_SIZE)
+                        return -EFBIG;
+        }
+}
+
+int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret) {
+        _cleanup_(ini_erase_bufp) IniBuf text = {};
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = ini_read_all(fd, &text);
+        if (r < 0)
+                return r;
+        return ini_parse_string(path, text.data, text.len, defaults, ret);
+}
+
+static void ini_section_done(IniSection *s) {
+        for (size_t i = 0; i < s->n_entries; i++) {
+                free(s->entries[i].key);
+                /* Values may be secrets. */
+                if (s->entries[i].value)
+                        erase_and_free(s->entries[i].value, strlen(s->entries[i].value));
+        }
+        free(s->entries);
+        free(s->name);
+}
+
+IniFile *ini_file_free(IniFile *f) {
+        if (!f)
+                return NULL;
+        ini_section_done(&f->defaults);
+        for (size_t i = 0; i < f->n_sections; i++)
+                ini_section_done(&f->sections[i]);
+        free(f->sections);
+        for (size_t i = 0; i < f->n_problems; i++) {
+                free(f->problems[i].section);
+                free(f->problems[i].key);
+                free(f->problems[i].message);
+        }
+        free(f->problems);
+        free(f->path);
+        free(f);
+        return NULL;
+}
+
+static const IniEntry *ini_section_lookup(const IniSection *s, const char *key) {
+        for (size_t i = 0; i < s->n_entries; i++)
+                if (ini_key_eq(s->entries[i].key, key))
+                        return &s->entries[i];
+        return NULL;
+}
+
+const IniEntry *ini_lookup(const IniFile *f, const IniSection *s, const char *key) {
+        const IniEntry *e = s ? ini_section_lookup(s, key) : NULL;
+        return e ?: ini_section_lookup(&f->defaults, key);
+}
+
+/* configparser's BasicInterpolation._interpolate_some. */
+typedef struct IniInterpolation {
+        const IniFile *f;
+        const IniSection *s;
+        const char *key; /* the key asked for, named in errors */
+        IniBuf out;
+        char *error;
+} IniInterpolation;
+
+_printf_(2, 3)
+static int ini_interpolation_error(IniInterpolation *c, const char *format, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&m, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (asprintf(&c->error, "bad interpolation in '%s': %s", c->key, m) < 0) {
+                c->error = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+/* How much of s to quote in an error: one line, at most 40 bytes. */
+static int ini_quote_len(const char *s) {
+        size_t n = strcspn(s, "\n");
+        return n > 40 ? 40 : (int) n;
+}
+
+static int ini_interpolate(IniInterpolation *c, const char *rest, unsigned depth);
+
+/* rest starts with "%(": the _KEYCRE reference "%\(([^)]+)\)s". */
+static int ini_interpolate_reference(IniInterpolation *c, const char **rest, unsigned depth) {
+        const char *name = *rest + 2;
+        size_t n = strcspn(name, ")");
+        _cleanup_free_ char *var = NULL;
+        const IniEntry *e;
+
+        if (n == 0 || name[n] != ')' || name[n + 1] != 's')
+                return ini_interpolation_error(c, "bad variable reference '%.*s'", ini_quote_len(*rest), *rest);
+        var = strndup(name, n);
+        if (!var)
+                return -ENOMEM;
+        *rest = name + n + 2;
+        e = ini_lookup(c->f, c->s, var);
+        if (!e)
+                return ini_interpolation_error(c, "no key '%s' to substitute", var);
+        if (strchr(e->value, '%'))
+                return ini_interpolate(c, e->value, depth + 1);
+        return ini_buf_append(&c->out, e->value, strlen(e->value));
+}
+
+static int ini_interpolate(IniInterpolation *c, const char *rest, unsigned depth) {
+        int r;
+
+        if (depth > INI_MAX_INTERPOLATION_DEPTH)
+                return ini_interpolation_error(c, "references nested more than %d deep",
+                                               INI_MAX_INTERPOLATION_DEPTH);
+        while (*rest) {
+                const char *pct = strchr(rest, '%');
+                if (!pct)
+                        return ini_buf_append(&c->out, rest, strlen(rest));
+                r = ini_buf_append(&c->out, rest, (size_t) (pct - rest));
+                if (r < 0)
+                        return r;
+                rest = pct;
+                if (rest[1] == '%') {
+                        r = ini_buf_append(&c->out, "%", 1);
+                        rest += 2;
+                } else if (rest[1] == '(')
+                        r = ini_interpolate_reference(c, &rest, depth);
+                else
+                        r = ini_interpolation_error(c, "'%%' must be followed by '%%' or '(', found: '%.*s'",
+                                                    ini_quote_len(rest), rest);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int ini_get(const IniFile *f, const IniSection *s, const char *key, char **ret, char **ret_error) {
+        IniInterpolation c = { .f = f, .s = s, .key = key };
+        const IniEntry *e = ini_lookup(f, s, key);
+        int r;
+
+        if (ret_error)
+                *ret_error = NULL;
+        if (!e)
+                return -ENOENT;
+        r = ini_interpolate(&c, e->value, 1);
+        if (r >= 0)
+                r = ini_buf_append(&c.out, "", 0); /* an empty value is "", not NULL */
+        if (r < 0) {
+                free(c.out.data);
+                if (ret_error)
+                        *ret_error = c.error;
+                else
+                        free(c.error);
+                return r;
+        }
+        *ret = c.out.data;
+        return 0;
+}
+
+const char **ini_keys(const IniFile *f, const IniSection *s) {
+        const IniSection *own = s == &f->defaults ? NULL : s;
+        size_t n_own = own ? own->n_entries : 0, n = 0;
+        const char **keys = calloc(n_own + f->defaults.n_entries + 1, sizeof(char *));
+
+        if (!keys)
+                return NULL;
+        for (size_t i = 0; i < n_own; i++)
+                keys[n++] = own->entries[i].key;
+        for (size_t i = 0; i < f->defaults.n_entries; i++)
+                if (!own || !ini_section_lookup(own, f->defaults.entries[i].key))
+                        keys[n++] = f->defaults.entries[i].key;
+        return keys;
+}
+
+int ini_parse_boolean(const char *s) {
+        static const char *const yes[] = { "1", "yes", "true", "on" }, *const no[] = { "0", "no", "false", "off" };
+
+        for (size_t i = 0; s && i < ELEMENTSOF(yes); i++) {
+                if (ini_key_eq(s, yes[i]))
+                        return 1;
+                if (ini_key_eq(s, no[i]))
+                        return 0;
+        }
+        return -EINVAL;
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Errors binding to the interface are not fatal, as in the reference. */
+static int bind_to_interface(int fd, const char *interface) {
+        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface, (socklen_t) strlen(interface) + 1) >= 0)
+                return 0;
+        switch (errno) {
+        case EPERM:
+                log_error("No permission to bind to interface %s", interface);
+                return 0;
+        case ENOPROTOOPT:
+                log_error("SO_BINDTODEVICE not available; cannot bind to interface %s", interface);
+                return 0;
+        case ENODEV:
+                log_error("Interface %s does not exist, cannot bind", interface);
+                return 0;
+        default:
+                return log_error_errno(errno, "Failed to bind to interface %s: %m", interface);
+        }
+}
+
+/* "addr", "addr%ifname"; a plain IPv4 address on an IPv6 socket is mapped. */
+static int parse_address(const char *address, const char *interface, bool ipv6,
+                         struct sockaddr_storage *sa, socklen_t *len) {
+        _cleanup_free_ char *host = strdup(strempty(address));
+        char *percent;
+        unsigned scope = 0;
+
+        if (!host)
+                return -ENOMEM;
+        percent = strchr(host, '%');
+        if (percent) {
+                *percent = 0;
+                scope = if_nametoindex(percent + 1);
+                if (scope == 0)
+                        return log_error_errno(ENODEV, "Unknown interface in address '%s'", address);
+        } else if (interface)
+                scope = if_nametoindex(interface);
+
+        if (!ipv6) {
+                struct sockaddr_in *in = (struct sockaddr_in *) sa;
+                *in = (struct sockaddr_in) { .sin_family = AF_INET };
+                if (*host && inet_pton(AF_INET, host, &in->sin_addr) != 1)
+                        return log_error_errno(EINVAL, "Invalid IPv4 address '%s'", address);
+                *len = sizeof(*in);
+                return 0;
+        }
+
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) sa;
+        struct in_addr v4;
+        *in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
+        if (!*host)
+                ;
+        else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
+                ;
+        else if (inet_pton(AF_INET, host, &v4) == 1) {
+                in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
+                memcpy(&in6->sin6_addr.s6_addr[12], &v4, 4);
+        } else
+                return log_error_errno(EINVAL, "Invalid address '%s'", address);
+        /* Link-local addresses need their interface (SPEC §13 item 21). */
+        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr))
+                in6->sin6_scope_id = scope;
+        *len = sizeof(*in6);
+        return 0;
+}
+
+static int open_own_socket(const Settings *s) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_storage sa;
+        socklen_t len = 0;
+        int r, one = 1, zero = 0;
+
+        fd = socket(s->use_ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create socket: %m");
+        /* Dual stack regardless of net.ipv6.bindv6only: IPv4 peers appear as ::ffff:a.b.c.d. */
+        if (s->use_ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+                return log_error_errno(errno, "Failed to clear IPV6_V6ONLY: %m");
+        if (s->interface && (r = bind_to_interface(fd, s->interface)) < 0)
+                return r;
+
+        /* Like the reference: without address and port, listen() picks an
+         * ephemeral port on the wildcard address. */
+        if (s->address || s->port) {
+                if (s->port && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                        return log_error_errno(errno, "Failed to set SO_REUSEADDR: %m");
+                r = parse_address(s->address, s->interface, s->use_ipv6, &sa, &len);
+                if (r < 0)
+                        return r;
+                if (s->use_ipv6)
+                        ((struct sockaddr_in6 *) &sa)->sin6_port = htons((uint16_t) s->port);
+                else
+                        ((struct sockaddr_in *) &sa)->sin_port = htons((uint16_t) s->port);
+                if (bind(fd, (struct sockaddr *) &sa, len) < 0)
+                        return log_error_errno(errno, "Failed to bind to address '%s', port %d: %m",
+                                               strempty(s->address), s->port);
+        }
+        return TAKE_FD(fd);
+}
+
+static int take_given_socket(const Settings *s) {
+        _cleanup_close_ int fd = -1;
+        int type = 0, r;
+        socklen_t len = sizeof(type);
+
+        /* Always a private duplicate above stdio, which is later replaced by /dev/null. */
+        fd = fcntl(s->socket_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return log_error_errno(errno, "Bad --socket %d: %m", s->socket_fd);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+                return log_error_errno(ENOTSOCK, "--socket %d is not a stream socket", s->socket_fd);
+        if (s->address || s->port)
+                log_warning("--socket given: ignoring the address and port settings");
+        if (s->interface && (r = bind_to_interface(fd, s->interface)) < 0)
+                return r;
+        return TAKE_FD(fd);
+}
+
+int listener_open(const Settings *s, bool *ret_activated) {
+        _cleanup_close_ int fd = -1;
+        int n, flags;
+
+        *ret_activated = false;
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        if (n > 1)
+                log_warning("%d sockets passed; using the first one", n);
+        if (n > 0) {
+                fd = SD_LISTEN_FDS_START;
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, -1) <= 0)
+                        return log_error_errno(ENOTSOCK, "The socket passed by systemd is not a stream socket");
+                if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                        return log_error_errno(errno, "Failed to set FD_CLOEXEC: %m");
+                *ret_activated = true;
+        } else if (s->socket_fd >= 0)
+                fd = take_given_socket(s);
+        else
+                fd = open_own_socket(s);
+        if (fd < 0)
+                return fd;
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "Failed to make the socket non-blocking: %m");
+        /* A deeper backlog than the reference's 5: a rack rebooting at once
+         * sends every request in the same second. */
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "Failed to listen: %m");
+        return TAKE_FD(fd);
+}
+
+int listener_log_address(int fd) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        char host[INET6_ADDRSTRLEN];
+
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return 0;
+        if (sa.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+                log_info("Now listening on address '%s', port %u, flowinfo %u, scope_id %u", host,
+                         ntohs(in6->sin6_port), ntohl(in6->sin6_flowinfo), in6->sin6_scope_id);
+                return ntohs(in6->sin6_port);
+        }
+        if (sa.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) &sa;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+                log_info("Now listening on address '%s', port %u", host, ntohs(in->sin_port));
+                return ntohs(in->sin_port);
+        }
+        return 0;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+/* The listening socket, in order of preference: the one systemd passed
+ * (LISTEN_FDS), then --socket FD, then one we bind ourselves to
+ * --address/--port/--interface (SPEC §8.1). */
+
+#include <stdbool.h>
+
+#include "settings.h"
+
+/* Returns a listening, non-blocking, close-on-exec socket, or a negative
+ * errno (logged). *ret_activated tells whether systemd passed it. */
+int listener_open(const Settings *s, bool *ret_activated);
+
+/* Log "Now listening on address '…', port …" as the reference does; the
+ * port number is returned (0 on error). */
+int listener_log_address(int fd);

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+
+/* mandos: hands each host of a fleet the OpenPGP-encrypted password of its
+ * root file system, over TLS, when the host proves its key (SPEC.md). */
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+
+#include "clients-conf.h"
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+#include "settings.h"
+#include "util.h"
+
+/* --check: every problem of the configuration, one line each. */
+static int run_check(const Settings *settings) {
+        _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
+        _cleanup_free_ char *path = NULL;
+        TlsContext tls;
+        const char *error_pos = NULL;
+        unsigned problems = 0;
+        int r;
+
+        r = tls_context_init(&tls, settings->priority, &error_pos);
+        if (r < 0) {
+                printf("%s/mandos.conf: [DEFAULT] priority: bad GnuTLS priority string at '%s': %s\n",
+                       settings->configdir, strempty(error_pos), gnutls_strerror(r));
+                problems++;
+        } else
+                tls_context_done(&tls);
+
+        if (asprintf(&path, "%s/clients.conf", settings->configdir) < 0)
+                return log_oom();
+        r = clients_conf_load(path, &conf);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
+        for (size_t i = 0; i < conf->n_warnings; i++)
+                fprintf(stderr, "warning: %s\n", conf->warnings[i]);
+        for (size_t i = 0; i < conf->n_problems; i++)
+                printf("%s\n", conf->problems[i]);
+        problems += conf->n_problems;
+        return problems > 0 ? 1 : 0;
+}
+
+static int load_clients(const Settings *settings, ClientsConf **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/clients.conf", settings->configdir) < 0)
+                return log_oom();
+        r = clients_conf_load(path, ret);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
+        for (size_t i = 0; i < (*ret)->n_problems; i++)
+                log_error("%s (client skipped)", (*ret)->problems[i]);
+        for (size_t i = 0; i < (*ret)->n_warnings; i++)
+                log_warning("%s", (*ret)->warnings[i]);
+        return 0;
+}
+
+/* The reference's choice (SPEC §1.5): the first pair of names that both
+ * exist as users; else 65534. Unlike the reference, also drop root's
+ * supplementary groups. */
+static int drop_privileges(void) {
+        static const char *const pairs[][2] = {
+                { "_mandos", "_mandos" },
+                { "mandos", "mandos" },
+                { "nobody", "nogroup" },
+        };
+        uid_t uid = 65534;
+        gid_t gid = 65534;
+
+        if (geteuid() != 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+                struct passwd *user = getpwnam(pairs[i][0]);
+                struct passwd *group = user ? getpwnam(pairs[i][1]) : NULL;
+                if (user && group) {
+                        uid = user->pw_uid;
+                        gid = group->pw_gid;
+                        break;
+                }
+        }
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                return log_error_errno(errno, "Failed to setuid/setgid to %u:%u: %m", uid, gid);
+        /* Core dumps could hold secrets; setuid makes us non-dumpable, keep it so. */
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        log_debug("Did setuid/setgid to %u:%u", uid, gid);
+        return 0;
+}
+
+static int open_pid_file(char **ret_path) {
+        struct stat st;
+        const char *path = stat("/run", &st) == 0 && S_ISDIR(st.st_mode) ? "/run/mandos.pid" : "/var/run/mandos.pid";
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+        if (fd < 0)
+                log_error("Could not open file '%s'", path);
+        *ret_path = strdup(path);
+        return fd;
+}
+
+static void write_pid_file(int fd, const char *path) {
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
+
+        if (fd < 0)
+                return;
+        if (write(fd, buf, (size_t) n) != n)
+                log_error("Could not write to file '%s' with PID %d", path, (int) getpid());
+        (void) close(fd);
+}
+
+/* Detach as the reference does (SPEC §1.7): fork, setsid, fork, chdir /,
+ * stdio on /dev/null. */
+static int daemonize(void) {
+        pid_t pid;
+        int fd;
+
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+                return log_error_errno(errno, "Failed to fork: %m");
+        if (pid > 0)
+                _exit(EXIT_SUCCESS);
+        if (setsid() < 0)
+                return log_error_errno(errno, "Failed to start a session: %m");
+        pid = fork();
+        if (pid < 0)
+                return log_error_errno(errno, "Failed to fork: %m");
+        if (pid > 0)
+                _exit(EXIT_SUCCESS);
+        if (chdir("/") < 0)
+                return log_error_errno(errno, "Failed to change to /: %m");
+
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to open /dev/null: %m");
+        for (int i = 0; i <= 2; i++)
+                if (dup2(fd, i) < 0)
+                        return log_error_errno(errno, "Failed to redirect stdio: %m");
+        if (fd > 2)
+                (void) close(fd);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        if (si->ssi_signo == SIGINT)
+                log_debug("Server received KeyboardInterrupt");
+        else
+                log_debug("Server received signal %s", strsignal((int) si->ssi_signo));
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd, int pid_fd, const char *pid_path) {
+        _cleanup_(server_freep) Server *server = NULL;
+        sd_event *event = NULL;
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGHUP, on_signal, NULL);
+        if (r < 0) {
+                sd_event_unref(event);
+                return log_error_errno(r, "Failed to watch signals: %m");
+        }
+
+        r = server_new(event, settings, &server);
+        if (r >= 0)
+                r = server_add_clients(server, conf);
+        if (r >= 0)
+                r = server_listen(server, listen_fd);
+        else
+                (void) close(listen_fd);
+        if (r >= 0) {
+                write_pid_file(pid_fd, pid_path);
+                log_debug("Starting main loop");
+                r = sd_event_loop(event);
+        }
+        server = server_free(server);
+        sd_event_unref(event);
+        log_debug("Server exiting");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
+        _cleanup_free_ char *pid_path = NULL;
+        Settings settings;
+        bool activated;
+        int listen_fd, pid_fd = -1, r;
+
+        switch (settings_load(&settings, argc, argv)) {
+        case SETTINGS_RUN:
+                break;
+        case SETTINGS_EXIT_OK:
+                settings_done(&settings);
+                return EXIT_SUCCESS;
+        case SETTINGS_EXIT_USAGE:
+                settings_done(&settings);
+                return 2;
+        case SETTINGS_EXIT_FAILURE:
+                settings_done(&settings);
+                return EXIT_FAILURE;
+        }
+
+        if (settings.check) {
+                r = run_check(&settings);
+                settings_done(&settings);
+                return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        }
+
+        log_set_max_level(settings.log_level);
+        log_set_service_name(settings.servicename);
+        log_open(settings.foreground ? log_target_for_foreground() : LOG_TARGET_SYSLOG);
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        if (tls_priority_allows_rawpk(settings.priority) == 0)
+                log_warning("The GnuTLS priority string lacks +CTYPE-RAWPK: clients with raw public keys "
+                            "(all current ones) cannot connect");
+        if (settings.use_dbus)
+                log_warning("The D-Bus interface is not available in this version; use --no-dbus");
+        if (settings.zeroconf)
+                log_warning("Zeroconf announcement is not available in this version; use --no-zeroconf");
+
+        r = load_clients(&settings, &conf);
+        if (r < 0)
+                goto finish;
+
+        listen_fd = listener_open(&settings, &activated);
+        if (listen_fd < 0) {
+                r = listen_fd;
+                goto finish;
+        }
+        if (!settings.foreground)
+                pid_fd = open_pid_file(&pid_path);
+        r = drop_privileges();
+        if (r >= 0 && !settings.foreground)
+                r = daemonize();
+        if (r < 0) {
+                (void) close(listen_fd);
+                goto finish;
+        }
+        r = run_server(&settings, conf, listen_fd, pid_fd, pid_path);
+
+finish:
+        settings_done(&settings);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "server.h"
+
+#include <sys/socket.h>
+
+#include "listener.h"
+#include "log.h"
+#include "util.h"
+
+int server_new(sd_event *event, const Settings *settings, Server **ret) {
+        _cleanup_(server_freep) Server *s = calloc(1, sizeof(Server));
+        const char *error_pos = NULL;
+        int r;
+
+        if (!s)
+                return log_oom();
+        s->event = sd_event_ref(event);
+        s->settings = settings;
+        s->listen_fd = -1;
+        s->by_key_id = hashmap_new();
+        s->by_name = hashmap_new();
+        if (!s->by_key_id || !s->by_name)
+                return log_oom();
+
+        r = tls_context_init(&s->tls, settings->priority, &error_pos);
+        if (r < 0) {
+                log_error("Bad GnuTLS priority string '%s' at '%s': %s", settings->priority,
+                          strempty(error_pos), gnutls_strerror(r));
+                return -EINVAL;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        while (s->sessions)
+                session_free(s->sessions);
+        for (size_t i = 0; i < s->n_clients; i++) {
+                client_detach(s->clients[i]);
+                client_unref(s->clients[i]);
+        }
+        free(s->clients);
+        hashmap_free(s->by_key_id);
+        hashmap_free(s->by_name);
+        s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        if (s->listen_fd >= 0)
+                (void) close(s->listen_fd);
+        tls_context_done(&s->tls);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+static int server_add_client(Server *s, const ClientConfig *config) {
+        Client **nv;
+        Client *c;
+        int r;
+
+        if (hashmap_get(s->by_name, config->name))
+                return log_error_errno(EEXIST, "Client %s is defined twice; ignoring the second", config->name);
+        nv = reallocarray(s->clients, s->n_clients + 1, sizeof(Client *));
+        if (!nv)
+                return log_oom();
+        s->clients = nv;
+
+        r = client_new(s, config, &c);
+        if (r < 0)
+                return log_oom();
+        r = hashmap_put(s->by_name, c->name, c);
+        if (r < 0) {
+                client_unref(c);
+                return log_oom();
+        }
+        /* The first client with a key ID wins (-EEXIST for later ones). */
+        if (!isempty(c->key_id) && !streq(c->key_id, KEY_ID_BLACKLISTED)) {
+                r = hashmap_put(s->by_key_id, c->key_id, c);
+                if (r == -ENOMEM) {
+                        hashmap_remove(s->by_name, c->name);
+                        client_unref(c);
+                        return log_oom();
+                }
+        }
+        s->clients[s->n_clients++] = c;
+        return 0;
+}
+
+int server_add_clients(Server *s, const ClientsConf *conf) {
+        for (size_t i = 0; i < conf->n_clients; i++) {
+                int r = server_add_client(s, conf->clients[i]);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (s->n_clients == 0)
+                log_warning("No clients defined");
+        return 0;
+}
+
+Client *server_find_client(Server *s, const char *key_id) {
+        return hashmap_get(s->by_key_id, key_id);
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+
+        /* Take what is queued, but let other events in between bursts. */
+        for (unsigned i = 0; i < 64; i++) {
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+                Session *session;
+                int cfd, r;
+
+                cfd = accept4(fd, (struct sockaddr *) &peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                                return 0;
+                        /* EMFILE and friends: drop nothing we already hold; try again later. */
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                        return 0;
+                }
+                r = session_new(s, cfd, &peer, &session);
+                if (r < 0)
+                        log_error_errno(r, "Failed to set up a connection: %m");
+        }
+        return 0;
+}
+
+int server_listen(Server *s, int fd) {
+        int r;
+
+        s->listen_fd = fd;
+        r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the listening socket: %m");
+        (void) listener_log_address(fd);
+        return 0;
+}
+
+void server_client_changed(Server *s, Client *c, ClientProperty p) {
+        /* The D-Bus API and the state writer hook in here. */
+}
+
+void server_client_not_found(Server *s, const char *key_id, const char *address) {
+}
+
+void server_secret_sent(Server *s, Client *c) {
+        s->n_secrets_sent++;
+        client_secret_sent(c);
+}
+
+void server_session_link(Server *s, Session *session) {
+        session->next = s->sessions;
+        if (s->sessions)
+                s->sessions->prev = session;
+        s->sessions = session;
+        s->n_sessions++;
+}
+
+void server_session_unlink(Server *s, Session *session) {
+        if (session->prev)
+                session->prev->next = session->next;
+        else if (s->sessions == session)
+                s->sessions = session->next;
+        else
+                return; /* not linked */
+        if (session->next)
+                session->next->prev = session->prev;
+        session->prev = session->next = NULL;
+        s->n_sessions--;
+}

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <net/if.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "server.h"
+#include "settings.h"
+#include "util.h"
+
+static const char *const state_names[_SESSION_STATE_MAX] = {
+        [SESSION_READ_LINE] = "the protocol line",
+        [SESSION_HANDSHAKE] = "the TLS handshake",
+        [SESSION_SEND]      = "sending",
+        [SESSION_BYE]       = "the TLS bye",
+};
+
+static const uint64_t state_timeouts[_SESSION_STATE_MAX] = {
+        [SESSION_READ_LINE] = SESSION_LINE_TIMEOUT,
+        [SESSION_HANDSHAKE] = SESSION_HANDSHAKE_TIMEOUT,
+        [SESSION_SEND]      = SESSION_SEND_TIMEOUT,
+        [SESSION_BYE]       = SESSION_SEND_TIMEOUT,
+};
+
+static void session_step(Session *s);
+
+Session *session_free(Session *s) {
+        if (!s)
+                return NULL;
+        server_session_unlink(s->server, s);
+        s->io = sd_event_source_disable_unref(s->io);
+        s->deadline = sd_event_source_disable_unref(s->deadline);
+        if (s->tls)
+                gnutls_deinit(s->tls);
+        if (s->fd >= 0)
+                (void) close(s->fd);
+        s->secret = erase_and_free(s->secret, s->secret_size);
+        client_unref(s->client);
+        free(s);
+        return NULL;
+}
+
+static LogFields session_fields(const Session *s, const char *message_id) {
+        return (LogFields) {
+                .message_id = message_id,
+                .client = s->client ? s->client->name : NULL,
+                .key_id = s->key_id[0] ? s->key_id : NULL,
+                .address = s->address,
+        };
+}
+
+static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+        LogFields f = session_fields(s, NULL);
+
+        log_struct(LOG_WARNING, &f, "Connection from %s timed out during %s", s->peer, state_names[s->state]);
+        session_free(s);
+        return 0;
+}
+
+static void set_state(Session *s, SessionState state) {
+        uint64_t now;
+        int r;
+
+        s->state = state;
+        r = sd_event_now(s->server->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_source_set_time(s->deadline, now + state_timeouts[state]);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->deadline, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm a connection deadline: %m");
+}
+
+/* Wait for the socket to be readable or writable, as TLS needs next. */
+static void wait_for_tls(Session *s) {
+        uint32_t events = gnutls_record_get_direction(s->tls) ? EPOLLOUT : EPOLLIN;
+        (void) sd_event_source_set_io_events(s->io, events);
+}
+
+/* The line as Python's repr() would show it, for the log. */
+static void describe_line(const Session *s, char *buf, size_t size) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->line_size && n + 5 < size; i++) {
+                unsigned char c = (unsigned char) s->line[i];
+                if (c == '\n' || c == '\r' || c == '\t')
+                        n += (size_t) snprintf(buf + n, size - n, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+                else if (isprint(c) && c != '\\' && c != '\'')
+                        buf[n++] = (char) c;
+                else
+                        n += (size_t) snprintf(buf + n, size - n, "\\x%02x", c);
+        }
+        buf[n] = 0;
+}
+
+/* Accept the version if its first field is an integer ≤ 1 (SPEC §3.2). */
+static bool protocol_line_ok(Session *s) {
+        char text[SESSION_LINE_MAX + 1], shown[4 * 64 + 8];
+        long version;
+        char *field;
+
+        memcpy(text, s->line, s->line_size);
+        text[s->line_size] = 0;
+        describe_line(s, shown, sizeof(shown));
+        log_debug("Protocol version: '%s'", shown);
+
+        field = strtok(text, " \t\r\n\v\f");
+        if (!field || memchr(s->line, 0, s->line_size) || parse_python_int(field, &version) < 0 || version > 1) {
+                log_error("Unknown protocol version: '%s'", shown);
+                return false;
+        }
+        return true;
+}
+
+/* Read up to and including the first LF, never further: what follows is TLS. */
+static int read_line(Session *s) {
+        char buf[SESSION_LINE_MAX];
+        size_t room = sizeof(s->line) - s->line_size;
+        ssize_t n;
+        char *lf;
+
+        n = recv(s->fd, buf, room, MSG_PEEK);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        lf = memchr(buf, '\n', (size_t) n);
+        if (lf)
+                n = lf - buf + 1;
+        n = recv(s->fd, s->line + s->line_size, (size_t) n, 0);
+        if (n <= 0)
+                return n < 0 ? -errno : -ECONNRESET;
+        s->line_size += (size_t) n;
+        if (lf)
+                return 1;
+        if (s->line_size >= sizeof(s->line))
+                return -E2BIG;
+        return 0;
+}
+
+static void start_handshake(Session *s) {
+        int r = tls_session_new(&s->server->tls, s->fd, &s->tls);
+        if (r < 0) {
+                log_error("Failed to set up TLS: %s", gnutls_strerror(r));
+                session_free(s);
+                return;
+        }
+        set_state(s, SESSION_HANDSHAKE);
+        session_step(s);
+}
+
+static void start_bye(Session *s) {
+        set_state(s, SESSION_BYE);
+        session_step(s);
+}
+
+static void start_send(Session *s) {
+        Client *c = s->client;
+
+        /* A private copy: the client's secret may be replaced meanwhile. */
+        s->secret = malloc(c->secret_size ?: 1);
+        if (!s->secret) {
+                log_oom();
+                session_free(s);
+                return;
+        }
+        memcpy(s->secret, c->secret, c->secret_size);
+        s->secret_size = c->secret_size;
+        set_state(s, SESSION_SEND);
+        session_step(s);
+}
+
+/* The peer proved its key: decide what it gets. */
+static void on_identified(Session *s) {
+        Client *c = server_find_client(s->server, s->key_id);
+        LogFields f;
+
+        if (!c) {
+                f = session_fields(s, MESSAGE_ID_CLIENT_NOT_FOUND);
+                log_struct(LOG_INFO, &f, "Client not found for key ID: %s, address: %s", s->key_id, s->peer);
+                server_client_not_found(s->server, s->key_id, s->address);
+                start_bye(s);
+                return;
+        }
+        s->client = client_ref(c);
+        f = session_fields(s, NULL);
+        if (!c->enabled) {
+                log_struct(LOG_INFO, &f, "Client %s is disabled", c->name);
+                start_bye(s);
+                return;
+        }
+        if (c->approval_delay > 0) {
+                /* Approval waits arrive with the client life cycle; until
+                 * then a client that needs approval is refused, never
+                 * served without it. */
+                log_struct(LOG_WARNING, &f, "Client %s needs approval, which this server cannot give yet",
+                           c->name);
+                start_bye(s);
+                return;
+        }
+        start_send(s);
+}
+
+static void step_handshake(Session *s) {
+        const char *why = NULL;
+        int r;
+
+        r = gnutls_handshake(s->tls);
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED || (r < 0 && !gnutls_error_is_fatal(r))) {
+                wait_for_tls(s);
+                return;
+        }
+        if (r < 0) {
+                LogFields f = session_fields(s, NULL);
+                log_struct(LOG_WARNING, &f, "Handshake failed: %s", gnutls_strerror(r));
+                session_free(s); /* no bye after a failed handshake, as the reference */
+                return;
+        }
+        log_debug("Handshake succeeded");
+
+        r = tls_peer_key_id(s->tls, s->key_id, &why);
+        if (r < 0) {
+                s->key_id[0] = 0;
+                LogFields f = session_fields(s, NULL);
+                log_struct(LOG_WARNING, &f, "Bad certificate: %s", why);
+                start_bye(s);
+                return;
+        }
+        log_debug("Key ID: %s", s->key_id);
+        on_identified(s);
+}
+
+static void step_send(Session *s) {
+        while (s->secret_sent < s->secret_size) {
+                ssize_t n = gnutls_record_send(s->tls, s->secret + s->secret_sent,
+                                               s->secret_size - s->secret_sent);
+                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                        wait_for_tls(s);
+                        return;
+                }
+                if (n < 0) {
+                        LogFields f = session_fields(s, NULL);
+                        log_struct(LOG_WARNING, &f, "gnutls send failed: %s", gnutls_strerror((int) n));
+                        session_free(s);
+                        return;
+                }
+                s->secret_sent += (size_t) n;
+        }
+        s->secret = erase_and_free(s->secret, s->secret_size);
+
+        LogFields f = session_fields(s, MESSAGE_ID_SECRET_SENT);
+        log_struct(LOG_INFO, &f, "Sending secret to %s", s->client->name);
+        server_secret_sent(s->server, s->client);
+        start_bye(s);
+}
+
+static void step_bye(Session *s) {
+        int r = gnutls_bye(s->tls, GNUTLS_SHUT_RDWR);
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                wait_for_tls(s);
+                return;
+        }
+        if (r < 0)
+                log_debug("GnuTLS bye failed: %s", gnutls_strerror(r));
+        session_free(s);
+}
+
+static void step_read_line(Session *s) {
+        int r = read_line(s);
+        if (r == 0)
+                return;
+        if (r < 0) {
+                if (r == -E2BIG)
+                        log_error("Unknown protocol version: line longer than %d bytes from %s",
+                                  SESSION_LINE_MAX, s->peer);
+                else
+                        log_debug("Connection from %s closed before the protocol line: %s", s->peer,
+                                  strerror(-r));
+                session_free(s);
+                return;
+        }
+        if (!protocol_line_ok(s)) {
+                session_free(s);
+                return;
+        }
+        start_handshake(s);
+}
+
+static void session_step(Session *s) {
+        switch (s->state) {
+        case SESSION_READ_LINE:
+                step_read_line(s);
+                break;
+        case SESSION_HANDSHAKE:
+                step_handshake(s);
+                break;
+        case SESSION_SEND:
+                step_send(s);
+                break;
+        case SESSION_BYE:
+                step_bye(s);
+                break;
+        default:
+                abort();
+        }
+}
+
+static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        session_step(userdata);
+        return 0;
+}
+
+/* The address as D-Bus shows it, and the reference's Python tuple for logs. */
+static void describe_peer(Session *s, const struct sockaddr_storage *peer) {
+        char host[INET6_ADDRSTRLEN] = "?", ifname[IF_NAMESIZE] = "";
+
+        if (peer->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) peer;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+                if (in6->sin6_scope_id && !if_indextoname(in6->sin6_scope_id, ifname))
+                        snprintf(ifname, sizeof(ifname), "%u", in6->sin6_scope_id);
+                snprintf(s->address, sizeof(s->address), "%s%s%s", host, ifname[0] ? "%" : "", ifname);
+                snprintf(s->peer, sizeof(s->peer), "('%s', %u, %u, %u)", s->address, ntohs(in6->sin6_port),
+                         ntohl(in6->sin6_flowinfo), in6->sin6_scope_id);
+        } else if (peer->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) peer;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+                snprintf(s->address, sizeof(s->address), "%s", host);
+                snprintf(s->peer, sizeof(s->peer), "('%s', %u)", host, ntohs(in->sin_port));
+        } else {
+                snprintf(s->address, sizeof(s->address), "?");
+                snprintf(s->peer, sizeof(s->peer), "?");
+        }
+}
+
+int session_new(Server *server, int fd, const struct sockaddr_storage *peer, Session **ret) {
+        Session *s = calloc(1, sizeof(Session));
+        int one = 1, r;
+
+        if (!s) {
+                (void) close(fd);
+                return -ENOMEM;
+        }
+        s->server = server;
+        s->fd = fd;
+        describe_peer(s, peer);
+        server_session_link(server, s);
+
+        /* The secret is one small write; don't let Nagle hold it back. */
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        r = sd_event_add_io(server->event, &s->io, fd, EPOLLIN, on_io, s);
+        if (r >= 0)
+                r = sd_event_add_time(server->event, &s->deadline, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                      on_deadline, s);
+        if (r < 0) {
+                session_free(s);
+                return r;
+        }
+        log_info("TCP connection from: %s", s->peer);
+        set_state(s, SESSION_READ_LINE);
+        *ret = s;
+        return 0;
+}

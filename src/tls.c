@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "tls.h"
+
+#include <gnutls/abstract.h>
+#include <stdio.h>
+
+#include "util.h"
+
+int tls_context_init(TlsContext *t, const char *priority, const char **ret_error_pos) {
+        int r;
+
+        *t = (TlsContext) {};
+        /* No certificate, key, trust store or DH parameters: the Mandos
+         * server proves nothing about itself; the peer proves its key. */
+        r = gnutls_certificate_allocate_credentials(&t->credentials);
+        if (r < 0)
+                return r;
+        r = gnutls_priority_init(&t->priority, priority, ret_error_pos);
+        if (r < 0) {
+                tls_context_done(t);
+                return r;
+        }
+        return 0;
+}
+
+void tls_context_done(TlsContext *t) {
+        if (t->priority)
+                gnutls_priority_deinit(t->priority);
+        if (t->credentials)
+                gnutls_certificate_free_credentials(t->credentials);
+        *t = (TlsContext) {};
+}
+
+int tls_priority_allows_rawpk(const char *priority) {
+        gnutls_priority_t p;
+        const unsigned *types = NULL;
+        int n, r = 0;
+
+        n = gnutls_priority_init(&p, priority, NULL);
+        if (n < 0)
+                return n;
+        /* We are the TLS client: what matters is the type the server side (the peer) may send. */
+        n = gnutls_priority_certificate_type_list2(p, &types, GNUTLS_CTYPE_SERVER);
+        for (int i = 0; i < n; i++)
+                if (types[i] == GNUTLS_CRT_RAWPK)
+                        r = 1;
+        gnutls_priority_deinit(p);
+        return r;
+}
+
+int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
+        gnutls_session_t s;
+        int r;
+
+        r = gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NO_TICKETS | GNUTLS_ENABLE_RAWPK | GNUTLS_NONBLOCK);
+        if (r < 0)
+                return r;
+        r = gnutls_priority_set(s, t->priority);
+        if (r >= 0)
+                r = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->credentials);
+        if (r < 0) {
+                gnutls_deinit(s);
+                return r;
+        }
+        gnutls_handshake_set_private_extensions(s, 1);
+        gnutls_transport_set_int(s, fd);
+        *ret = s;
+        return 0;
+}
+
+int tls_key_id_from_spki(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
+        gnutls_pubkey_t key;
+        unsigned char id[32];
+        size_t id_size = sizeof(id);
+        int r;
+
+        r = gnutls_pubkey_init(&key);
+        if (r < 0)
+                return r;
+        r = gnutls_pubkey_import(key, der, GNUTLS_X509_FMT_DER);
+        if (r >= 0)
+                r = gnutls_pubkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, id, &id_size);
+        gnutls_pubkey_deinit(key);
+        if (r < 0)
+                return r;
+        if (id_size != sizeof(id))
+                return GNUTLS_E_INTERNAL_ERROR;
+        for (size_t i = 0; i < id_size; i++)
+                snprintf(ret + 2 * i, 3, "%02X", id[i]);
+        return 0;
+}
+
+int tls_peer_key_id(gnutls_session_t s, char ret[KEY_ID_HEX_SIZE], const char **ret_why) {
+        const gnutls_datum_t *peers;
+        unsigned n = 0;
+        int r;
+
+        if (gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_RAWPK) {
+                *ret_why = "the peer did not present a raw public key";
+                return GNUTLS_E_CERTIFICATE_ERROR;
+        }
+        peers = gnutls_certificate_get_peers(s, &n);
+        if (!peers || n == 0) {
+                *ret_why = "the peer presented no key";
+                return GNUTLS_E_NO_CERTIFICATE_FOUND;
+        }
+        r = tls_key_id_from_spki(&peers[0], ret);
+        if (r < 0)
+                *ret_why = gnutls_strerror(r);
+        return r;
+}

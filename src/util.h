@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+/* Small helpers shared by every module: ownership via cleanup attributes,
+ * and a few string utilities. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0)
+                (void) close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Hand a pointer on: the local cleanup then sees NULL. */
+#define TAKE_PTR(p)                         \
+        ({                                  \
+                __typeof__(p) _p_ = (p);    \
+                (p) = NULL;                 \
+                _p_;                        \
+        })
+
+#define TAKE_FD(fd)                         \
+        ({                                  \
+                int _fd_ = (fd);            \
+                (fd) = -1;                  \
+                _fd_;                       \
+        })
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+
+static inline const char *strempty(const char *s) {
+        return s ?: "";
+}
+
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+/* Wipe and free a buffer that held secret material. */
+static inline void *erase_and_free(void *p, size_t n) {
+        if (p) {
+                explicit_bzero(p, n);
+                free(p);
+        }
+        return NULL;
+}
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)

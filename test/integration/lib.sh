@@ -1,0 +1,447 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
+#
+# Shared harness for the integration tests: sourced by each test-*.sh.
+#
+# Environment (set by meson, see test/meson.build):
+#   MANDOS              the server binary under test
+#   BUILD_DIR           meson build root (keys are cached under it)
+#   TEST_DIR            this directory (peers.py lives here)
+#   MANDOS_TEST_NO_SKIP=1  a skip (77) becomes a failure (1)
+#   MANDOS_TEST_KEEP=1  keep the scratch directory (logs, configs) for debugging
+#
+# Every background process is started with setsid, remembered by PID
+# (remember_pid) and killed by PID in the EXIT trap. Nothing outside the
+# scratch directory and "$BUILD_DIR/test-keys" is written. Only loopback
+# addresses are ever connected to.
+
+set -u
+
+PY=/usr/bin/python3
+TEST_DIR=${TEST_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+PEERS="$TEST_DIR/peers.py"
+TEST_NAME=$(basename "$0" .sh)
+
+# ---------------------------------------------------------------- reporting
+
+_ok_count=0
+_fail_count=0
+
+ok() { _ok_count=$((_ok_count + 1)); echo "ok - $*"; }
+not_ok() { _fail_count=$((_fail_count + 1)); echo "not ok - $*"; }
+diag() { echo "# $*"; }
+
+# check DESCRIPTION COMMAND...: ok if COMMAND succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+skip() {
+	echo "SKIP ($TEST_NAME): $*" >&2
+	if [ "${MANDOS_TEST_NO_SKIP:-}" = 1 ]; then
+		echo "MANDOS_TEST_NO_SKIP=1: a skip is a failure" >&2
+		exit 1
+	fi
+	exit 77
+}
+
+# A hard failure of the harness itself (not of a check).
+bail() {
+	echo "Bail out! $*"
+	_fail_count=$((_fail_count + 1))
+	show_logs
+	exit 1
+}
+
+finish() {
+	echo "# $TEST_NAME: $_ok_count passed, $_fail_count failed"
+	if [ "$_fail_count" -gt 0 ]; then
+		show_logs
+		exit 1
+	fi
+	if [ "$_ok_count" -eq 0 ]; then
+		echo "# no checks ran"
+		exit 1
+	fi
+	exit 0
+}
+
+# ------------------------------------------------------------- requirements
+
+MANDOS_CLIENT=${MANDOS_CLIENT:-}
+if [ -z "$MANDOS_CLIENT" ]; then
+	for _c in /usr/lib/*/mandos/plugins.d/mandos-client \
+		/usr/lib/mandos/plugins.d/mandos-client; do
+		if [ -x "$_c" ]; then MANDOS_CLIENT=$_c; break; fi
+	done
+	unset _c
+fi
+
+require_root() {
+	[ "$(id -u)" = 0 ] || skip "needs root (mandos-client manages interfaces, the server drops privileges)"
+}
+
+require_prog() {
+	local p
+	for p in "$@"; do
+		command -v "$p" >/dev/null 2>&1 || skip "needs $p"
+	done
+}
+
+# The common requirements of every test in this directory.
+require_common() {
+	require_root
+	[ -n "${MANDOS:-}" ] || bail "MANDOS is not set (path to the server binary)"
+	[ -x "$MANDOS" ] || bail "MANDOS=$MANDOS is not an executable"
+	[ -n "${BUILD_DIR:-}" ] || bail "BUILD_DIR is not set"
+	[ -x "$PY" ] || skip "needs $PY"
+	[ -n "$MANDOS_CLIENT" ] || skip "needs mandos-client (Debian package mandos-client)"
+	require_prog mandos-keygen certtool setsid flock timeout
+}
+
+# ------------------------------------------------------- scratch and cleanup
+
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/mandos-it.XXXXXX") || exit 1
+# The server drops privileges (to _mandos, or nobody): it must be able to
+# traverse the scratch directory to reach its state directory.
+chmod 0755 "$SCRATCH"
+_pids=()
+
+remember_pid() { _pids+=("$1"); }
+
+# proc_state PID: the state letter of process PID (R, S, Z, ...), or nothing.
+proc_state() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	printf '%s' "${stat%% *}"
+}
+
+# kill_pid PID: TERM, then KILL after 2 s, then reap. PID was started with
+# setsid, so it leads its own process group: whatever it left behind in that
+# group (e.g. worker or checker processes) is killed too.
+kill_pid() {
+	local pid=$1 _
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null
+		kill -KILL -- "-$pid" 2>/dev/null
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 20); do
+		kill -0 "$pid" 2>/dev/null || break
+		# a reaped child of ours no longer answers kill -0; a zombie does
+		if [ "$(proc_state "$pid")" = Z ]; then break; fi
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null &&
+		[ "$(proc_state "$pid")" != Z ]; then
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	kill -KILL -- "-$pid" 2>/dev/null
+	return 0
+}
+
+_cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	for pid in "${_pids[@]}"; do
+		kill_pid "$pid"
+	done
+	if [ -n "${MANDOS_TEST_KEEP:-}" ]; then
+		echo "# kept scratch directory $SCRATCH" >&2
+	else
+		rm -rf "$SCRATCH"
+	fi
+	exit "$rc"
+}
+trap _cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Dump the server logs (and client stderr) when a check failed.
+show_logs() {
+	local f
+	for f in "$SCRATCH"/*.log; do
+		[ -s "$f" ] || continue
+		echo "# ---- $(basename "$f") (last 60 lines)"
+		tail -n 60 "$f" | sed 's/^/#   /'
+	done
+}
+
+# -------------------------------------------------------------- networking
+
+# free_port: print a TCP port that is free on the loopback addresses.
+free_port() {
+	"$PY" "$PEERS" free-port
+}
+
+# port_listening PORT: true if some socket in this network namespace
+# listens on TCP PORT (IPv4 or IPv6). Reads /proc, so it makes no
+# connection the server would have to handle.
+port_listening() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# listening_ports_of PID: the TCP ports of the listening sockets that process
+# PID holds open, one per line, sorted.
+listening_ports_of() {
+	local pid=$1 inodes hex
+	inodes=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
+		sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
+	[ -n "$inodes" ] || return 0
+	awk -v inodes=" $inodes " '$4 == "0A" && index(inodes, " " $10 " ") {
+			n = split($2, a, ":"); print a[n] }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		while read -r hex; do echo $((16#$hex)); done | sort -un
+}
+
+# -------------------------------------------------------------------- keys
+
+KEY_CACHE="${BUILD_DIR:-$SCRATCH}/test-keys"
+
+# The secret mandos-keygen encrypts for client NAME.
+secret_of() { printf 'mandos integration test secret for %s' "$1"; }
+
+# ensure_keys NAME: generate (once per build tree) OpenPGP + TLS keys and the
+# clients.conf section for client NAME under $KEY_CACHE/NAME/, and
+# $KEY_CACHE/dhparams.pem. Safe to call from parallel tests (flock).
+ensure_keys() {
+	local name=$1 dir="$KEY_CACHE/$1" tmp lockfd
+	mkdir -p "$KEY_CACHE" || bail "cannot create $KEY_CACHE"
+	exec {lockfd}>"$KEY_CACHE/.lock"
+	flock "$lockfd"
+	if [ ! -s "$KEY_CACHE/dhparams.pem" ]; then
+		if ! certtool --generate-dh-params --sec-param=medium \
+			>"$KEY_CACHE/dhparams.pem.tmp" 2>/dev/null; then
+			exec {lockfd}>&-
+			bail "certtool --generate-dh-params failed"
+		fi
+		mv "$KEY_CACHE/dhparams.pem.tmp" "$KEY_CACHE/dhparams.pem"
+	fi
+	if [ ! -f "$dir/complete" ]; then
+		rm -rf "$dir" "$dir.tmp"
+		tmp="$dir.tmp"
+		mkdir -p "$tmp"
+		secret_of "$name" >"$tmp/secret"
+		if ! mandos-keygen --dir "$tmp" --force >"$tmp/keygen.out" 2>&1 ||
+			! mandos-keygen --dir "$tmp" --password --passfile "$tmp/secret" \
+				--name "$name" >"$tmp/section.conf" 2>>"$tmp/keygen.out"; then
+			cat "$tmp/keygen.out" >&2
+			exec {lockfd}>&-
+			bail "mandos-keygen failed for $name"
+		fi
+		certtool --key-id --hash=sha256 --load-pubkey "$tmp/tls-pubkey.pem" \
+			2>/dev/null | tr -d ' \n' | tr 'a-f' 'A-F' >"$tmp/key_id"
+		[ -s "$tmp/key_id" ] || { exec {lockfd}>&-; bail "certtool --key-id failed for $name"; }
+		touch "$tmp/complete"
+		mv "$tmp" "$dir"
+	fi
+	exec {lockfd}>&-
+}
+
+key_dir() { printf '%s' "$KEY_CACHE/$1"; }
+
+# key_id_of NAME: the client's key ID, 64 upper-case hex digits.
+key_id_of() { cat "$KEY_CACHE/$1/key_id"; }
+
+# client_section NAME [LINE...]: print NAME's clients.conf section (as made
+# by mandos-keygen) followed by the extra LINEs ("key = value").
+client_section() {
+	local name=$1 line
+	shift
+	ensure_keys "$name"
+	cat "$KEY_CACHE/$name/section.conf"
+	for line in "$@"; do
+		printf '%s\n' "$line"
+	done
+}
+
+# write_config DIR [SECTION...]: DIR/mandos.conf ([DEFAULT] plus the lines in
+# $MANDOS_CONF_EXTRA, if any) and DIR/clients.conf made of the SECTIONs
+# (each a complete section text, e.g. "$(client_section alpha)").
+write_config() {
+	local dir=$1 s
+	shift
+	mkdir -p "$dir"
+	{
+		echo "[DEFAULT]"
+		if [ -n "${MANDOS_CONF_EXTRA:-}" ]; then printf '%s\n' "$MANDOS_CONF_EXTRA"; fi
+	} >"$dir/mandos.conf"
+	: >"$dir/clients.conf"
+	for s in "$@"; do
+		printf '%s\n\n' "$s" >>"$dir/clients.conf"
+	done
+}
+
+# new_statedir: a fresh state directory the unprivileged server user can
+# write to. Prints its path.
+new_statedir() {
+	local d
+	d=$(mktemp -d "$SCRATCH/state.XXXXXX")
+	if getent passwd _mandos >/dev/null 2>&1; then
+		chown _mandos: "$d" 2>/dev/null || chmod 0777 "$d"
+	else
+		chmod 0777 "$d"
+	fi
+	printf '%s' "$d"
+}
+
+# ------------------------------------------------------------------ server
+
+# Set by start_mandos / start_mandos_cmd:
+MANDOS_PID=
+MANDOS_LOG=
+_log_seq=0
+
+# new_log: allocate the next server log file name into MANDOS_LOG.
+new_log() {
+	_log_seq=$((_log_seq + 1))
+	MANDOS_LOG="$SCRATCH/mandos.$_log_seq.log"
+	: >"$MANDOS_LOG"
+}
+
+# start_mandos_cmd CMD...: start CMD (a command line that runs the server)
+# in its own session, stdout+stderr to a new $MANDOS_LOG, and remember it.
+# Does not wait for anything. Signal dispositions are reset to the default
+# (a non-interactive shell starts background commands with SIGINT ignored),
+# and variables from a surrounding systemd service are dropped, so that the
+# server logs to stderr and makes no use of sockets that are not ours.
+CLEAN_ENV=(env --default-signal -u JOURNAL_STREAM -u NOTIFY_SOCKET
+	-u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_USEC
+	-u WATCHDOG_PID -u INVOCATION_ID -u STATE_DIRECTORY)
+start_mandos_cmd() {
+	new_log
+	setsid "${CLEAN_ENV[@]}" "$@" </dev/null >"$MANDOS_LOG" 2>&1 &
+	MANDOS_PID=$!
+	remember_pid "$MANDOS_PID"
+}
+
+# wait_listening PORT [SECONDS]: wait until PORT is listening and the server
+# is alive. Fails (returns 1) if the server died or time ran out.
+wait_listening() {
+	local port=$1 max=${2:-10} _
+	for _ in $(seq $((max * 20))); do
+		if ! kill -0 "$MANDOS_PID" 2>/dev/null; then
+			diag "server (pid $MANDOS_PID) exited before listening"
+			return 1
+		fi
+		port_listening "$port" && return 0
+		sleep 0.05
+	done
+	diag "server did not listen on port $port within ${max}s"
+	return 1
+}
+
+# start_mandos ARGS...: run the server in the foreground/debug mode without
+# D-Bus and Zeroconf, on CONFDIR / STATEDIR / PORT (globals; PORT and
+# STATEDIR are made if empty), with ARGS appended, and wait until it listens.
+# Sets MANDOS_PID, MANDOS_LOG.
+start_mandos() {
+	[ -n "${CONFDIR:-}" ] || bail "start_mandos: CONFDIR not set"
+	[ -n "${PORT:-}" ] || PORT=$(free_port)
+	[ -n "${STATEDIR:-}" ] || STATEDIR=$(new_statedir)
+	start_mandos_cmd "$MANDOS" --foreground --debug --no-dbus --no-zeroconf \
+		--configdir "$CONFDIR" --statedir "$STATEDIR" --port "$PORT" "$@"
+	wait_listening "$PORT" 10
+}
+
+# stop_mandos [SIGNAL]: send SIGNAL (default TERM) to the server and wait for
+# it (max 10 s, then KILL). Sets MANDOS_RC to its exit status (128+n if it
+# died by signal n). Must not run in a subshell (it waits for the server).
+# shellcheck disable=SC2034
+MANDOS_RC=
+stop_mandos() {
+	local sig=${1:-TERM} pid=$MANDOS_PID _
+	kill -"$sig" "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		[ "$(proc_state "$pid")" = Z ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null &&
+		[ "$(proc_state "$pid")" != Z ]; then
+		diag "server (pid $pid) ignored SIG$sig for 10 s; killing it"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	# shellcheck disable=SC2034 # read by the tests
+	MANDOS_RC=$?
+}
+
+# ------------------------------------------------------------------ client
+
+# fetch NAME ADDRESS:PORT [TIMEOUT]: run the real mandos-client with NAME's
+# keys against ADDRESS:PORT ("[::1]:1234" or "127.0.0.1:1234") for at most
+# TIMEOUT seconds (default 10) and print what it printed on stdout (the
+# secret, without a newline). Its stderr goes to $SCRATCH/client.log.
+# Returns mandos-client's (or timeout's) exit status.
+fetch() {
+	local name=$1 addr=$2 t=${3:-10} dir
+	ensure_keys "$name"
+	dir="$KEY_CACHE/$name"
+	echo "=== fetch $name $addr (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
+	timeout -k 2 "$t" "$MANDOS_CLIENT" --connect="$addr" --interface=none \
+		--retry=1 \
+		--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
+		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
+		--dh-params="$KEY_CACHE/dhparams.pem" \
+		</dev/null 2>>"$SCRATCH/client.log"
+}
+
+# expect_secret DESC NAME ADDRESS:PORT [TIMEOUT]: check that NAME gets
+# exactly its secret.
+expect_secret() {
+	local desc=$1 name=$2 addr=$3 t=${4:-10} got
+	got=$(fetch "$name" "$addr" "$t")
+	if [ "$got" = "$(secret_of "$name")" ]; then
+		ok "$desc"
+	else
+		not_ok "$desc (got ${#got} bytes: '${got:0:80}')"
+	fi
+}
+
+# expect_nothing DESC NAME ADDRESS:PORT [TIMEOUT]: check that NAME gets
+# nothing within TIMEOUT (default 3) seconds.
+expect_nothing() {
+	local desc=$1 name=$2 addr=$3 t=${4:-3} got
+	got=$(fetch "$name" "$addr" "$t")
+	if [ -z "$got" ]; then
+		ok "$desc"
+	else
+		not_ok "$desc (got ${#got} bytes: '${got:0:80}')"
+	fi
+}
+
+# ------------------------------------------------------------------- logs
+
+# log_has PATTERN [SECONDS] [FILE]: wait (default 3 s) until FILE (default
+# $MANDOS_LOG) contains the fixed string PATTERN.
+log_has() {
+	local pat=$1 max=${2:-3} file=${3:-$MANDOS_LOG} _
+	for _ in $(seq $((max * 10 + 1))); do
+		grep -qF -- "$pat" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# assert_log PATTERN [SECONDS]: ok/not ok on the server log containing PATTERN.
+assert_log() {
+	if log_has "$1" "${2:-3}"; then
+		ok "server log has '$1'"
+	else
+		not_ok "server log has '$1'"
+	fi
+}
+
+# log_count PATTERN: how many lines of the server log contain PATTERN.
+log_count() {
+	grep -cF -- "$1" "$MANDOS_LOG" 2>/dev/null || true
+}
