@@ -14,29 +14,45 @@
 
 typedef struct Server Server;
 
-/* What changed; the D-Bus property of the same name. */
+/* What changed: the D-Bus property of the same name (SPEC §5.4). */
 typedef enum ClientProperty {
+        CLIENT_APPROVAL_DELAY,
+        CLIENT_APPROVAL_DURATION,
+        CLIENT_APPROVAL_PENDING,
+        CLIENT_APPROVED_BY_DEFAULT,
+        CLIENT_CHECKER,
+        CLIENT_CHECKER_RUNNING,
         CLIENT_ENABLED,
-        CLIENT_LAST_ENABLED,
         CLIENT_EXPIRES,
+        CLIENT_EXTENDED_TIMEOUT,
+        CLIENT_HOST,
+        CLIENT_INTERVAL,
+        CLIENT_LAST_APPROVAL_REQUEST,
         CLIENT_LAST_CHECKED_OK,
         CLIENT_LAST_CHECKER_STATUS,
+        CLIENT_LAST_ENABLED,
+        CLIENT_SECRET,
+        CLIENT_TIMEOUT,
         _CLIENT_PROPERTY_MAX,
 } ClientProperty;
+
+typedef struct Checker Checker;
+typedef struct Session Session;
 
 typedef struct Client {
         unsigned n_ref;
         Server *server;
         bool removed;               /* no longer in the server's table */
+        char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
         /* Settings (from clients.conf, changeable at run time). */
         char *name;
         char *key_id;
         char *fingerprint;
-        uint8_t *secret;
+        uint8_t *secret;            /* wiped when replaced or freed */
         size_t secret_size;
         char *host;
-        char *checker_command;
+        char *checker_command;      /* template, "%(host)s" not yet expanded */
         uint64_t timeout;           /* µs */
         uint64_t extended_timeout;
         uint64_t interval;
@@ -50,13 +66,26 @@ typedef struct Client {
         uint64_t last_enabled;
         uint64_t expires;
         uint64_t last_checked_ok;
-        int last_checker_status;    /* exit code, -1 killed, -2 never ran */
+        uint64_t last_approval_request;
+        int last_checker_status;    /* exit code, -1 killed by a signal, -2 never ran */
+        int last_checker_signal;    /* when last_checker_status is -1 */
+        char *current_checker_command; /* expanded command of the running or last checker */
+        unsigned approvals_pending; /* connections waiting for approval */
+        int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 
+        Checker *checker;           /* running checker or NULL */
+        bool checker_queued;        /* waiting for a free checker slot (owned by checker.c) */
+        bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
         sd_event_source *disable_timer;
+        sd_event_source *checker_timer;   /* next checker run */
+        sd_event_source *approval_timer;  /* end of the approval window */
 } Client;
 
-/* A new enabled client expires after its timeout. */
 int client_new(Server *server, const ClientConfig *config, Client **ret);
+/* Once in the server's table: an enabled client gets its first checker at
+ * a random moment within one interval, and expires one interval after that
+ * unless a checker succeeds (SPEC §4.2, §4.3). */
+void client_start(Client *c);
 Client *client_ref(Client *c);
 Client *client_unref(Client *c);
 static inline void client_unrefp(Client **c) {
@@ -65,14 +94,56 @@ static inline void client_unrefp(Client **c) {
 }
 
 void client_enable(Client *c);
-/* Disabled clients get nothing until enabled again. */
+/* Disabled clients get nothing until enabled again; connections waiting
+ * for approval are woken (and refused). */
 void client_disable(Client *c);
 /* Move expiry to now + usec (only while enabled). */
 void client_bump_timeout(Client *c, uint64_t usec);
 void client_checked_ok(Client *c);
-/* After the secret was sent: bump by extended_timeout. */
+/* After the secret was sent: bump by extended_timeout, then GotSecret. */
 void client_secret_sent(Client *c);
-/* Stop every timer; the server is letting go of the client. */
+/* Stop every timer and checker; the server is letting go of the client. */
 void client_detach(Client *c);
+
+/* Checkers (SPEC §4.3, §4.4). Starting is a no-op while one runs. */
+void client_start_checker(Client *c);
+void client_stop_checker(Client *c);
+static inline bool client_checker_running(const Client *c) {
+        return c->checker != NULL;
+}
+/* Called by checker.c: a checker process runs (command expanded; waited:
+ * it had to wait for a free slot), and finished with exit code 0–255, or
+ * -1 with the signal that killed it. */
+void client_checker_started(Client *c, Checker *checker, const char *command, bool waited);
+void client_checker_finished(Client *c, int exit_code, int signal);
+
+/* Approval (SPEC §4.6): open an approval (true) or denial (false) window
+ * of approval_duration, and wake every waiting connection of c. */
+void client_approve(Client *c, bool approve);
+/* Connections waiting for approval; each wait ends in session.c. */
+void client_approval_wait_begin(Client *c);
+void client_approval_wait_end(Client *c);
+/* A waiting connection found no decision: log, LastApprovalRequest, NeedApproval. */
+void client_need_approval(Client *c);
+/* The rejection of a connection, with the reference's reason strings:
+ * "Disabled", "Denied", "Approval timed out". */
+void client_rejected(Client *c, const char *reason);
+
+/* Run-time changes (D-Bus Set). Each validates and returns 0 or -EINVAL
+ * (with *ret_error, static, saying why) and reports the change. */
+int client_set_timeout(Client *c, uint64_t usec, const char **ret_error);
+int client_set_extended_timeout(Client *c, uint64_t usec, const char **ret_error);
+int client_set_interval(Client *c, uint64_t usec, const char **ret_error);
+int client_set_approval_delay(Client *c, uint64_t usec, const char **ret_error);
+int client_set_approval_duration(Client *c, uint64_t usec, const char **ret_error);
+void client_set_approved_by_default(Client *c, bool b);
+int client_set_host(Client *c, const char *host);
+int client_set_checker(Client *c, const char *command, const char **ret_error);
+int client_set_secret(Client *c, const uint8_t *secret, size_t size);
+
+/* The largest duration a D-Bus write may set (10 years), and the longest
+ * approval wait: a connection is never held longer than this. */
+#define CLIENT_DURATION_MAX (UINT64_C(10) * 365 * 24 * 3600 * 1000000)
+#define CLIENT_APPROVAL_DELAY_MAX (UINT64_C(24) * 3600 * 1000000)
 
 uint64_t now_realtime(void);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "checker.h"
 #include "duration.h"
 #include "ini.h"
 #include "util.h"
@@ -432,6 +433,12 @@ static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s
         get_secret(&r, c);
         if (r.failed)
                 goto fail;
+        const char *why = NULL;
+        if (checker_template_validate(c->checker, &why) < 0) {
+                (void) problem(conf, f->path, key_line(&r, "checker"), s->name, "checker", "%s: '%s'", why,
+                               c->checker);
+                goto fail;
+        }
 
         if (!is_hex_key_id(c->key_id))
                 (void) warning(conf, f->path, key_line(&r, "key_id"), s->name, "key_id",

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
 
+#include "bus.h"
 #include "clients-conf.h"
 #include "listener.h"
 #include "log.h"
@@ -169,6 +170,7 @@ static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD); /* sd-event reaps checkers */
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = sd_event_default(&event);
@@ -185,6 +187,8 @@ static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd
         }
 
         r = server_new(event, settings, &server);
+        if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
+                log_error("Disabling D-Bus: the system bus or our names are not available");
         if (r >= 0)
                 r = server_add_clients(server, conf);
         if (r >= 0)
@@ -237,8 +241,7 @@ int main(int argc, char *argv[]) {
         if (tls_priority_allows_rawpk(settings.priority) == 0)
                 log_warning("The GnuTLS priority string lacks +CTYPE-RAWPK: clients with raw public keys "
                             "(all current ones) cannot connect");
-        if (settings.use_dbus)
-                log_warning("The D-Bus interface is not available in this version; use --no-dbus");
+
         if (settings.zeroconf)
                 log_warning("Zeroconf announcement is not available in this version; use --no-zeroconf");
 

@@ -22,6 +22,10 @@ int server_new(sd_event *event, const Settings *settings, Server **ret) {
         if (!s->by_key_id || !s->by_name)
                 return log_oom();
 
+        r = checker_manager_new(event, settings->max_checkers, settings->debug, true, &s->checkers);
+        if (r < 0)
+                return log_oom();
+
         r = tls_context_init(&s->tls, settings->priority, &error_pos);
         if (r < 0) {
                 log_error("Bad GnuTLS priority string '%s' at '%s': %s", settings->priority,
@@ -42,6 +46,8 @@ Server *server_free(Server *s) {
                 client_unref(s->clients[i]);
         }
         free(s->clients);
+        s->checkers = checker_manager_free(s->checkers);
+        s->bus = bus_free(s->bus);
         hashmap_free(s->by_key_id);
         hashmap_free(s->by_name);
         s->listen_source = sd_event_source_disable_unref(s->listen_source);
@@ -68,6 +74,14 @@ static int server_add_client(Server *s, const ClientConfig *config) {
         r = client_new(s, config, &c);
         if (r < 0)
                 return log_oom();
+        if (s->bus) {
+                r = bus_add_client(s->bus, c);
+                if (r < 0) {
+                        client_detach(c);
+                        client_unref(c);
+                        return r;
+                }
+        }
         r = hashmap_put(s->by_name, c->name, c);
         if (r < 0) {
                 client_unref(c);
@@ -83,6 +97,7 @@ static int server_add_client(Server *s, const ClientConfig *config) {
                 }
         }
         s->clients[s->n_clients++] = c;
+        client_start(c);
         return 0;
 }
 
@@ -131,6 +146,8 @@ int server_listen(Server *s, int fd) {
 
         s->listen_fd = fd;
         r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->listen_source, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the listening socket: %m");
         (void) listener_log_address(fd);
@@ -138,15 +155,80 @@ int server_listen(Server *s, int fd) {
 }
 
 void server_client_changed(Server *s, Client *c, ClientProperty p) {
-        /* The D-Bus API and the state writer hook in here. */
+        if (s->bus)
+                bus_client_changed(s->bus, c, p);
 }
 
 void server_client_not_found(Server *s, const char *key_id, const char *address) {
+        if (s->bus)
+                bus_client_not_found(s->bus, key_id, address);
 }
 
-void server_secret_sent(Server *s, Client *c) {
+void server_checker_started(Server *s, Client *c) {
+        if (s->bus)
+                bus_checker_started(s->bus, c, c->current_checker_command);
+}
+
+void server_checker_completed(Server *s, Client *c, int16_t exit_code, int64_t wait_status) {
+        if (s->bus)
+                bus_checker_completed(s->bus, c, exit_code, wait_status, c->current_checker_command);
+}
+
+void server_got_secret(Server *s, Client *c) {
         s->n_secrets_sent++;
-        client_secret_sent(c);
+        if (s->bus)
+                bus_got_secret(s->bus, c);
+}
+
+void server_rejected(Server *s, Client *c, const char *reason) {
+        if (s->bus)
+                bus_rejected(s->bus, c, reason);
+}
+
+void server_need_approval(Server *s, Client *c) {
+        if (s->bus)
+                bus_need_approval(s->bus, c, c->approval_delay / USEC_PER_MSEC, c->approved_by_default);
+}
+
+void server_wake_approval_waiters(Server *s, Client *c) {
+        Session *next;
+
+        /* A session may end while we look: keep the next one first. */
+        for (Session *session = s->sessions; session; session = next) {
+                next = session->next;
+                if (session->client == c && session->state == SESSION_APPROVAL)
+                        session_approval_wake(session);
+        }
+}
+
+Client *server_find_client_by_name(Server *s, const char *name) {
+        return hashmap_get(s->by_name, name);
+}
+
+void server_remove_client(Server *s, Client *c) {
+        size_t i;
+
+        for (i = 0; i < s->n_clients && s->clients[i] != c; i++)
+                ;
+        if (i == s->n_clients)
+                return;
+        memmove(s->clients + i, s->clients + i + 1, (s->n_clients - i - 1) * sizeof(Client *));
+        s->n_clients--;
+        hashmap_remove(s->by_name, c->name);
+        if (hashmap_get(s->by_key_id, c->key_id) == c) {
+                hashmap_remove(s->by_key_id, c->key_id);
+                /* The next client with the same key ID, if any, takes over. */
+                for (size_t j = 0; j < s->n_clients; j++)
+                        if (streq(s->clients[j]->key_id, c->key_id)) {
+                                (void) hashmap_put(s->by_key_id, s->clients[j]->key_id, s->clients[j]);
+                                break;
+                        }
+        }
+        client_disable(c);
+        client_detach(c);
+        if (s->bus)
+                bus_remove_client(s->bus, c);
+        client_unref(c);
 }
 
 void server_session_link(Server *s, Session *session) {

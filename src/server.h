@@ -7,6 +7,8 @@
 
 #include <systemd/sd-event.h>
 
+#include "bus.h"
+#include "checker.h"
 #include "client.h"
 #include "clients-conf.h"
 #include "hashmap.h"
@@ -26,6 +28,9 @@ typedef struct Server {
         size_t n_clients;
         Hashmap *by_key_id;        /* the first client with each key ID */
         Hashmap *by_name;
+
+        Bus *bus;                  /* NULL without D-Bus */
+        CheckerManager *checkers;
 
         Session *sessions;         /* open connections */
         unsigned n_sessions;
@@ -48,10 +53,25 @@ int server_listen(Server *s, int fd);
 /* The enabled-or-not client with this key ID, or NULL. */
 Client *server_find_client(Server *s, const char *key_id);
 
-/* Events reported by clients and sessions. */
+/* Remove a client at run time (D-Bus RemoveClient): it is disabled, its
+ * checker stopped, and it is announced as removed. Connections in flight
+ * keep their reference. */
+void server_remove_client(Server *s, Client *c);
+Client *server_find_client_by_name(Server *s, const char *name);
+
+/* Events reported by clients and sessions: the one path to the bus (and,
+ * later, the state writer). */
 void server_client_changed(Server *s, Client *c, ClientProperty p);
 void server_client_not_found(Server *s, const char *key_id, const char *address);
-void server_secret_sent(Server *s, Client *c);
+void server_checker_started(Server *s, Client *c);
+void server_checker_completed(Server *s, Client *c, int16_t exit_code, int64_t wait_status);
+void server_got_secret(Server *s, Client *c);
+void server_rejected(Server *s, Client *c, const char *reason);
+void server_need_approval(Server *s, Client *c);
+
+/* Connections of c waiting for approval look again (approval, denial,
+ * enable, disable). */
+void server_wake_approval_waiters(Server *s, Client *c);
 
 void server_session_link(Server *s, Session *session);
 void server_session_unlink(Server *s, Session *session);

@@ -15,6 +15,7 @@
 static const char *const state_names[_SESSION_STATE_MAX] = {
         [SESSION_READ_LINE] = "the protocol line",
         [SESSION_HANDSHAKE] = "the TLS handshake",
+        [SESSION_APPROVAL]  = "the wait for approval",
         [SESSION_SEND]      = "sending",
         [SESSION_BYE]       = "the TLS bye",
 };
@@ -22,16 +23,20 @@ static const char *const state_names[_SESSION_STATE_MAX] = {
 static const uint64_t state_timeouts[_SESSION_STATE_MAX] = {
         [SESSION_READ_LINE] = SESSION_LINE_TIMEOUT,
         [SESSION_HANDSHAKE] = SESSION_HANDSHAKE_TIMEOUT,
+        [SESSION_APPROVAL]  = 0, /* the approval delay itself */
         [SESSION_SEND]      = SESSION_SEND_TIMEOUT,
         [SESSION_BYE]       = SESSION_SEND_TIMEOUT,
 };
 
 static void session_step(Session *s);
+static void approval_timed_out(Session *s);
 
 Session *session_free(Session *s) {
         if (!s)
                 return NULL;
         server_session_unlink(s->server, s);
+        if (s->approval_waiting)
+                client_approval_wait_end(s->client);
         s->io = sd_event_source_disable_unref(s->io);
         s->deadline = sd_event_source_disable_unref(s->deadline);
         if (s->tls)
@@ -57,23 +62,31 @@ static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Session *s = userdata;
         LogFields f = session_fields(s, NULL);
 
+        if (s->state == SESSION_APPROVAL) {
+                approval_timed_out(s);
+                return 0;
+        }
         log_struct(LOG_WARNING, &f, "Connection from %s timed out during %s", s->peer, state_names[s->state]);
         session_free(s);
         return 0;
 }
 
-static void set_state(Session *s, SessionState state) {
+static void set_state_until(Session *s, SessionState state, uint64_t timeout) {
         uint64_t now;
         int r;
 
         s->state = state;
         r = sd_event_now(s->server->event, CLOCK_MONOTONIC, &now);
         if (r >= 0)
-                r = sd_event_source_set_time(s->deadline, now + state_timeouts[state]);
+                r = sd_event_source_set_time(s->deadline, now + timeout);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->deadline, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_error_errno(r, "Failed to arm a connection deadline: %m");
+}
+
+static void set_state(Session *s, SessionState state) {
+        set_state_until(s, state, state_timeouts[state]);
 }
 
 /* Wait for the socket to be readable or writable, as TLS needs next. */
@@ -174,6 +187,77 @@ static void start_send(Session *s) {
         session_step(s);
 }
 
+static void approval_end(Session *s) {
+        if (s->approval_waiting) {
+                s->approval_waiting = false;
+                client_approval_wait_end(s->client);
+        }
+}
+
+static void reject(Session *s, const char *reason) {
+        approval_end(s);
+        client_rejected(s->client, reason);
+        start_bye(s);
+}
+
+/* One pass of the reference's approval loop (SPEC §4.6). */
+static void approval_check(Session *s) {
+        Client *c = s->client;
+        LogFields f = session_fields(s, NULL);
+
+        if (!c->enabled) {
+                log_struct(LOG_INFO, &f, "Client %s is disabled", c->name);
+                reject(s, "Disabled");
+                return;
+        }
+        if (c->approved == 1 || c->approval_delay == 0) {
+                start_send(s);
+                return;
+        }
+        if (c->approved == 0) {
+                f.message_id = MESSAGE_ID_APPROVAL_DENIED;
+                log_struct(LOG_WARNING, &f, "Client %s was not approved", c->name);
+                reject(s, "Denied");
+                return;
+        }
+        client_need_approval(c);
+        /* Wait, watching only for the peer going away: it sends nothing now. */
+        (void) sd_event_source_set_io_events(s->io, EPOLLRDHUP);
+        (void) sd_event_now(s->server->event, CLOCK_MONOTONIC, &s->approval_since);
+        set_state_until(s, SESSION_APPROVAL, s->approval_remaining);
+}
+
+void session_approval_wake(Session *s) {
+        uint64_t now, elapsed;
+
+        if (s->state != SESSION_APPROVAL)
+                return;
+        (void) sd_event_now(s->server->event, CLOCK_MONOTONIC, &now);
+        elapsed = now - s->approval_since;
+        s->approval_remaining = s->approval_remaining > elapsed ? s->approval_remaining - elapsed : 0;
+        approval_check(s);
+}
+
+/* The whole approval delay went by without a decision. */
+static void approval_timed_out(Session *s) {
+        Client *c = s->client;
+        LogFields f = session_fields(s, MESSAGE_ID_APPROVAL_DENIED);
+
+        if (!c->approved_by_default) {
+                log_struct(LOG_WARNING, &f, "Client %s timed out while waiting for approval", c->name);
+                reject(s, "Approval timed out");
+                return;
+        }
+        /* Unlike the reference, a client disabled meanwhile gets nothing. */
+        if (!c->enabled) {
+                f.message_id = NULL;
+                log_struct(LOG_INFO, &f, "Client %s is disabled", c->name);
+                reject(s, "Disabled");
+                return;
+        }
+        start_send(s);
+}
+
 /* The peer proved its key: decide what it gets. */
 static void on_identified(Session *s) {
         Client *c = server_find_client(s->server, s->key_id);
@@ -187,22 +271,12 @@ static void on_identified(Session *s) {
                 return;
         }
         s->client = client_ref(c);
-        f = session_fields(s, NULL);
-        if (!c->enabled) {
-                log_struct(LOG_INFO, &f, "Client %s is disabled", c->name);
-                start_bye(s);
-                return;
+        if (c->enabled && c->approval_delay > 0) {
+                s->approval_waiting = true;
+                s->approval_remaining = MIN(c->approval_delay, CLIENT_APPROVAL_DELAY_MAX);
+                client_approval_wait_begin(c);
         }
-        if (c->approval_delay > 0) {
-                /* Approval waits arrive with the client life cycle; until
-                 * then a client that needs approval is refused, never
-                 * served without it. */
-                log_struct(LOG_WARNING, &f, "Client %s needs approval, which this server cannot give yet",
-                           c->name);
-                start_bye(s);
-                return;
-        }
-        start_send(s);
+        approval_check(s);
 }
 
 static void step_handshake(Session *s) {
@@ -254,7 +328,8 @@ static void step_send(Session *s) {
 
         LogFields f = session_fields(s, MESSAGE_ID_SECRET_SENT);
         log_struct(LOG_INFO, &f, "Sending secret to %s", s->client->name);
-        server_secret_sent(s->server, s->client);
+        client_secret_sent(s->client);
+        approval_end(s);
         start_bye(s);
 }
 
@@ -304,13 +379,23 @@ static void session_step(Session *s) {
         case SESSION_BYE:
                 step_bye(s);
                 break;
+        case SESSION_APPROVAL:
+                break;
         default:
                 abort();
         }
 }
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        session_step(userdata);
+        Session *s = userdata;
+
+        if (s->state == SESSION_APPROVAL) {
+                LogFields f = session_fields(s, NULL);
+                log_struct(LOG_INFO, &f, "Client %s went away while waiting for approval", s->client->name);
+                session_free(s);
+                return 0;
+        }
+        session_step(s);
         return 0;
 }
 
@@ -357,6 +442,11 @@ int session_new(Server *server, int fd, const struct sockaddr_storage *peer, Ses
         if (r >= 0)
                 r = sd_event_add_time(server->event, &s->deadline, CLOCK_MONOTONIC, UINT64_MAX, 0,
                                       on_deadline, s);
+        /* Connections before checkers and housekeeping: a host is waiting. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->io, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->deadline, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0) {
                 session_free(s);
                 return r;

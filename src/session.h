@@ -30,6 +30,7 @@ typedef struct Server Server;
 typedef enum SessionState {
         SESSION_READ_LINE,
         SESSION_HANDSHAKE,
+        SESSION_APPROVAL,
         SESSION_SEND,
         SESSION_BYE,
         _SESSION_STATE_MAX,
@@ -55,6 +56,10 @@ struct Session {
         char key_id[KEY_ID_HEX_SIZE];
         Client *client;
 
+        bool approval_waiting;      /* counted in the client's approvals_pending */
+        uint64_t approval_remaining;/* µs of approval_delay still to wait */
+        uint64_t approval_since;    /* CLOCK_MONOTONIC start of the current wait */
+
         uint8_t *secret;            /* a private copy while sending; wiped */
         size_t secret_size;
         size_t secret_sent;
@@ -64,3 +69,6 @@ struct Session {
  * (fd is closed either way). */
 int session_new(Server *server, int fd, const struct sockaddr_storage *peer, Session **ret);
 Session *session_free(Session *s);
+
+/* The client's approval, denial, enabling or disabling: look again. */
+void session_approval_wake(Session *s);

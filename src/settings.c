@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <limits.h>
 
+#include "checker.h"
 #include "ini.h"
 #include "log.h"
 #include "util.h"
@@ -27,6 +28,7 @@ static const char *const server_defaults[] = {
         "statedir",    DEFAULT_STATEDIR,
         "foreground",  "False",
         "zeroconf",    "True",
+        "max_checkers", STRINGIFY(CHECKER_MAX_RUNNING_DEFAULT),
         NULL,
 };
 
@@ -261,6 +263,7 @@ static SettingsResult conf_string(IniFile *f, const char *key, char **ret) {
 }
 
 static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd) {
+        long max_checkers = CHECKER_MAX_RUNNING_DEFAULT;
         _cleanup_(ini_file_freep) IniFile *f = NULL;
         _cleanup_free_ char *path = NULL;
         SettingsResult r;
@@ -295,8 +298,10 @@ static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd)
             (r = conf_boolean(f, "foreground", &s->foreground)) ||
             (r = conf_boolean(f, "zeroconf", &s->zeroconf)) ||
             (r = conf_integer(f, "port", 0, 65535, port)) ||
-            (r = conf_integer(f, "socket", 0, INT_MAX, socket_fd)))
+            (r = conf_integer(f, "socket", 0, INT_MAX, socket_fd)) ||
+            (r = conf_integer(f, "max_checkers", 1, 100000, &max_checkers)))
                 return r;
+        s->max_checkers = (unsigned) max_checkers;
         return SETTINGS_RUN;
 }
 

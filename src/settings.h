@@ -28,6 +28,7 @@ typedef struct Settings {
         bool foreground;
         bool zeroconf;
         bool check;           /* --check: validate the configuration and exit */
+        unsigned max_checkers;/* mandos.conf max_checkers: checker processes at most */
         int log_level;        /* derived: syslog level */
 } Settings;
 

@@ -76,3 +76,13 @@ static inline void *erase_and_free(void *p, size_t n) {
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
+
+#define _noreturn_ __attribute__((noreturn))
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -97,7 +97,8 @@ require_common() {
 	[ -x "$MANDOS" ] || bail "MANDOS=$MANDOS is not an executable"
 	[ -n "${BUILD_DIR:-}" ] || bail "BUILD_DIR is not set"
 	[ -x "$PY" ] || skip "needs $PY"
-	[ -n "$MANDOS_CLIENT" ] || skip "needs mandos-client (Debian package mandos-client)"
+	[ -x "${MANDOS_CLIENT:-/nonexistent}" ] ||
+		skip "needs mandos-client (Debian package mandos-client)${MANDOS_CLIENT:+: $MANDOS_CLIENT is not executable}"
 	require_prog mandos-keygen certtool setsid flock timeout
 }
 
@@ -117,6 +118,11 @@ proc_state() {
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
 	stat=${stat##*) }
 	printf '%s' "${stat%% *}"
+}
+
+# alive PID: true if process PID exists and is not a zombie.
+alive() {
+	kill -0 "$1" 2>/dev/null && [ "$(proc_state "$1")" != Z ]
 }
 
 # kill_pid PID: TERM, then KILL after 2 s, then reap. PID was started with

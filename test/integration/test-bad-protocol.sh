@@ -52,7 +52,7 @@ peer() {
 
 # after DESC: the server is alive and serves the real client.
 after() {
-	check "server still running after $1" kill -0 "$MANDOS_PID"
+	check "server still running after $1" alive "$MANDOS_PID"
 	expect_secret "alpha gets its secret after $1" alpha "[::1]:$PORT"
 }
 

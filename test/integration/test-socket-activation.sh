@@ -31,7 +31,7 @@ if wait_listening "$PORT" 10; then
 	expect_secret "socket-activated server serves alpha on [::1]:$PORT" \
 		alpha "[::1]:$PORT" 15
 	assert_log "Sending secret to alpha"
-	check "socket-activated server is still running" kill -0 "$MANDOS_PID"
+	check "socket-activated server is still running" alive "$MANDOS_PID"
 	expect_secret "socket-activated server serves alpha a second time" \
 		alpha "[::1]:$PORT" 10
 	ports=$(listening_ports_of "$MANDOS_PID" | tr '\n' ' ')
@@ -55,7 +55,7 @@ if wait_listening "$PORT" 10; then
 	expect_secret "--socket 3 server serves alpha on [::1]:$PORT" \
 		alpha "[::1]:$PORT" 15
 	assert_log "Sending secret to alpha"
-	check "--socket 3 server is still running" kill -0 "$MANDOS_PID"
+	check "--socket 3 server is still running" alive "$MANDOS_PID"
 	ports=$(listening_ports_of "$MANDOS_PID" | tr '\n' ' ')
 	check "--socket 3 server listens only on port $PORT (has: ${ports:-none})" \
 		test "$ports" = "$PORT "

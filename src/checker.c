@@ -1,0 +1,711 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "checker.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "client.h"
+#include "duration.h"
+#include "log.h"
+#include "util.h"
+
+struct CheckerManager {
+        sd_event *event;
+        unsigned max_running;
+        unsigned n_running;          /* Checker objects alive, stopping ones included */
+        bool keep_stderr;
+
+        Client **queue;              /* FIFO of clients waiting for a slot (a reference each) */
+        size_t queue_head, queue_len, queue_size;
+
+        bool use_scopes;             /* false once the manager proved unreachable */
+        sd_bus *bus;                 /* to the systemd manager, for scopes */
+        sd_bus_slot *job_removed;
+        unsigned serial;
+
+        Checker *checkers;           /* every live checker */
+        sd_event_source *queue_runner; /* starts queued checkers, after other work */
+};
+
+struct Checker {
+        CheckerManager *manager;
+        Checker *prev, *next;
+        Client *client;              /* NULL once stopped: nobody hears of the end */
+        pid_t pid;                   /* also the process group */
+        bool exited;
+        int go_fd;                   /* write end: one byte lets the child exec */
+        char *scope;                 /* unit name, scope backend */
+        char *job;                   /* job path of StartTransientUnit */
+        sd_bus_slot *start_slot;
+        sd_event_source *child_source;
+        sd_event_source *timer;      /* scope set-up deadline, then SIGKILL after the grace period */
+};
+
+/* ---------------------------------------------------------------- templates */
+
+/* The names SPEC §4.4 offers to a checker command. */
+static const char *const template_names[] = {
+        "approval_delay", "approval_duration", "created", "dbus_object_path", "enabled", "expires",
+        "fingerprint", "host", "interval", "key_id", "last_approval_request", "last_checked_ok",
+        "last_enabled", "name", "timeout",
+};
+
+static bool template_name_known(const char *name, size_t len) {
+        for (size_t i = 0; i < ELEMENTSOF(template_names); i++)
+                if (strlen(template_names[i]) == len && strncmp(template_names[i], name, len) == 0)
+                        return true;
+        return false;
+}
+
+/* Walk the template; for each "%(name)s" call field(), for other text text(). */
+typedef int (*TemplateText)(const char *s, size_t n, void *userdata);
+typedef int (*TemplateField)(const char *name, size_t n, void *userdata);
+
+static int template_walk(const char *t, TemplateText text, TemplateField field, void *userdata,
+                         const char **ret_error) {
+        int r;
+
+        while (*t) {
+                const char *p = strchr(t, '%');
+                if (!p)
+                        return text(t, strlen(t), userdata);
+                if ((r = text(t, (size_t) (p - t), userdata)) < 0)
+                        return r;
+                if (p[1] == '%') {
+                        if ((r = text("%", 1, userdata)) < 0)
+                                return r;
+                        t = p + 2;
+                        continue;
+                }
+                if (p[1] != '(') {
+                        *ret_error = "'%' must be followed by '%' or '(name)s'";
+                        return -EINVAL;
+                }
+                const char *close = strchr(p + 2, ')');
+                if (!close) {
+                        *ret_error = "unterminated '%(' in the checker command";
+                        return -EINVAL;
+                }
+                if (close[1] != 's') {
+                        *ret_error = "only '%(name)s' conversions are supported in the checker command";
+                        return -EINVAL;
+                }
+                if (!template_name_known(p + 2, (size_t) (close - p - 2))) {
+                        *ret_error = "unknown name in '%(name)s' of the checker command";
+                        return -EINVAL;
+                }
+                if ((r = field(p + 2, (size_t) (close - p - 2), userdata)) < 0)
+                        return r;
+                t = close + 2;
+        }
+        return 0;
+}
+
+static int ignore_text(const char *s, size_t n, void *userdata) {
+        return 0;
+}
+
+static int ignore_field(const char *s, size_t n, void *userdata) {
+        return 0;
+}
+
+int checker_template_validate(const char *template, const char **ret_error) {
+        return template_walk(template, ignore_text, ignore_field, NULL, ret_error);
+}
+
+char *shell_quote(const char *s) {
+        static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-";
+        size_t n = 3;
+        char *ret, *d;
+
+        if (*s && strspn(s, safe) == strlen(s))
+                return strdup(s);
+        for (const char *p = s; *p; p++)
+                n += *p == '\'' ? 5 : 1;
+        ret = d = malloc(n);
+        if (!ret)
+                return NULL;
+        *d++ = '\'';
+        for (const char *p = s; *p; p++)
+                if (*p == '\'')
+                        d = stpcpy(d, "'\"'\"'");
+                else
+                        *d++ = *p;
+        *d++ = '\'';
+        *d = 0;
+        return ret;
+}
+
+typedef struct Expansion {
+        const Client *client;
+        FILE *out;
+} Expansion;
+
+static int expand_text(const char *s, size_t n, void *userdata) {
+        Expansion *e = userdata;
+        return fwrite(s, 1, n, e->out) == n ? 0 : -ENOMEM;
+}
+
+/* Python's str() of each value, as the reference formats it. */
+static void field_value(const Client *c, const char *name, char buf[static 64], const char **ret) {
+        const struct {
+                const char *name;
+                uint64_t value;
+        } durations[] = {
+                { "approval_delay", c->approval_delay },
+                { "approval_duration", c->approval_duration },
+                { "interval", c->interval },
+                { "timeout", c->timeout },
+        }, times[] = {
+                { "created", c->created },
+                { "expires", c->expires },
+                { "last_approval_request", c->last_approval_request },
+                { "last_checked_ok", c->last_checked_ok },
+                { "last_enabled", c->last_enabled },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(durations); i++)
+                if (streq(name, durations[i].name)) {
+                        *ret = duration_format_python(durations[i].value, buf);
+                        return;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(times); i++)
+                if (streq(name, times[i].name)) {
+                        *ret = times[i].value ? timestamp_format_python(times[i].value, buf) : "None";
+                        return;
+                }
+        if (streq(name, "enabled"))
+                *ret = c->enabled ? "True" : "False";
+        else if (streq(name, "key_id"))
+                *ret = c->key_id;
+        else if (streq(name, "fingerprint"))
+                *ret = c->fingerprint;
+        else if (streq(name, "host"))
+                *ret = c->host;
+        else if (streq(name, "name"))
+                *ret = c->name;
+        else if (streq(name, "dbus_object_path"))
+                *ret = c->object_path ?: "None";
+        else
+                *ret = "";
+}
+
+static int expand_field(const char *name, size_t n, void *userdata) {
+        Expansion *e = userdata;
+        _cleanup_free_ char *key = strndup(name, n), *quoted = NULL;
+        char buf[64];
+        const char *value;
+
+        if (!key)
+                return -ENOMEM;
+        field_value(e->client, key, buf, &value);
+        quoted = shell_quote(value);
+        if (!quoted)
+                return -ENOMEM;
+        return fputs(quoted, e->out) >= 0 ? 0 : -ENOMEM;
+}
+
+int checker_expand(const Client *c, const char *template, char **ret) {
+        Expansion e = { .client = c };
+        const char *error = NULL;
+        char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        e.out = open_memstream(&buf, &size);
+        if (!e.out)
+                return -ENOMEM;
+        r = template_walk(template, expand_text, expand_field, &e, &error);
+        if (fclose(e.out) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- processes */
+
+static void manager_run_queue(CheckerManager *m);
+
+static Checker *checker_free(Checker *ch) {
+        CheckerManager *m = ch->manager;
+
+        if (ch->prev)
+                ch->prev->next = ch->next;
+        else
+                m->checkers = ch->next;
+        if (ch->next)
+                ch->next->prev = ch->prev;
+        ch->child_source = sd_event_source_disable_unref(ch->child_source);
+        ch->timer = sd_event_source_disable_unref(ch->timer);
+        ch->start_slot = sd_bus_slot_unref(ch->start_slot);
+        if (ch->go_fd >= 0)
+                (void) close(ch->go_fd);
+        free(ch->scope);
+        free(ch->job);
+        client_unref(ch->client);
+        free(ch);
+        m->n_running--;
+        return NULL;
+}
+
+/* Let the child exec (once; closing the pipe without a byte makes it exit). */
+static void checker_release(Checker *ch) {
+        if (ch->go_fd < 0)
+                return;
+        (void) write(ch->go_fd, "g\n", 2);
+        (void) close(ch->go_fd);
+        ch->go_fd = -1;
+        ch->timer = sd_event_source_disable_unref(ch->timer);
+}
+
+static void stop_scope(Checker *ch) {
+        CheckerManager *m = ch->manager;
+
+        if (!ch->scope || !m->bus)
+                return;
+        (void) sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                        "org.freedesktop.systemd1.Manager", "StopUnit", NULL, NULL, "ss",
+                                        ch->scope, "replace");
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Checker *ch = userdata;
+
+        if (ch->go_fd >= 0) {
+                /* The scope never came: run the checker where it is. */
+                log_warning("The systemd manager did not set up %s in time; the checker runs outside it",
+                            ch->scope);
+                checker_release(ch);
+                return 0;
+        }
+        (void) kill(-ch->pid, SIGKILL);
+        return 0;
+}
+
+static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Checker *ch = userdata;
+        Client *c = ch->client;
+
+        ch->exited = true;
+        /* Reap it now (sd-event would, after this callback) so that its slot
+         * is free only once the process is really gone. */
+        siginfo_t reaped;
+        (void) waitid(P_PID, (id_t) ch->pid, &reaped, WEXITED | WNOHANG);
+        /* Whatever the command left behind in its group goes with it. */
+        (void) kill(-ch->pid, SIGKILL);
+        stop_scope(ch);
+
+        if (c) {
+                ch->client = NULL;
+                if (si->si_code == CLD_EXITED)
+                        client_checker_finished(c, si->si_status, 0);
+                else
+                        client_checker_finished(c, -1, si->si_status);
+                client_unref(c);
+        }
+        CheckerManager *m = ch->manager;
+        checker_free(ch);
+        manager_run_queue(m);
+        return 0;
+}
+
+/* A checker in a scope must not run before the scope exists: it first
+ * waits for one line "g" on fd 3, then becomes "/bin/sh -c COMMAND". */
+static const char scope_wrapper[] =
+        "IFS= read -r go <&3 && [ \"$go\" = g ] || exit 1; exec 3<&-; exec /bin/sh -c \"$1\"";
+
+/* posix_spawn (a vfork underneath): forking a copy of the server for each
+ * checker costs far more, in page-table copies, at thousands of checkers. */
+static int spawn_process(const char *command, int go_fd, bool keep_stderr, pid_t *ret) {
+        char *argv_plain[] = { "sh", "-c", (char *) command, NULL };
+        char *argv_scope[] = { "sh", "-c", (char *) scope_wrapper, "mandos-checker", (char *) command, NULL };
+        posix_spawn_file_actions_t actions;
+        posix_spawnattr_t attr;
+        sigset_t none, pipe_only;
+        int r;
+
+        sigemptyset(&none);
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        r = posix_spawnattr_init(&attr);
+        if (r != 0)
+                return -r;
+        r = posix_spawn_file_actions_init(&actions);
+        if (r != 0) {
+                posix_spawnattr_destroy(&attr);
+                return -r;
+        }
+        /* Its own process group (so it can be killed as a whole), none of the
+         * signals the server blocks for sd-event, SIGPIPE back to default. */
+        (void) posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        (void) posix_spawnattr_setpgroup(&attr, 0);
+        (void) posix_spawnattr_setsigmask(&attr, &none);
+        (void) posix_spawnattr_setsigdefault(&attr, &pipe_only);
+
+        r = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        if (r == 0 && !keep_stderr)
+                r = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+        if (r == 0 && go_fd >= 0)
+                r = posix_spawn_file_actions_adddup2(&actions, go_fd, 3);
+        if (r == 0)
+                r = posix_spawn_file_actions_addclosefrom_np(&actions, go_fd >= 0 ? 4 : 3);
+        if (r == 0)
+                r = posix_spawn_file_actions_addchdir_np(&actions, "/");
+        if (r == 0)
+                r = posix_spawn(ret, "/bin/sh", &actions, &attr, go_fd >= 0 ? argv_scope : argv_plain, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        return -r;
+}
+
+static int on_start_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Checker *ch = userdata;
+        CheckerManager *m = ch->manager;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *job;
+
+        ch->start_slot = sd_bus_slot_unref(ch->start_slot);
+        if (e) {
+                log_warning("The systemd manager refused the checker scope %s (%s); checkers run as "
+                            "plain process groups from now on", ch->scope, e->message ?: e->name);
+                m->use_scopes = false;
+                ch->scope = mfree(ch->scope);
+                checker_release(ch);
+                return 0;
+        }
+        if (sd_bus_message_read(reply, "o", &job) < 0 || !(ch->job = strdup(job)))
+                checker_release(ch);
+        return 0;
+}
+
+static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
+        CheckerManager *m = userdata;
+        const char *job, *unit, *result;
+        uint32_t id;
+
+        if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
+                return 0;
+        for (Checker *ch = m->checkers; ch; ch = ch->next)
+                if (ch->job && streq(ch->job, job)) {
+                        if (!streq(result, "done"))
+                                log_warning("Checker scope %s: %s", unit, result);
+                        checker_release(ch);
+                        break;
+                }
+        return 0;
+}
+
+static int manager_connect_systemd(CheckerManager *m) {
+        int r;
+
+        if (m->bus)
+                return 0;
+        r = sd_bus_open_system(&m->bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        /* JobRemoved tells when a scope exists; systemd sends it to subscribers only. */
+        if (r >= 0)
+                r = sd_bus_match_signal_async(m->bus, &m->job_removed, "org.freedesktop.systemd1",
+                                              "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                                              "JobRemoved", on_job_removed, NULL, m);
+        if (r >= 0)
+                r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
+        if (r < 0) {
+                log_info("No systemd manager reachable (%s): checkers run as plain process groups",
+                         strerror(-r));
+                m->job_removed = sd_bus_slot_unref(m->job_removed);
+                m->bus = sd_bus_flush_close_unref(m->bus);
+                m->use_scopes = false;
+        }
+        return r;
+}
+
+/* Unit names allow [A-Za-z0-9:_.-]; anything else becomes \xNN. */
+static char *scope_name(const char *client, unsigned serial) {
+        FILE *f;
+        char *buf = NULL;
+        size_t size = 0;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fputs("mandos-checker-", f);
+        for (const unsigned char *p = (const unsigned char *) client; *p; p++)
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    *p == ':' || *p == '_' || *p == '.' || *p == '-')
+                        fputc(*p, f);
+                else
+                        fprintf(f, "\\x%02x", *p);
+        fprintf(f, "-%u.scope", serial);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static int start_scope(Checker *ch, const Client *c) {
+        CheckerManager *m = ch->manager;
+        _cleanup_free_ char *description = NULL;
+        sd_bus_message *msg = NULL;
+        uint64_t now;
+        int r;
+
+        ch->scope = scope_name(c->name, ++m->serial);
+        if (!ch->scope || asprintf(&description, "Mandos checker for %s", c->name) < 0)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(m->bus, &msg, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                           "org.freedesktop.systemd1.Manager", "StartTransientUnit");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "ss", ch->scope, "fail");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a(sv)", 6,
+                                          "Description", "s", description,
+                                          "PIDs", "au", 1, (uint32_t) ch->pid,
+                                          "CollectMode", "s", "inactive-or-failed",
+                                          "TasksMax", "t", (uint64_t) 64,
+                                          "MemoryMax", "t", (uint64_t) 256 * 1024 * 1024,
+                                          /* A checker never outlives its client's timeout by much. */
+                                          "RuntimeMaxUSec", "t", c->timeout + 10 * USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a(sa(sv))", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(m->bus, &ch->start_slot, msg, on_start_unit_reply, ch, 0);
+        sd_bus_message_unref(msg);
+        if (r < 0)
+                return r;
+        /* Should the manager never answer, run the checker anyway after a while. */
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &ch->timer, CLOCK_MONOTONIC, now + 5 * USEC_PER_SEC, 0,
+                                      on_kill_timer, ch);
+        return r;
+}
+
+static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
+        _cleanup_free_ char *command = NULL;
+        int pipefd[2] = { -1, -1 }, r;
+        bool scope;
+        Checker *ch;
+
+        r = checker_expand(c, c->checker_command, &command);
+        if (r < 0) {
+                log_error("Could not format string \"%s\"", c->checker_command);
+                return r;
+        }
+        scope = m->use_scopes && manager_connect_systemd(m) >= 0;
+        if (scope && pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+
+        ch = calloc(1, sizeof(Checker));
+        if (!ch) {
+                if (pipefd[0] >= 0)
+                        (void) close(pipefd[0]), (void) close(pipefd[1]);
+                return -ENOMEM;
+        }
+        ch->manager = m;
+        ch->go_fd = -1;
+        r = spawn_process(command, pipefd[0], m->keep_stderr, &ch->pid);
+        if (pipefd[0] >= 0)
+                (void) close(pipefd[0]);
+        if (r < 0) {
+                free(ch);
+                if (pipefd[1] >= 0)
+                        (void) close(pipefd[1]);
+                return r;
+        }
+        ch->go_fd = pipefd[1];
+        ch->next = m->checkers;
+        if (m->checkers)
+                m->checkers->prev = ch;
+        m->checkers = ch;
+        m->n_running++;
+
+        r = sd_event_add_child(m->event, &ch->child_source, ch->pid, WEXITED, on_checker_exit, ch);
+        if (r >= 0 && scope && start_scope(ch, c) < 0) {
+                log_warning("Could not ask for a checker scope; the checker runs as a plain process group");
+                ch->scope = mfree(ch->scope);
+                checker_release(ch);
+        }
+        if (r < 0) {
+                /* Cannot watch it: do not leave it behind either. */
+                (void) kill(-ch->pid, SIGKILL);
+                (void) waitpid(ch->pid, NULL, 0);
+                checker_free(ch);
+                return r;
+        }
+        ch->client = client_ref(c);
+        client_checker_started(c, ch, command, waited);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- the queue */
+
+static int queue_push(CheckerManager *m, Client *c) {
+        if (m->queue_len == m->queue_size) {
+                size_t size = m->queue_size ? m->queue_size * 2 : 64;
+                Client **q = calloc(size, sizeof(Client *));
+                if (!q)
+                        return -ENOMEM;
+                for (size_t i = 0; i < m->queue_len; i++)
+                        q[i] = m->queue[(m->queue_head + i) % m->queue_size];
+                free(m->queue);
+                m->queue = q;
+                m->queue_size = size;
+                m->queue_head = 0;
+        }
+        m->queue[(m->queue_head + m->queue_len++) % m->queue_size] = client_ref(c);
+        c->checker_queued = true;
+        return 0;
+}
+
+static Client *queue_pop(CheckerManager *m) {
+        Client *c;
+
+        if (m->queue_len == 0)
+                return NULL;
+        c = m->queue[m->queue_head];
+        m->queue_head = (m->queue_head + 1) % m->queue_size;
+        m->queue_len--;
+        return c;
+}
+
+/* Start queued checkers, a batch at a time: connections and timers come
+ * first (this source has idle priority), and a slot counts as free only
+ * once its process was reaped. */
+static int on_run_queue(sd_event_source *s, void *userdata) {
+        CheckerManager *m = userdata;
+
+        for (unsigned batch = 0; batch < 16 && m->n_running < m->max_running; batch++) {
+                Client *c = queue_pop(m);
+                if (!c)
+                        return 0;
+                /* Cancelled while waiting: its flag was cleared. */
+                if (c->checker_queued && !c->removed && !c->checker) {
+                        c->checker_queued = false;
+                        (void) checker_spawn(m, c, true);
+                }
+                client_unref(c);
+        }
+        manager_run_queue(m);
+        return 0;
+}
+
+static void manager_run_queue(CheckerManager *m) {
+        int r;
+
+        if (m->queue_len == 0 || m->n_running >= m->max_running)
+                return;
+        if (!m->queue_runner) {
+                r = sd_event_add_defer(m->event, &m->queue_runner, on_run_queue, m);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(m->queue_runner, SD_EVENT_PRIORITY_IDLE);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to schedule queued checkers: %m");
+                        return;
+                }
+        }
+        (void) sd_event_source_set_enabled(m->queue_runner, SD_EVENT_ONESHOT);
+}
+
+int checker_request(CheckerManager *m, Client *c) {
+        if (c->checker || c->checker_queued)
+                return 0; /* never two at once for one client */
+        /* First come, first served: nobody passes the queue. */
+        if (m->n_running < m->max_running && m->queue_len == 0)
+                return checker_spawn(m, c, false);
+        int r = queue_push(m, c);
+        if (r >= 0)
+                manager_run_queue(m);
+        return r;
+}
+
+static void checker_stop(Checker *ch) {
+        CheckerManager *m = ch->manager;
+        uint64_t now;
+
+        ch->client = client_unref(ch->client);
+        if (ch->exited)
+                return;
+        /* A child still waiting for its scope just exits when the pipe closes. */
+        if (ch->go_fd >= 0) {
+                (void) close(ch->go_fd);
+                ch->go_fd = -1;
+        }
+        stop_scope(ch);
+        (void) kill(-ch->pid, SIGTERM);
+        ch->timer = sd_event_source_disable_unref(ch->timer);
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
+                (void) sd_event_add_time(m->event, &ch->timer, CLOCK_MONOTONIC, now + CHECKER_KILL_GRACE, 0,
+                                         on_kill_timer, ch);
+}
+
+void checker_cancel(CheckerManager *m, Client *c) {
+        c->checker_queued = false; /* its queue entry is skipped */
+        for (Checker *ch = m->checkers; ch; ch = ch->next)
+                if (ch->client == c) {
+                        checker_stop(ch);
+                        break;
+                }
+}
+
+unsigned checker_manager_running(const CheckerManager *m) {
+        return m->n_running;
+}
+
+unsigned checker_manager_queued(const CheckerManager *m) {
+        return (unsigned) m->queue_len;
+}
+
+int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr, bool use_scopes,
+                        CheckerManager **ret) {
+        CheckerManager *m = calloc(1, sizeof(CheckerManager));
+
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(event);
+        m->max_running = max_running ?: 1;
+        m->keep_stderr = keep_stderr;
+        m->use_scopes = use_scopes;
+        *ret = m;
+        return 0;
+}
+
+CheckerManager *checker_manager_free(CheckerManager *m) {
+        Client *c;
+
+        if (!m)
+                return NULL;
+        while ((c = queue_pop(m))) {
+                c->checker_queued = false;
+                client_unref(c);
+        }
+        free(m->queue);
+        m->queue_runner = sd_event_source_disable_unref(m->queue_runner);
+        /* Shutting down: nothing may be left behind. */
+        while (m->checkers) {
+                Checker *ch = m->checkers;
+                if (!ch->exited) {
+                        (void) kill(-ch->pid, SIGKILL);
+                        stop_scope(ch);
+                        (void) waitpid(ch->pid, NULL, 0);
+                }
+                ch->client = client_unref(ch->client);
+                checker_free(ch);
+        }
+        m->job_removed = sd_bus_slot_unref(m->job_removed);
+        m->bus = sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
