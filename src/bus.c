@@ -1,27 +1,452 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Placeholder until the D-Bus API lands: no bus is ever connected, so the
- * server runs as with --no-dbus. Replaced whole by the D-Bus implementation. */
-#include "bus.h"
+/* The D-Bus connection and the server object "/" (SPEC §5.1–5.3): both
+ * bus names, the server interface under both names, the ObjectManager in
+ * the reference's layout, and our read-only server facts. The client
+ * objects are in bus-client.c. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include "bus-internal.h"
+#include "bus-introspect.h"
 #include "log.h"
+#include "server.h"
+#include "util.h"
+
+void bus_send(Bus *b, sd_bus_message *m) {
+        int r = sd_bus_send(b->bus, m, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send D-Bus signal %s: %m", strempty(sd_bus_message_get_member(m)));
+}
+
+void bus_emit_twice(Bus *b, const char *path, const char *const interfaces[2], const char *member,
+                    const char *types, va_list ap) {
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                va_list aq;
+                int r;
+
+                r = sd_bus_message_new_signal(b->bus, &m, path, interfaces[i], member);
+                if (r >= 0 && types) {
+                        va_copy(aq, ap);
+                        r = sd_bus_message_appendv(m, types, aq);
+                        va_end(aq);
+                }
+                if (r < 0) {
+                        log_error_errno(r, "Failed to build the D-Bus signal %s: %m", member);
+                        return;
+                }
+                bus_send(b, m);
+        }
+}
+
+static void emit_server_signal(Bus *b, const char *member, const char *types, ...) {
+        static const char *const interfaces[2] = { BUS_SERVER_INTERFACE, BUS_SERVER_INTERFACE_DEPRECATED };
+        va_list ap;
+
+        va_start(ap, types);
+        bus_emit_twice(b, "/", interfaces, member, types, ap);
+        va_end(ap);
+}
+
+/* ------------------------------------------------------- server interface */
+
+static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+        const char *path;
+        Client *c;
+        int r;
+
+        r = sd_bus_message_read(m, "o", &path);
+        if (r < 0)
+                return r;
+        c = hashmap_get(b->clients, path);
+        if (!c)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No client with object path %s", path);
+        log_info("Removing client %s (D-Bus RemoveClient)", c->name);
+        server_remove_client(b->server, c);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static bool client_exported(Bus *b, Client *c) {
+        return c->object_path && hashmap_get(b->clients, c->object_path) == c;
+}
+
+static int method_get_all_clients(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Bus *b = userdata;
+        Server *s = b->server;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "o");
+        for (size_t i = 0; r >= 0 && i < s->n_clients; i++)
+                if (client_exported(b, s->clients[i]))
+                        r = sd_bus_message_append(reply, "o", s->clients[i]->object_path);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* a{o…}: each exported client's path and what append() writes for it. */
+static int reply_with_clients(sd_bus_message *m, Bus *b, const char *entry_signature,
+                              int (*append)(sd_bus_message *, Client *)) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char array_signature[32];
+        Server *s = b->server;
+        int r;
+
+        (void) snprintf(array_signature, sizeof(array_signature), "{%s}", entry_signature);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', array_signature);
+        for (size_t i = 0; r >= 0 && i < s->n_clients; i++) {
+                Client *c = s->clients[i];
+
+                if (!client_exported(b, c))
+                        continue;
+                r = sd_bus_message_open_container(reply, 'e', entry_signature);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "o", c->object_path);
+                if (r >= 0)
+                        r = append(reply, c);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Used by mandos-monitor: path → the client interface's properties. */
+static int method_get_all_clients_with_properties(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return reply_with_clients(m, userdata, "oa{sv}", bus_client_append_properties);
+}
+
+/* Used by mandos-ctl: path → the reference's four interfaces (SPEC §5.3). */
+static int get_managed_objects(sd_bus_message *m, Bus *b) {
+        return reply_with_clients(m, b, "oa{sa{sv}}", bus_client_append_interfaces);
+}
+
+#define UNPRIVILEGED SD_BUS_VTABLE_UNPRIVILEGED /* the bus policy decides who may call */
+#define DEPRECATED   SD_BUS_VTABLE_DEPRECATED
+
+/* The two server interfaces are the same but for the deprecation of the
+ * second (SPEC §5.3). */
+#define SERVER_VTABLE(flags)                                                                                  \
+        {                                                                                                      \
+                SD_BUS_VTABLE_START(flags),                                                                    \
+                SD_BUS_METHOD_WITH_ARGS("RemoveClient", SD_BUS_ARGS("o", object_path), SD_BUS_NO_RESULT,       \
+                                        method_remove_client, UNPRIVILEGED),                                   \
+                SD_BUS_METHOD("GetAllClients", NULL, "ao", method_get_all_clients, UNPRIVILEGED | DEPRECATED), \
+                SD_BUS_METHOD("GetAllClientsWithProperties", NULL, "a{oa{sv}}",                                \
+                              method_get_all_clients_with_properties, UNPRIVILEGED | DEPRECATED),              \
+                SD_BUS_SIGNAL_WITH_ARGS("ClientAdded", SD_BUS_ARGS("o", objpath), 0),                          \
+                SD_BUS_SIGNAL_WITH_ARGS("ClientNotFound", SD_BUS_ARGS("s", key_id, "s", address), 0),          \
+                SD_BUS_SIGNAL_WITH_ARGS("ClientRemoved", SD_BUS_ARGS("o", objpath, "s", name), DEPRECATED),    \
+                SD_BUS_VTABLE_END,                                                                             \
+        }
+
+static const sd_bus_vtable server_vtable[] = SERVER_VTABLE(0);
+static const sd_bus_vtable server_vtable_deprecated[] = SERVER_VTABLE(SD_BUS_VTABLE_DEPRECATED);
+
+/* ------------------------------------------------- server facts (ours) */
+
+/* The address and port the server really listens on (it may have been
+ * handed a socket), from the socket itself. */
+static int listen_address(Bus *b, char *buf, size_t size, uint16_t *ret_port) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        const void *addr;
+
+        *buf = '\0';
+        *ret_port = 0;
+        if (b->server->listen_fd < 0 || getsockname(b->server->listen_fd, (struct sockaddr *) &ss, &len) < 0)
+                return 0;
+        if (ss.ss_family == AF_INET6) {
+                addr = &((struct sockaddr_in6 *) &ss)->sin6_addr;
+                *ret_port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+        } else if (ss.ss_family == AF_INET) {
+                addr = &((struct sockaddr_in *) &ss)->sin_addr;
+                *ret_port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
+        } else
+                return 0;
+        if (!inet_ntop(ss.ss_family, addr, buf, size))
+                *buf = '\0';
+        return 0;
+}
+
+static int property_get_listen_address(sd_bus *bus, const char *path, const char *interface,
+                                       const char *property, sd_bus_message *reply, void *userdata,
+                                       sd_bus_error *error) {
+        char buf[INET6_ADDRSTRLEN];
+        uint16_t port;
+
+        (void) listen_address(userdata, buf, sizeof(buf), &port);
+        return sd_bus_message_append(reply, "s", buf);
+}
+
+static int property_get_listen_port(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        char buf[INET6_ADDRSTRLEN];
+        uint16_t port;
+
+        (void) listen_address(userdata, buf, sizeof(buf), &port);
+        return sd_bus_message_append(reply, "q", port);
+}
+
+static int property_get_interface(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+        return sd_bus_message_append(reply, "s", strempty(b->server->settings->interface));
+}
+
+static int property_get_service_name(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+        return sd_bus_message_append(reply, "s", strempty(b->server->settings->servicename));
+}
+
+static int property_get_client_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(b->clients));
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_log_level(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", log_level_to_string(log_get_max_level()));
+}
+
+static int property_set_log_level(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        const char *s;
+        int level, r;
+
+        r = sd_bus_message_read(value, "s", &s);
+        if (r < 0)
+                return r;
+        level = log_level_from_string(s);
+        if (level < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown log level '%s' (CRITICAL, ERROR, WARNING, INFO or DEBUG)", s);
+        if (level == log_get_max_level())
+                return 0;
+        log_set_max_level(level);
+        log_info("Log level set to %s over D-Bus", log_level_to_string(level));
+        return sd_bus_emit_properties_changed(bus, "/", BUS_SERVER_INFO_INTERFACE, "LogLevel", NULL);
+}
+
+static const sd_bus_vtable server_info_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ListenAddress", "s", property_get_listen_address, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ListenPort", "q", property_get_listen_port, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Interface", "s", property_get_interface, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ServiceName", "s", property_get_service_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ClientCount", "u", property_get_client_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", property_get_log_level, property_set_log_level, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static void emit_client_count_changed(Bus *b) {
+        int r = sd_bus_emit_properties_changed(b->bus, "/", BUS_SERVER_INFO_INTERFACE, "ClientCount", NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send PropertiesChanged(ClientCount): %m");
+}
+
+/* -------------------------------------------------------------------- "/" */
+
+static int root_introspect(sd_bus_message *m, Bus *b) {
+        _cleanup_(bus_introspect_done) BusIntrospect i = {};
+        int r;
+
+        r = bus_introspect_begin(&i, BUS_INTROSPECT_INTROSPECTABLE | BUS_INTROSPECT_PEER |
+                                             BUS_INTROSPECT_PROPERTIES | BUS_INTROSPECT_OBJECT_MANAGER);
+        if (r < 0)
+                return r;
+        bus_introspect_interface(&i, BUS_SERVER_INTERFACE, server_vtable);
+        bus_introspect_interface(&i, BUS_SERVER_INTERFACE_DEPRECATED, server_vtable_deprecated);
+        bus_introspect_interface(&i, BUS_SERVER_INFO_INTERFACE, server_info_vtable);
+        if (hashmap_size(b->clients) > 0)
+                bus_introspect_child(&i, BUS_CLIENTS_PATH + 1);
+        return bus_introspect_reply(&i, m);
+}
+
+/* Runs before sd-bus's own dispatch on "/": Introspect (see
+ * bus-introspect.h) and GetManagedObjects (sd-bus's object manager would
+ * list other interfaces than the reference's four, and "/" itself). */
+static int root_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+
+        if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_INTROSPECTABLE, "Introspect"))
+                return root_introspect(m, b);
+        if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_OBJECT_MANAGER, "GetManagedObjects"))
+                return get_managed_objects(m, b);
+        return 0;
+}
+
+static int export_root(Bus *b) {
+        int r;
+
+        r = sd_bus_add_object(b->bus, &b->root_slots[0], "/", root_object_handler, b);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(b->bus, &b->root_slots[1], "/", BUS_SERVER_INTERFACE, server_vtable, b);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(b->bus, &b->root_slots[2], "/", BUS_SERVER_INTERFACE_DEPRECATED,
+                                             server_vtable_deprecated, b);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(b->bus, &b->root_slots[3], "/", BUS_SERVER_INFO_INTERFACE,
+                                             server_info_vtable, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to export the server object: %m");
+        return 0;
+}
+
+/* ------------------------------------------------------------- life cycle */
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        log_warning("Lost the connection to the system bus; going on without D-Bus until restarted");
+        return 0;
+}
+
+static void bus_freep(Bus **b) {
+        if (*b)
+                bus_free(*b);
+}
 
 int bus_new(Server *server, Bus **ret) {
-        return log_error_errno(EOPNOTSUPP, "The D-Bus interface is not built yet.");
+        static const char *const names[] = { BUS_NAME, BUS_NAME_DEPRECATED };
+        _cleanup_(bus_freep) Bus *b = calloc(1, sizeof(Bus));
+        int r;
+
+        if (!b)
+                return log_oom();
+        b->server = server;
+        b->clients = hashmap_new();
+        if (!b->clients)
+                return log_oom();
+
+        r = sd_bus_open_system(&b->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        (void) sd_bus_set_description(b->bus, "mandos");
+        /* Should the bus go away, serving secrets matters more than D-Bus. */
+        (void) sd_bus_set_exit_on_disconnect(b->bus, false);
+        r = sd_bus_match_signal(b->bus, &b->disconnected_slot, "org.freedesktop.DBus.Local", NULL,
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the bus connection: %m");
+        r = sd_bus_attach_event(b->bus, server->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
+        /* Objects first, so that whoever sees the names appear finds them. */
+        r = export_root(b);
+        if (r >= 0)
+                r = bus_export_clients(b);
+        if (r < 0)
+                return r;
+
+        /* Without SD_BUS_NAME_QUEUE sd-bus asks with DO_NOT_QUEUE, like the reference. */
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                r = sd_bus_request_name(b->bus, names[i], 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to acquire the D-Bus name %s: %m", names[i]);
+        }
+        log_debug("Acquired the D-Bus names %s and %s", BUS_NAME, BUS_NAME_DEPRECATED);
+        *ret = TAKE_PTR(b);
+        return 0;
 }
 
 Bus *bus_free(Bus *b) {
+        if (!b)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(b->root_slots); i++)
+                b->root_slots[i] = sd_bus_slot_unref(b->root_slots[i]);
+        for (size_t i = 0; i < ELEMENTSOF(b->client_slots); i++)
+                b->client_slots[i] = sd_bus_slot_unref(b->client_slots[i]);
+        b->disconnected_slot = sd_bus_slot_unref(b->disconnected_slot);
+        if (b->bus) {
+                (void) sd_bus_detach_event(b->bus);
+                b->bus = sd_bus_flush_close_unref(b->bus);
+        }
+        hashmap_free(b->clients);
+        free(b);
         return NULL;
 }
 
 int bus_add_client(Bus *b, Client *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = NULL;
+        Client *other;
+        int r;
+
+        r = bus_client_object_path(c->name, &path);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r, "Client '%s' has no name usable on D-Bus; ignoring it", c->name);
+        other = hashmap_get(b->clients, path);
+        if (other)
+                return log_error_errno(EEXIST, "Clients '%s' and '%s' would share the D-Bus object %s; ignoring '%s'",
+                                       other->name, c->name, path, c->name);
+        r = hashmap_put(b->clients, path, c);
+        if (r < 0)
+                return log_oom();
+        free(c->object_path);
+        c->object_path = TAKE_PTR(path);
+
+        /* InterfacesAdded, then ClientAdded on both interfaces (SPEC §5.3). */
+        r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesAdded");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "o", c->object_path);
+        if (r >= 0)
+                r = bus_client_append_interfaces(m, c);
+        if (r >= 0)
+                bus_send(b, m);
+        else
+                log_error_errno(r, "Failed to build InterfacesAdded for %s: %m", c->name);
+        emit_server_signal(b, "ClientAdded", "o", c->object_path);
+        emit_client_count_changed(b);
         return 0;
 }
 
-void bus_remove_client(Bus *b, Client *c) {}
-void bus_client_changed(Bus *b, Client *c, ClientProperty p) {}
-void bus_checker_started(Bus *b, Client *c, const char *command) {}
-void bus_checker_completed(Bus *b, Client *c, int16_t exit_code, int64_t wait_status, const char *command) {}
-void bus_got_secret(Bus *b, Client *c) {}
-void bus_rejected(Bus *b, Client *c, const char *reason) {}
-void bus_need_approval(Bus *b, Client *c, uint64_t timeout_ms, bool approved_by_default) {}
-void bus_client_not_found(Bus *b, const char *key_id, const char *address) {}
+void bus_remove_client(Bus *b, Client *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        if (!b || !client_exported(b, c))
+                return;
+        (void) hashmap_remove(b->clients, c->object_path);
+
+        /* InterfacesRemoved, then ClientRemoved on both interfaces (SPEC §5.3). */
+        r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesRemoved");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "o", c->object_path);
+        if (r >= 0)
+                r = bus_client_append_interface_names(m);
+        if (r >= 0)
+                bus_send(b, m);
+        else
+                log_error_errno(r, "Failed to build InterfacesRemoved for %s: %m", c->name);
+        emit_server_signal(b, "ClientRemoved", "os", c->object_path, c->name);
+        emit_client_count_changed(b);
+}
+
+void bus_client_not_found(Bus *b, const char *key_id, const char *address) {
+        if (b)
+                emit_server_signal(b, "ClientNotFound", "ss", strempty(key_id), strempty(address));
+}

@@ -469,8 +469,10 @@ static int start_scope(Checker *ch, const Client *c) {
         if (r >= 0)
                 r = sd_bus_message_append(msg, "ss", ch->scope, "fail");
         if (r >= 0)
-                r = sd_bus_message_append(msg, "a(sv)", 6,
+                r = sd_bus_message_append(msg, "a(sv)", 7,
                                           "Description", "s", description,
+                                          /* Stopping means stopping: SIGKILL after the grace period. */
+                                          "TimeoutStopUSec", "t", (uint64_t) CHECKER_KILL_GRACE,
                                           "PIDs", "au", 1, (uint32_t) ch->pid,
                                           "CollectMode", "s", "inactive-or-failed",
                                           "TasksMax", "t", (uint64_t) 64,

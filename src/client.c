@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "checker.h"
+#include "secret-crypt.h"
+#include "state.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -385,15 +387,60 @@ int client_set_checker(Client *c, const char *command, const char **ret_error) {
 }
 
 int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
-        uint8_t *copy = malloc(size ?: 1);
+        uint8_t *copy = malloc(size ?: 1), *encrypted = NULL;
+        size_t encrypted_size = 0;
+        const char *why = NULL;
+        int r;
 
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, secret, size);
+        /* Only the ciphertext may reach the state file. */
+        if (size != c->config->secret_size || memcmp(secret, c->config->secret, size) != 0) {
+                r = secret_encrypt(c->config->secret, c->config->secret_size, secret, size, &encrypted,
+                                   &encrypted_size, &why);
+                if (r < 0) {
+                        erase_and_free(copy, size);
+                        return log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %s",
+                                               c->name, strempty(why));
+                }
+        }
+        free(c->encrypted_secret);
+        c->encrypted_secret = encrypted;
+        c->encrypted_secret_size = encrypted_size;
         erase_and_free(c->secret, c->secret_size);
         c->secret = copy;
         c->secret_size = size;
         client_changed(c, CLIENT_SECRET);
+        return 0;
+}
+
+/* Constant on D-Bus, so no change is announced. */
+static int replace_string(char **field, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+int client_set_key_id(Client *c, const char *key_id) {
+        return replace_string(&c->key_id, key_id);
+}
+
+int client_set_fingerprint(Client *c, const char *fingerprint) {
+        return replace_string(&c->fingerprint, fingerprint);
+}
+
+int client_set_config(Client *c, const ClientConfig *config) {
+        ClientConfig *copy = client_config_dup(config);
+
+        if (!copy)
+                return -ENOMEM;
+        client_config_free(c->config);
+        c->config = copy;
+        secret_digest(config->secret, config->secret_size, c->config_secret_sha256);
         return 0;
 }
 
@@ -404,32 +451,38 @@ static int dup_or_empty(char **field, const char *value) {
         return *field ? 0 : -ENOMEM;
 }
 
-int client_new(Server *server, const ClientConfig *config, Client **ret) {
+int client_new(Server *server, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
         Client *c = calloc(1, sizeof(Client));
 
         if (!c)
                 return -ENOMEM;
+        if (!settings)
+                settings = config;
         c->n_ref = 1;
         c->server = server;
         c->approved = -1;
-        if (dup_or_empty(&c->name, config->name) < 0 ||
-            dup_or_empty(&c->key_id, config->key_id) < 0 ||
-            dup_or_empty(&c->fingerprint, config->fingerprint) < 0 ||
-            dup_or_empty(&c->host, config->host) < 0 ||
-            dup_or_empty(&c->checker_command, config->checker) < 0 ||
+        c->config = client_config_dup(config);
+        if (!c->config ||
+            dup_or_empty(&c->name, config->name) < 0 ||
+            dup_or_empty(&c->key_id, settings->key_id) < 0 ||
+            dup_or_empty(&c->fingerprint, settings->fingerprint) < 0 ||
+            dup_or_empty(&c->host, settings->host) < 0 ||
+            dup_or_empty(&c->checker_command, settings->checker) < 0 ||
             !(c->secret = malloc(config->secret_size ?: 1))) {
                 client_unref(c);
                 return -ENOMEM;
         }
-        memcpy(c->secret, config->secret, config->secret_size);
+        secret_digest(config->secret, config->secret_size, c->config_secret_sha256);
+        if (config->secret_size)
+                memcpy(c->secret, config->secret, config->secret_size);
         c->secret_size = config->secret_size;
-        c->timeout = config->timeout;
-        c->extended_timeout = config->extended_timeout;
-        c->interval = config->interval;
-        c->approval_delay = config->approval_delay;
-        c->approval_duration = config->approval_duration;
-        c->approved_by_default = config->approved_by_default;
-        c->enabled = config->enabled;
+        c->timeout = settings->timeout;
+        c->extended_timeout = settings->extended_timeout;
+        c->interval = settings->interval;
+        c->approval_delay = settings->approval_delay;
+        c->approval_duration = settings->approval_duration;
+        c->approved_by_default = settings->approved_by_default;
+        c->enabled = settings->enabled;
         c->created = now_realtime();
         c->last_checker_status = -2;
 
@@ -440,13 +493,48 @@ int client_new(Server *server, const ClientConfig *config, Client **ret) {
         return 0;
 }
 
+void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
+                    uint64_t last_approval_request, int last_checker_status) {
+        c->created = created ?: c->created;
+        c->last_enabled = c->enabled ? last_enabled : 0;
+        c->expires = c->enabled ? expires : 0;
+        c->last_checked_ok = last_checked_ok;
+        c->last_approval_request = last_approval_request;
+        c->last_checker_status = last_checker_status;
+}
+
+int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const uint8_t *encrypted, size_t encrypted_size) {
+        uint8_t *plain = malloc(size ?: 1), *cipher = malloc(encrypted_size ?: 1);
+
+        if (!plain || !cipher) {
+                free(plain);
+                free(cipher);
+                return -ENOMEM;
+        }
+        memcpy(plain, secret, size);
+        memcpy(cipher, encrypted, encrypted_size);
+        erase_and_free(c->secret, c->secret_size);
+        c->secret = plain;
+        c->secret_size = size;
+        free(c->encrypted_secret);
+        c->encrypted_secret = cipher;
+        c->encrypted_secret_size = encrypted_size;
+        return 0;
+}
+
 void client_start(Client *c) {
+        uint64_t now = now_realtime(), restored = c->expires;
+
         if (!c->enabled)
                 return;
         /* Quietly: the client is not announced yet. */
-        c->last_enabled = c->created;
-        c->expires = c->created + c->timeout;
+        if (!c->last_enabled)
+                c->last_enabled = c->created;
         init_checker(c, true);
+        /* A restored expiry still ahead is kept exactly (the reference
+         * recomputes it, forgetting a recent successful check). */
+        if (restored > now)
+                set_expires(c, restored);
 }
 
 Client *client_ref(Client *c) {
@@ -466,6 +554,8 @@ Client *client_unref(Client *c) {
         free(c->checker_command);
         free(c->current_checker_command);
         free(c->object_path);
+        free(c->encrypted_secret);
+        client_config_free(c->config);
         free(c);
         return NULL;
 }

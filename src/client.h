@@ -45,6 +45,11 @@ typedef struct Client {
         bool removed;               /* no longer in the server's table */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
+        ClientConfig *config;       /* clients.conf's settings for it, as last read */
+        uint8_t config_secret_sha256[32];
+        uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
+        size_t encrypted_secret_size;
+
         /* Settings (from clients.conf, changeable at run time). */
         char *name;
         char *key_id;
@@ -81,7 +86,14 @@ typedef struct Client {
         sd_event_source *approval_timer;  /* end of the approval window */
 } Client;
 
-int client_new(Server *server, const ClientConfig *config, Client **ret);
+/* A client from clients.conf's config, with the settings in force
+ * (NULL: the same). */
+int client_new(Server *server, const ClientConfig *config, const ClientConfig *settings, Client **ret);
+/* Restored run-time values (SPEC §6.4 rule 2 applied by the caller). */
+void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
+                    uint64_t last_approval_request, int last_checker_status);
+/* A run-time secret from the state file, already decrypted, with its ciphertext. */
+int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const uint8_t *encrypted, size_t encrypted_size);
 /* Once in the server's table: an enabled client gets its first checker at
  * a random moment within one interval, and expires one interval after that
  * unless a checker succeeds (SPEC §4.2, §4.3). */
@@ -140,6 +152,11 @@ void client_set_approved_by_default(Client *c, bool b);
 int client_set_host(Client *c, const char *host);
 int client_set_checker(Client *c, const char *command, const char **ret_error);
 int client_set_secret(Client *c, const uint8_t *secret, size_t size);
+/* From clients.conf on reload (the server rehashes the table). */
+int client_set_key_id(Client *c, const char *key_id);
+int client_set_fingerprint(Client *c, const char *fingerprint);
+/* Replace the snapshot of clients.conf's settings for c. */
+int client_set_config(Client *c, const ClientConfig *config);
 
 /* The largest duration a D-Bus write may set (10 years), and the longest
  * approval wait: a connection is never held longer than this. */

@@ -2,6 +2,7 @@
 #include "clients-conf.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -38,6 +39,25 @@ ClientConfig *client_config_free(ClientConfig *c) {
         free(c->checker);
         free(c);
         return NULL;
+}
+
+ClientConfig *client_config_dup(const ClientConfig *c) {
+        ClientConfig *d = calloc(1, sizeof(ClientConfig));
+
+        if (!d)
+                return NULL;
+        *d = *c;
+        d->name = strdup(c->name);
+        d->key_id = strdup(c->key_id);
+        d->fingerprint = strdup(c->fingerprint);
+        d->host = strdup(c->host);
+        d->checker = strdup(c->checker);
+        d->secret = malloc(c->secret_size ?: 1);
+        if (!d->name || !d->key_id || !d->fingerprint || !d->host || !d->checker || !d->secret)
+                return client_config_free(d);
+        if (c->secret_size)
+                memcpy(d->secret, c->secret, c->secret_size);
+        return d;
 }
 
 static void strv_free(char **v, size_t n) {
@@ -240,6 +260,20 @@ static char *expand_user(const char *s) {
         return ret;
 }
 
+static int secfile_check(const struct stat *st, const char **why) {
+        if (S_ISDIR(st->st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st->st_mode)) {
+                *why = "not a regular file";
+                return -EINVAL;
+        }
+        if (st->st_size > SECRET_SIZE_MAX) {
+                *why = "larger than " STRINGIFY(SECRET_SIZE_MAX) " bytes";
+                return -EFBIG;
+        }
+        return 0;
+}
+
 /* Read a secfile, refusing what cannot be a secret (a directory, a FIFO,
  * anything above SECRET_SIZE_MAX). Returns 0 or -errno with *why set. */
 static int read_secfile(const char *path, uint8_t **ret, size_t *ret_size, const char **why) {
@@ -247,22 +281,21 @@ static int read_secfile(const char *path, uint8_t **ret, size_t *ret_size, const
         struct stat st;
         uint8_t *buf;
         size_t n = 0;
+        int r;
 
+        /* Look before opening, as root: opening a device can act (a
+         * watchdog starts, a tape rewinds). fstat() again for a swap. */
+        if (stat(path, &st) < 0)
+                return -errno;
+        if ((r = secfile_check(&st, why)) < 0)
+                return r;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode)) {
-                *why = "not a regular file";
-                return -EINVAL;
-        }
-        if (st.st_size > SECRET_SIZE_MAX) {
-                *why = "larger than " STRINGIFY(SECRET_SIZE_MAX) " bytes";
-                return -EFBIG;
-        }
+        if ((r = secfile_check(&st, why)) < 0)
+                return r;
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
@@ -462,6 +495,13 @@ fail:
 static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig *c) {
         ClientConfig **nv;
 
+        for (size_t i = 0; i < conf->n_clients; i++)
+                if (streq(conf->clients[i]->name, c->name)) {
+                        client_config_free(c);
+                        return problem(conf, f->path, s->line, s->name, NULL,
+                                       "client already defined in an earlier file; this one is ignored");
+                }
+
         /* Duplicate key IDs: the first client wins at connection time, as in the reference. */
         for (size_t i = 0; i < conf->n_clients; i++)
                 if (!isempty(c->key_id) && streq(conf->clients[i]->key_id, c->key_id)) {
@@ -548,6 +588,74 @@ int clients_conf_load(const char *path, ClientsConf **ret) {
                 return 0;
         }
         r = convert(f, conf);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(conf);
+        return 0;
+}
+
+static int conf_d_filter(const struct dirent *d) {
+        size_t n = strlen(d->d_name);
+        return d->d_name[0] != '.' && n > 5 && streq(d->d_name + n - 5, ".conf");
+}
+
+/* The drop-ins' built-in [DEFAULT]: clients.conf's, itself over ours. */
+static const char **defaults_of(const IniFile *f) {
+        const char **v = calloc(2 * f->defaults.n_entries + 1, sizeof(char *));
+
+        if (!v)
+                return NULL;
+        for (size_t i = 0; i < f->defaults.n_entries; i++) {
+                v[2 * i] = f->defaults.entries[i].key;
+                v[2 * i + 1] = f->defaults.entries[i].value;
+        }
+        return v;
+}
+
+int clients_conf_load_all(const char *dir, ClientsConf **ret) {
+        _cleanup_(ini_file_freep) IniFile *main_file = NULL;
+        _cleanup_(clients_conf_freep) ClientsConf *conf = calloc(1, sizeof(ClientsConf));
+        _cleanup_free_ char *path = NULL, *ddir = NULL;
+        _cleanup_free_ const char **defaults = NULL;
+        struct dirent **names = NULL;
+        int r, n;
+
+        if (!conf || asprintf(&path, "%s/clients.conf", dir) < 0 || asprintf(&ddir, "%s/clients.d", dir) < 0)
+                return -ENOMEM;
+        r = ini_parse_file(path, client_defaults, &main_file);
+        if (r == -ENOENT)
+                r = ini_parse_string(path, "", 0, client_defaults, &main_file);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                r = problem(conf, path, 0, NULL, NULL, "cannot read: %s", strerror(-r));
+        else
+                r = convert(main_file, conf);
+        if (r < 0)
+                return r;
+        defaults = main_file ? defaults_of(main_file) : NULL;
+        if (main_file && !defaults)
+                return -ENOMEM;
+
+        n = scandir(ddir, &names, conf_d_filter, alphasort);
+        for (int i = 0; i < n; i++) {
+                _cleanup_(ini_file_freep) IniFile *f = NULL;
+                _cleanup_free_ char *p = NULL;
+
+                if (r >= 0 && asprintf(&p, "%s/%s", ddir, names[i]->d_name) < 0)
+                        r = -ENOMEM;
+                if (r >= 0) {
+                        int k = ini_parse_file(p, defaults ? defaults : client_defaults, &f);
+                        if (k == -ENOMEM)
+                                r = k;
+                        else if (k < 0)
+                                r = problem(conf, p, 0, NULL, NULL, "cannot read: %s", strerror(-k));
+                        else
+                                r = convert(f, conf);
+                }
+                free(names[i]);
+        }
+        free(names);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(conf);

@@ -14,7 +14,7 @@
 
 /* A secfile larger than this is refused: an OpenPGP-encrypted password is
  * a few KiB at most. */
-#define SECRET_SIZE_MAX (1024 * 1024)
+#define SECRET_SIZE_MAX 1048576 /* 1 MiB; a plain number, as messages show it */
 
 /* The key ID that buggy 1.8.0 clients report (SHA-256 of nothing): never matches. */
 #define KEY_ID_BLACKLISTED "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
@@ -59,6 +59,16 @@ static inline void clients_conf_freep(ClientsConf **c) {
 }
 
 ClientConfig *client_config_free(ClientConfig *c);
+ClientConfig *client_config_dup(const ClientConfig *c);
+static inline void client_config_freep(ClientConfig **c) {
+        if (*c)
+                client_config_free(*c);
+}
+
+/* DIR/clients.conf, then the files DIR/clients.d/NAME.conf in name order; a drop-in
+ * inherits clients.conf's [DEFAULT]. A client defined in two files is a
+ * problem, and only the first is used. */
+int clients_conf_load_all(const char *dir, ClientsConf **ret);
 
 /* Python binascii.a2b_base64 (non-strict): characters outside the
  * alphabet are skipped; a '=' pad sequence ends the data; a leftover

@@ -18,6 +18,10 @@
 #define INI_DEFAULT_SECTION "DEFAULT"
 #define INI_MAX_FILE_SIZE (16 * 1024 * 1024)
 #define INI_MAX_INTERPOLATION_DEPTH 10 /* configparser.MAX_INTERPOLATION_DEPTH */
+/* configparser has no such limits: a few hundred bytes of "%(a)s%(a)s…",
+ * nested ten deep, would expand to gigabytes and hang the server. */
+#define INI_MAX_REFERENCES 1000
+#define INI_MAX_VALUE_SIZE (4 * 1024 * 1024)
 #define INI_READ_CHUNK (64 * 1024)
 
 /* A growable, always NUL-terminated byte string. */
@@ -602,6 +606,7 @@ typedef struct IniInterpolation {
         const IniSection *s;
         const char *key; /* the key asked for, named in errors */
         IniBuf out;
+        unsigned n_references;
         char *error;
 } IniInterpolation;
 
@@ -631,6 +636,12 @@ static int ini_quote_len(const char *s) {
 
 static int ini_interpolate(IniInterpolation *c, const char *rest, unsigned depth);
 
+static int ini_interpolation_append(IniInterpolation *c, const char *p, size_t n) {
+        if (n > INI_MAX_VALUE_SIZE - c->out.len)
+                return ini_interpolation_error(c, "longer than %d bytes once expanded", INI_MAX_VALUE_SIZE);
+        return ini_buf_append(&c->out, p, n);
+}
+
 /* rest starts with "%(": the _KEYCRE reference "%\(([^)]+)\)s". */
 static int ini_interpolate_reference(IniInterpolation *c, const char **rest, unsigned depth) {
         const char *name = *rest + 2;
@@ -640,6 +651,8 @@ static int ini_interpolate_reference(IniInterpolation *c, const char **rest, uns
 
         if (n == 0 || name[n] != ')' || name[n + 1] != 's')
                 return ini_interpolation_error(c, "bad variable reference '%.*s'", ini_quote_len(*rest), *rest);
+        if (++c->n_references > INI_MAX_REFERENCES)
+                return ini_interpolation_error(c, "more than %d references to expand", INI_MAX_REFERENCES);
         var = strndup(name, n);
         if (!var)
                 return -ENOMEM;
@@ -649,7 +662,7 @@ static int ini_interpolate_reference(IniInterpolation *c, const char **rest, uns
                 return ini_interpolation_error(c, "no key '%s' to substitute", var);
         if (strchr(e->value, '%'))
                 return ini_interpolate(c, e->value, depth + 1);
-        return ini_buf_append(&c->out, e->value, strlen(e->value));
+        return ini_interpolation_append(c, e->value, strlen(e->value));
 }
 
 static int ini_interpolate(IniInterpolation *c, const char *rest, unsigned depth) {
@@ -661,13 +674,13 @@ static int ini_interpolate(IniInterpolation *c, const char *rest, unsigned depth
         while (*rest) {
                 const char *pct = strchr(rest, '%');
                 if (!pct)
-                        return ini_buf_append(&c->out, rest, strlen(rest));
-                r = ini_buf_append(&c->out, rest, (size_t) (pct - rest));
+                        return ini_interpolation_append(c, rest, strlen(rest));
+                r = ini_interpolation_append(c, rest, (size_t) (pct - rest));
                 if (r < 0)
                         return r;
                 rest = pct;
                 if (rest[1] == '%') {
-                        r = ini_buf_append(&c->out, "%", 1);
+                        r = ini_interpolation_append(c, "%", 1);
                         rest += 2;
                 } else if (rest[1] == '(')
                         r = ini_interpolate_reference(c, &rest, depth);

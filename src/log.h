@@ -73,3 +73,5 @@ int log_struct_internal(int level, int error, const LogFields *fields, const cha
 #define MESSAGE_ID_APPROVAL_REQUESTED  "c4787e036c4a4c328d170c0637b32a6b"
 #define MESSAGE_ID_APPROVAL_DENIED     "40032521aadc4b9fb6f1ca05cf1b435c"
 #define MESSAGE_ID_CHECKER_FAILED      "a7299b57941f4a55908de2e962d3a33c"
+#define MESSAGE_ID_STATE_CORRUPT       "2b3f8a1c7e5d4f60a9b8c7d6e5f40312"
+#define MESSAGE_ID_RELOADED            "6e0c2d4b8a9f41c3b5d7e9f1a3c5e7b9"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "bus.h"
@@ -19,6 +20,7 @@
 #include "server.h"
 #include "settings.h"
 #include "util.h"
+#include "zeroconf.h"
 
 /* --check: every problem of the configuration, one line each. */
 static int run_check(const Settings *settings) {
@@ -39,7 +41,7 @@ static int run_check(const Settings *settings) {
 
         if (asprintf(&path, "%s/clients.conf", settings->configdir) < 0)
                 return log_oom();
-        r = clients_conf_load(path, &conf);
+        r = clients_conf_load_all(settings->configdir, &conf);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
         for (size_t i = 0; i < conf->n_warnings; i++)
@@ -56,7 +58,7 @@ static int load_clients(const Settings *settings, ClientsConf **ret) {
 
         if (asprintf(&path, "%s/clients.conf", settings->configdir) < 0)
                 return log_oom();
-        r = clients_conf_load(path, ret);
+        r = clients_conf_load_all(settings->configdir, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
         for (size_t i = 0; i < (*ret)->n_problems; i++)
@@ -89,8 +91,14 @@ static int drop_privileges(void) {
                         break;
                 }
         }
-        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-                return log_error_errno(errno, "Failed to setuid/setgid to %u:%u: %m", uid, gid);
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+                /* As the reference: without the capability (a unit whose
+                 * bounding set lacks CAP_SETUID), go on as we are. */
+                if (errno != EPERM)
+                        return log_error_errno(errno, "Failed to setuid/setgid to %u:%u: %m", uid, gid);
+                log_warning("Failed to setuid/setgid to %u:%u: %m", uid, gid);
+                return 0;
+        }
         /* Core dumps could hold secrets; setuid makes us non-dumpable, keep it so. */
         (void) prctl(PR_SET_DUMPABLE, 0);
         log_debug("Did setuid/setgid to %u:%u", uid, gid);
@@ -157,11 +165,25 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 log_debug("Server received KeyboardInterrupt");
         else
                 log_debug("Server received signal %s", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
         return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Server *server = userdata;
+
+        log_info("Reloading the configuration (SIGHUP)");
+        (void) sd_notify(false, "RELOADING=1");
+        (void) server_reload(server);
+        (void) sd_notify(false, "READY=1");
+        server_notify_status(server);
+        return 0;
 }
 
 static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd, int pid_fd, const char *pid_path) {
         _cleanup_(server_freep) Server *server = NULL;
+        State *state = NULL;
+        Zeroconf *zeroconf = NULL;
         sd_event *event = NULL;
         sigset_t mask;
         int r;
@@ -179,8 +201,6 @@ static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd
         r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGHUP, on_signal, NULL);
         if (r < 0) {
                 sd_event_unref(event);
                 return log_error_errno(r, "Failed to watch signals: %m");
@@ -190,16 +210,32 @@ static int run_server(const Settings *settings, ClientsConf *conf, int listen_fd
         if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
                 log_error("Disabling D-Bus: the system bus or our names are not available");
         if (r >= 0)
-                r = server_add_clients(server, conf);
+                r = server_load_state(server, &state);
+        if (r >= 0)
+                r = server_add_clients(server, conf, state);
+        state = state_free(state);
+        /* Unlike the reference, whose SIGHUP stops it: reload clients.conf. */
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGHUP, on_reload, server);
         if (r >= 0)
                 r = server_listen(server, listen_fd);
         else
                 (void) close(listen_fd);
+        if (r >= 0 && settings->zeroconf)
+                r = zeroconf_new(event, settings, server->listen_fd, &zeroconf);
         if (r >= 0) {
                 write_pid_file(pid_fd, pid_path);
+                /* Listening, announced, and the bus names held (if any). */
+                (void) sd_notify(false, "READY=1");
+                server_notify_status(server);
+                /* WATCHDOG=1 every half WatchdogSec=, if the unit sets one. */
+                (void) sd_event_set_watchdog(event, true);
                 log_debug("Starting main loop");
                 r = sd_event_loop(event);
         }
+        zeroconf = zeroconf_free(zeroconf);
+        if (server)
+                (void) server_save_state(server);
         server = server_free(server);
         sd_event_unref(event);
         log_debug("Server exiting");
@@ -227,6 +263,11 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
+        /* Secrets are in memory from here on: no core dump, and no ptrace or
+         * /proc/PID/mem by our own user, whatever user we start as (the
+         * setuid in drop_privileges() resets it; it is set again there). */
+        (void) prctl(PR_SET_DUMPABLE, 0);
+
         if (settings.check) {
                 r = run_check(&settings);
                 settings_done(&settings);
@@ -241,9 +282,6 @@ int main(int argc, char *argv[]) {
         if (tls_priority_allows_rawpk(settings.priority) == 0)
                 log_warning("The GnuTLS priority string lacks +CTYPE-RAWPK: clients with raw public keys "
                             "(all current ones) cannot connect");
-
-        if (settings.zeroconf)
-                log_warning("Zeroconf announcement is not available in this version; use --no-zeroconf");
 
         r = load_clients(&settings, &conf);
         if (r < 0)

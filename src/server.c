@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "listener.h"
@@ -46,11 +47,13 @@ Server *server_free(Server *s) {
                 client_unref(s->clients[i]);
         }
         free(s->clients);
+        server_state_done(s);
         s->checkers = checker_manager_free(s->checkers);
         s->bus = bus_free(s->bus);
         hashmap_free(s->by_key_id);
         hashmap_free(s->by_name);
         s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        s->accept_resume = sd_event_source_disable_unref(s->accept_resume);
         if (s->listen_fd >= 0)
                 (void) close(s->listen_fd);
         tls_context_done(&s->tls);
@@ -59,7 +62,7 @@ Server *server_free(Server *s) {
         return NULL;
 }
 
-static int server_add_client(Server *s, const ClientConfig *config) {
+int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
         Client **nv;
         Client *c;
         int r;
@@ -71,7 +74,7 @@ static int server_add_client(Server *s, const ClientConfig *config) {
                 return log_oom();
         s->clients = nv;
 
-        r = client_new(s, config, &c);
+        r = client_new(s, config, settings, &c);
         if (r < 0)
                 return log_oom();
         if (s->bus) {
@@ -97,23 +100,59 @@ static int server_add_client(Server *s, const ClientConfig *config) {
                 }
         }
         s->clients[s->n_clients++] = c;
-        client_start(c);
-        return 0;
-}
-
-int server_add_clients(Server *s, const ClientsConf *conf) {
-        for (size_t i = 0; i < conf->n_clients; i++) {
-                int r = server_add_client(s, conf->clients[i]);
-                if (r == -ENOMEM)
-                        return r;
-        }
-        if (s->n_clients == 0)
-                log_warning("No clients defined");
+        *ret = c;
         return 0;
 }
 
 Client *server_find_client(Server *s, const char *key_id) {
         return hashmap_get(s->by_key_id, key_id);
+}
+
+/* Out of file descriptors with no connection to drop: how long to stop accepting. */
+#define SERVER_ACCEPT_PAUSE (250 * USEC_PER_MSEC)
+/* File descriptors kept for what is not a connection (checkers, bus, state file). */
+#define SERVER_FDS_RESERVED 128
+
+/* Make room for a new connection by dropping the oldest one that has not
+ * proved its key yet (the list is newest first). False if there is none. */
+static bool server_drop_oldest_unauthenticated(Server *s, const char *why) {
+        Session *oldest = NULL;
+
+        for (Session *x = s->sessions; x; x = x->next)
+                if (x->state == SESSION_READ_LINE || x->state == SESSION_HANDSHAKE)
+                        oldest = x;
+        if (!oldest)
+                return false;
+        log_warning("%s: dropping the oldest unauthenticated connection, from %s", why, oldest->peer);
+        session_free(oldest);
+        return true;
+}
+
+static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+
+        log_info("Accepting connections again");
+        return sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+}
+
+/* Out of file descriptors (or memory) with nothing to drop: the listening
+ * socket stays readable, so stop watching it for a while rather than spin. */
+static void server_pause_accepting(Server *s, int error) {
+        uint64_t now;
+        int r;
+
+        log_warning_errno(error, "Failed to accept a connection, not accepting for %d ms: %m",
+                          (int) (SERVER_ACCEPT_PAUSE / USEC_PER_MSEC));
+        /* The timer exists already: nothing here needs a file descriptor. */
+        r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_source_set_time(s->accept_resume, now + SERVER_ACCEPT_PAUSE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->accept_resume, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
+        if (r < 0)
+                log_error_errno(r, "Failed to pause accepting: %m");
 }
 
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -128,11 +167,24 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 
                 cfd = accept4(fd, (struct sockaddr *) &peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                        r = errno;
+                        if (r == EAGAIN || r == EINTR || r == ECONNABORTED)
                                 return 0;
-                        /* EMFILE and friends: drop nothing we already hold; try again later. */
-                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                        if (r != EMFILE && r != ENFILE && r != ENOBUFS && r != ENOMEM) {
+                                log_warning_errno(r, "Failed to accept a connection: %m");
+                                return 0;
+                        }
+                        if (server_drop_oldest_unauthenticated(s, "Out of file descriptors"))
+                                continue;
+                        server_pause_accepting(s, r);
                         return 0;
+                }
+                if (s->n_sessions >= s->max_sessions &&
+                    !server_drop_oldest_unauthenticated(s, "Too many connections")) {
+                        log_warning("Too many connections (%u), none of them unauthenticated: refusing one",
+                                    s->n_sessions);
+                        (void) close(cfd);
+                        continue;
                 }
                 r = session_new(s, cfd, &peer, &session);
                 if (r < 0)
@@ -141,13 +193,34 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* Each connection holds a file descriptor; keep SERVER_FDS_RESERVED for
+ * checkers, the bus and the state file even when connections pile up. */
+static void server_set_max_sessions(Server *s) {
+        struct rlimit rl;
+
+        s->max_sessions = s->settings->max_connections ?: MAX_CONNECTIONS_DEFAULT;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+            rl.rlim_cur >= (rlim_t) s->max_sessions + SERVER_FDS_RESERVED)
+                return;
+        s->max_sessions = rl.rlim_cur > 2 * SERVER_FDS_RESERVED ? (unsigned) (rl.rlim_cur - SERVER_FDS_RESERVED)
+                                                                : (unsigned) MAX(rl.rlim_cur / 2, 1);
+        log_info("At most %u connections at once (max_connections is %u, but the file descriptor limit is %llu)",
+                 s->max_sessions, s->settings->max_connections, (unsigned long long) rl.rlim_cur);
+}
+
 int server_listen(Server *s, int fd) {
         int r;
 
+        server_set_max_sessions(s);
         s->listen_fd = fd;
         r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
         if (r >= 0)
                 r = sd_event_source_set_priority(s->listen_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_add_time(s->event, &s->accept_resume, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                      on_accept_resume, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->accept_resume, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the listening socket: %m");
         (void) listener_log_address(fd);
@@ -157,6 +230,21 @@ int server_listen(Server *s, int fd) {
 void server_client_changed(Server *s, Client *c, ClientProperty p) {
         if (s->bus)
                 bus_client_changed(s->bus, c, p);
+        switch (p) {
+        case CLIENT_CHECKER_RUNNING:
+        case CLIENT_APPROVAL_PENDING:
+                break; /* not kept across restarts */
+        case CLIENT_EXPIRES:
+        case CLIENT_LAST_CHECKED_OK:
+        case CLIENT_LAST_CHECKER_STATUS:
+        case CLIENT_LAST_APPROVAL_REQUEST:
+        case CLIENT_LAST_ENABLED:
+                server_state_dirty(s, false);
+                break;
+        default:
+                /* Enabled, settings, secret: what security rests on, saved at once. */
+                server_state_dirty(s, true);
+        }
 }
 
 void server_client_not_found(Server *s, const char *key_id, const char *address) {
@@ -201,11 +289,22 @@ void server_wake_approval_waiters(Server *s, Client *c) {
         }
 }
 
+void server_rehash_client(Server *s, Client *c, const char *old_key_id) {
+        if (hashmap_get(s->by_key_id, old_key_id) == c)
+                hashmap_remove(s->by_key_id, old_key_id);
+        if (!isempty(c->key_id) && !streq(c->key_id, KEY_ID_BLACKLISTED))
+                (void) hashmap_put(s->by_key_id, c->key_id, c);
+}
+
 Client *server_find_client_by_name(Server *s, const char *name) {
         return hashmap_get(s->by_name, name);
 }
 
 void server_remove_client(Server *s, Client *c) {
+        server_forget_client(s, c, true);
+}
+
+void server_forget_client(Server *s, Client *c, bool remember) {
         size_t i;
 
         for (i = 0; i < s->n_clients && s->clients[i] != c; i++)
@@ -228,6 +327,10 @@ void server_remove_client(Server *s, Client *c) {
         client_detach(c);
         if (s->bus)
                 bus_remove_client(s->bus, c);
+        /* The removal outlives a restart (SPEC §6.4 rule 6). */
+        if (remember)
+                server_remember_removed(s, c);
+        server_state_dirty(s, true);
         client_unref(c);
 }
 

@@ -14,6 +14,7 @@
 #include "hashmap.h"
 #include "session.h"
 #include "settings.h"
+#include "state.h"
 #include "tls.h"
 
 typedef struct Server {
@@ -32,8 +33,16 @@ typedef struct Server {
         Bus *bus;                  /* NULL without D-Bus */
         CheckerManager *checkers;
 
-        Session *sessions;         /* open connections */
+        char *statedir;
+        SavedClient **removed;     /* removed at run time, as the state file keeps them */
+        size_t n_removed;
+        sd_event_source *save_soon;    /* after this loop iteration */
+        sd_event_source *save_later;   /* within a few seconds */
+
+        Session *sessions;         /* open connections, newest first */
         unsigned n_sessions;
+        unsigned max_sessions;     /* max_connections, or fewer if file descriptors are short */
+        sd_event_source *accept_resume; /* out of file descriptors: accept again later */
         uint64_t n_secrets_sent;
 } Server;
 
@@ -44,8 +53,25 @@ static inline void server_freep(Server **s) {
                 server_free(*s);
 }
 
-/* Create a Client for each configured one. */
-int server_add_clients(Server *s, const ClientsConf *conf);
+/* Create the configured clients, merged with the saved state (NULL: none)
+ * as SPEC §6.4 says (src/server-state.c). */
+int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
+/* Put a new client in the table (and on the bus), not yet started. */
+int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret);
+
+/* The state directory: $STATE_DIRECTORY, else --statedir. Loads the state
+ * file unless restore is off; a corrupt one is set aside. *ret may be NULL. */
+int server_load_state(Server *s, State **ret);
+/* A change to save: urgent ones after this loop iteration, others within
+ * a few seconds; a burst costs one write. */
+void server_state_dirty(Server *s, bool urgent);
+int server_save_state(Server *s);
+void server_remember_removed(Server *s, Client *c);
+void server_state_done(Server *s);
+/* STATUS= for systemd: clients enabled and total, secrets sent. */
+void server_notify_status(Server *s);
+/* SIGHUP: read clients.conf and clients.d/ again and apply the changes. */
+int server_reload(Server *s);
 
 /* Start accepting on fd (taken over). */
 int server_listen(Server *s, int fd);
@@ -57,6 +83,11 @@ Client *server_find_client(Server *s, const char *key_id);
  * checker stopped, and it is announced as removed. Connections in flight
  * keep their reference. */
 void server_remove_client(Server *s, Client *c);
+/* The same; remember: keep it removed across restarts (D-Bus), or not (it
+ * left clients.conf). */
+void server_forget_client(Server *s, Client *c, bool remember);
+/* After a client's key ID changed: the table follows. */
+void server_rehash_client(Server *s, Client *c, const char *old_key_id);
 Client *server_find_client_by_name(Server *s, const char *name);
 
 /* Events reported by clients and sessions: the one path to the bus (and,

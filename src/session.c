@@ -110,19 +110,26 @@ static void describe_line(const Session *s, char *buf, size_t size) {
         buf[n] = 0;
 }
 
-/* Accept the version if its first field is an integer ≤ 1 (SPEC §3.2). */
-static bool protocol_line_ok(Session *s) {
-        char text[SESSION_LINE_MAX + 1], shown[4 * 64 + 8];
+int protocol_line_parse(const char *line, size_t size) {
+        char text[SESSION_LINE_MAX + 1], *field, *save = NULL;
         long version;
-        char *field;
 
-        memcpy(text, s->line, s->line_size);
-        text[s->line_size] = 0;
+        if (size > SESSION_LINE_MAX || memchr(line, 0, size))
+                return -EINVAL;
+        memcpy(text, line, size);
+        text[size] = 0;
+        field = strtok_r(text, " \t\r\n\v\f", &save);
+        if (!field || parse_python_int(field, &version) < 0 || version > 1)
+                return -EINVAL;
+        return 0;
+}
+
+static bool protocol_line_ok(Session *s) {
+        char shown[4 * 64 + 8];
+
         describe_line(s, shown, sizeof(shown));
         log_debug("Protocol version: '%s'", shown);
-
-        field = strtok(text, " \t\r\n\v\f");
-        if (!field || memchr(s->line, 0, s->line_size) || parse_python_int(field, &version) < 0 || version > 1) {
+        if (protocol_line_parse(s->line, s->line_size) < 0) {
                 log_error("Unknown protocol version: '%s'", shown);
                 return false;
         }

@@ -72,3 +72,8 @@ Session *session_free(Session *s);
 
 /* The client's approval, denial, enabling or disabling: look again. */
 void session_approval_wake(Session *s);
+
+/* The protocol line (SPEC §3.2), as read: accepted if its first
+ * whitespace-separated field is a Python int ≤ 1. Returns 0 or -EINVAL
+ * (also for a NUL byte, or more than SESSION_LINE_MAX bytes). */
+int protocol_line_parse(const char *line, size_t size);

@@ -29,6 +29,7 @@ static const char *const server_defaults[] = {
         "foreground",  "False",
         "zeroconf",    "True",
         "max_checkers", STRINGIFY(CHECKER_MAX_RUNNING_DEFAULT),
+        "max_connections", STRINGIFY(MAX_CONNECTIONS_DEFAULT),
         NULL,
 };
 
@@ -263,7 +264,7 @@ static SettingsResult conf_string(IniFile *f, const char *key, char **ret) {
 }
 
 static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd) {
-        long max_checkers = CHECKER_MAX_RUNNING_DEFAULT;
+        long max_checkers = CHECKER_MAX_RUNNING_DEFAULT, max_connections = MAX_CONNECTIONS_DEFAULT;
         _cleanup_(ini_file_freep) IniFile *f = NULL;
         _cleanup_free_ char *path = NULL;
         SettingsResult r;
@@ -299,9 +300,11 @@ static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd)
             (r = conf_boolean(f, "zeroconf", &s->zeroconf)) ||
             (r = conf_integer(f, "port", 0, 65535, port)) ||
             (r = conf_integer(f, "socket", 0, INT_MAX, socket_fd)) ||
-            (r = conf_integer(f, "max_checkers", 1, 100000, &max_checkers)))
+            (r = conf_integer(f, "max_checkers", 1, 100000, &max_checkers)) ||
+            (r = conf_integer(f, "max_connections", 1, 1000000, &max_connections)))
                 return r;
         s->max_checkers = (unsigned) max_checkers;
+        s->max_connections = (unsigned) max_connections;
         return SETTINGS_RUN;
 }
 

@@ -9,6 +9,8 @@
 
 #define DEFAULT_CONFIGDIR "/etc/mandos"
 #define DEFAULT_STATEDIR "/var/lib/mandos"
+/* Open connections at most, by default; mandos.conf max_connections. */
+#define MAX_CONNECTIONS_DEFAULT 1024
 #define DEFAULT_PRIORITY "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA"
 
 typedef struct Settings {
@@ -29,6 +31,7 @@ typedef struct Settings {
         bool zeroconf;
         bool check;           /* --check: validate the configuration and exit */
         unsigned max_checkers;/* mandos.conf max_checkers: checker processes at most */
+        unsigned max_connections; /* mandos.conf max_connections: open connections at most */
         int log_level;        /* derived: syslog level */
 } Settings;
 

@@ -151,12 +151,28 @@ kill_pid() {
 	return 0
 }
 
+# mandos-client runs gpg in a private home /tmp/mandosXXXXXX (or under
+# /run/tmp), whose gpg-agent outlives a client killed by `timeout`. Those
+# that appeared during this test are stopped by PID at the end.
+_gpg_homes_before=$(ls -d /tmp/mandos?????? /run/tmp/mandos?????? 2>/dev/null | sort)
+_kill_client_agents() {
+	local home pid
+	for home in $(comm -13 <(printf '%s\n' "$_gpg_homes_before") \
+		<(ls -d /tmp/mandos?????? /run/tmp/mandos?????? 2>/dev/null | sort)); do
+		for pid in $(pgrep -f -- "gpg-agent --homedir $home( |\$)"); do
+			kill "$pid" 2>/dev/null
+		done
+		rm -rf -- "$home"
+	done
+}
+
 _cleanup() {
 	local rc=$? pid
 	trap - EXIT INT TERM
 	for pid in "${_pids[@]}"; do
 		kill_pid "$pid"
 	done
+	_kill_client_agents
 	if [ -n "${MANDOS_TEST_KEEP:-}" ]; then
 		echo "# kept scratch directory $SCRATCH" >&2
 	else
@@ -450,4 +466,63 @@ assert_log() {
 # log_count PATTERN: how many lines of the server log contain PATTERN.
 log_count() {
 	grep -cF -- "$1" "$MANDOS_LOG" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------- hostile peers
+
+HOSTILE="$TEST_DIR/hostile_peers.py"
+
+# raise_fd_limit N: make sure this shell (and what it starts) may open N
+# file descriptors; bail out if the hard limit is lower and cannot be raised.
+raise_fd_limit() {
+	local want=$1
+	[ "$(ulimit -n)" = unlimited ] && return 0
+	[ "$(ulimit -n)" -ge "$want" ] && return 0
+	ulimit -n "$want" 2>/dev/null || ulimit -Sn "$want" 2>/dev/null ||
+		bail "cannot raise the file descriptor limit to $want (hard limit $(ulimit -Hn))"
+}
+
+# fd_count PID: how many file descriptors process PID has open.
+fd_count() {
+	find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+# wait_fd_count PID N [SECONDS]: wait (default 5 s) until process PID has at
+# most N file descriptors open. Prints the last count.
+wait_fd_count() {
+	local pid=$1 n=$2 max=${3:-5} count _
+	for _ in $(seq $((max * 10 + 1))); do
+		count=$(fd_count "$pid")
+		[ "$count" -le "$n" ] && break
+		sleep 0.1
+	done
+	echo "$count"
+	[ "$count" -le "$n" ]
+}
+
+# cpu_ticks PID: user + system CPU time of process PID, in clock ticks.
+cpu_ticks() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	stat=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+
+# served_ms NAME [FILE]: by the server's own log (default $MANDOS_LOG), the
+# milliseconds from accepting the last connection from [::1] before the
+# last "Sending secret to NAME" to that line. Tests keep their other peers
+# on 127.0.0.1, so the real client's connection is the one from ::1.
+served_ms() {
+	"$PY" - "$1" "${2:-$MANDOS_LOG}" <<'PY'
+import datetime, sys
+name, path = sys.argv[1], sys.argv[2]
+def when(line):
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+lines = open(path, errors="replace").read().splitlines()
+sent = max(i for i, l in enumerate(lines) if l.endswith("Sending secret to " + name))
+conn = max(i for i, l in enumerate(lines[:sent]) if "TCP connection from: ('::1'" in l)
+print(int((when(lines[sent]) - when(lines[conn])).total_seconds() * 1000))
+PY
 }

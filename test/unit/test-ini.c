@@ -235,6 +235,40 @@ static void test_self_reference_is_too_deep_not_endless(void) {
         check(starts_with(get(f, "s", "a"), "!bad interpolation in 'a'"));
 }
 
+/* configparser would expand this to 8^10 bytes, and hang. */
+static void test_exponential_interpolation_is_error_not_hang(void) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+
+        fputs("[s]\n", m);
+        for (unsigned i = 0; i < 10; i++)
+                fprintf(m, "k%u = %%(k%u)s%%(k%u)s%%(k%u)s%%(k%u)s%%(k%u)s%%(k%u)s%%(k%u)s%%(k%u)s\n", i, i + 1,
+                        i + 1, i + 1, i + 1, i + 1, i + 1, i + 1, i + 1);
+        fputs("k10 = xxxxxxxx\n", m);
+        fclose(m);
+        _cleanup_(ini_file_freep) IniFile *f = parse(text);
+
+        check(starts_with(get(f, "s", "k0"), "!bad interpolation in 'k0': more than 1000 references"));
+        check_int(strlen(get(f, "s", "k7")), 8 * 8 * 8 * 8);
+}
+
+static void test_interpolation_longer_than_4_mib_is_error(void) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+
+        fputs("[s]\nbig = ", m);
+        for (unsigned i = 0; i < 1024 * 1024; i++)
+                fputc('x', m);
+        fputs("\nfour = %(big)s%(big)s%(big)s%(big)s\nfive = %(four)s%(big)s\n", m);
+        fclose(m);
+        _cleanup_(ini_file_freep) IniFile *f = parse(text);
+
+        check_int(strlen(get(f, "s", "four")), 4 * 1024 * 1024);
+        check(starts_with(get(f, "s", "five"), "!bad interpolation in 'five': longer than 4194304 bytes"));
+}
+
 static void test_absent_key_is_enoent(void) {
         _cleanup_(ini_file_freep) IniFile *f = parse("[s]\na = 1\n");
         char *v = NULL, *error = NULL;
@@ -647,6 +681,8 @@ TEST_MAIN(TEST(test_mandos_keygen_output_reads_as_the_reference_does),
           TEST(test_interpolation_nested_ten_deep_is_allowed),
           TEST(test_interpolation_nested_deeper_than_ten_is_error),
           TEST(test_self_reference_is_too_deep_not_endless),
+          TEST(test_exponential_interpolation_is_error_not_hang),
+          TEST(test_interpolation_longer_than_4_mib_is_error),
           TEST(test_absent_key_is_enoent),
           TEST(test_empty_value_is_empty_string),
           TEST(test_duplicate_section_is_problem_and_its_entries_ignored),

@@ -1,0 +1,750 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The client objects "/clients/NAME" (SPEC §5.4): both client interfaces
+ * with every property, method and signal of the reference, and the change
+ * signals in the reference's order. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bus-internal.h"
+#include "bus-introspect.h"
+#include "duration.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+/* ------------------------------------------------------------ properties */
+
+/* Getters get the field (the client plus the entry's offset), as sd-bus
+ * gives it; setters get the whole Client, see client_set_property(). */
+
+static int property_get_duration(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "t", *(uint64_t *) userdata / USEC_PER_MSEC);
+}
+
+static int property_get_time(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        uint64_t t = *(uint64_t *) userdata;
+        char buf[TIMESTAMP_MAX];
+
+        return sd_bus_message_append(reply, "s", t ? timestamp_format_iso(t, buf) : "");
+}
+
+static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) *(bool *) userdata);
+}
+
+static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", strempty(*(char **) userdata));
+}
+
+static int property_get_object_path(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "o", *(char **) userdata);
+}
+
+static int property_get_checker_status(sd_bus *bus, const char *path, const char *interface,
+                                       const char *property, sd_bus_message *reply, void *userdata,
+                                       sd_bus_error *error) {
+        return sd_bus_message_append(reply, "n", (int16_t) * (int *) userdata);
+}
+
+static int property_get_approval_pending(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *error) {
+        Client *c = userdata;
+        return sd_bus_message_append(reply, "b", (int) (c->approvals_pending > 0));
+}
+
+static int property_get_checker_running(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) client_checker_running(userdata));
+}
+
+static int property_get_write_only(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Property %s is write-only", property);
+}
+
+/* A duration arrives in ms. mandos-ctl (dbus-python) sends whatever integer
+ * type fits the number, so every integer type is taken; negative values
+ * and values beyond CLIENT_DURATION_MAX are refused. */
+static int read_duration(sd_bus_message *value, uint64_t *ret_usec, sd_bus_error *error) {
+        union {
+                uint8_t y;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+        } v = {};
+        int64_t sms = 0;
+        uint64_t ms;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(value, &type, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_basic(value, type, &v);
+        if (r < 0)
+                return r;
+        switch (type) {
+        case 'y': ms = v.y; break;
+        case 'q': ms = v.q; break;
+        case 'u': ms = v.u; break;
+        case 't': ms = v.t; break;
+        case 'n': sms = v.n; ms = (uint64_t) sms; break;
+        case 'i': sms = v.i; ms = (uint64_t) sms; break;
+        case 'x': sms = v.x; ms = (uint64_t) sms; break;
+        default:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "A duration is an integer of milliseconds");
+        }
+        if (sms < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Negative duration: %" PRIi64 " ms", sms);
+        if (ms > CLIENT_DURATION_MAX / USEC_PER_MSEC)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Duration too long: %" PRIu64 " ms (at most %" PRIu64 ")", ms,
+                                         CLIENT_DURATION_MAX / USEC_PER_MSEC);
+        *ret_usec = ms * USEC_PER_MSEC;
+        return 0;
+}
+
+static int set_duration(Client *c, sd_bus_message *value, sd_bus_error *error,
+                        int (*set)(Client *, uint64_t, const char **)) {
+        const char *why = NULL;
+        uint64_t usec = 0;
+        int r;
+
+        r = read_duration(value, &usec, error);
+        if (r < 0)
+                return r;
+        r = set(c, usec, &why);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", why ?: "Invalid value");
+        return r;
+}
+
+#define DEFINE_DURATION_SETTER(function, client_setter)                                                     \
+        static int function(sd_bus *bus, const char *path, const char *interface, const char *property,     \
+                            sd_bus_message *value, void *userdata, sd_bus_error *error) {                   \
+                return set_duration(userdata, value, error, client_setter);                                 \
+        }
+
+DEFINE_DURATION_SETTER(property_set_timeout, client_set_timeout)
+DEFINE_DURATION_SETTER(property_set_extended_timeout, client_set_extended_timeout)
+DEFINE_DURATION_SETTER(property_set_interval, client_set_interval)
+DEFINE_DURATION_SETTER(property_set_approval_delay, client_set_approval_delay)
+DEFINE_DURATION_SETTER(property_set_approval_duration, client_set_approval_duration)
+
+static int read_bool(sd_bus_message *value, bool *ret) {
+        int b, r;
+
+        r = sd_bus_message_read_basic(value, 'b', &b);
+        if (r < 0)
+                return r;
+        *ret = b;
+        return 0;
+}
+
+static int property_set_approved_by_default(sd_bus *bus, const char *path, const char *interface,
+                                            const char *property, sd_bus_message *value, void *userdata,
+                                            sd_bus_error *error) {
+        bool b;
+        int r = read_bool(value, &b);
+        if (r >= 0)
+                client_set_approved_by_default(userdata, b);
+        return r;
+}
+
+/* A boolean that switches something on or off. */
+#define DEFINE_SWITCH_SETTER(setter, on, off)                                                              \
+        static int setter(sd_bus *bus, const char *path, const char *interface, const char *property,      \
+                          sd_bus_message *value, void *userdata, sd_bus_error *error) {                    \
+                bool b;                                                                                     \
+                int r = read_bool(value, &b);                                                               \
+                if (r < 0)                                                                                  \
+                        return r;                                                                           \
+                if (b)                                                                                      \
+                        on(userdata);                                                                       \
+                else                                                                                        \
+                        off(userdata);                                                                      \
+                return 0;                                                                                   \
+        }
+
+DEFINE_SWITCH_SETTER(property_set_enabled, client_enable, client_disable)
+DEFINE_SWITCH_SETTER(property_set_checker_running, client_start_checker, client_stop_checker)
+
+static int property_set_checker(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        const char *s, *why = NULL;
+        int r;
+
+        r = sd_bus_message_read_basic(value, 's', &s);
+        if (r < 0)
+                return r;
+        r = client_set_checker(userdata, s, &why);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", why ?: "Invalid checker");
+        return r;
+}
+
+static int property_set_host(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read_basic(value, 's', &s);
+        if (r < 0)
+                return r;
+        return client_set_host(userdata, s);
+}
+
+/* Any value means "a checker just succeeded" (mandos-ctl --bump-timeout sends ""). */
+static int property_set_last_checked_ok(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *value, void *userdata,
+                                        sd_bus_error *error) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read_basic(value, 's', &s);
+        if (r < 0)
+                return r;
+        client_checked_ok(userdata);
+        return 0;
+}
+
+static int property_set_secret(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        const void *data;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_read_array(value, 'y', &data, &size);
+        if (r < 0)
+                return r;
+        r = client_set_secret(userdata, data, size);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) /* not the caller's fault: no errno-named error such as AccessDenied */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store the new secret: %s",
+                                         strerror(-r));
+        return 0;
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static int method_approve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int b, r;
+
+        r = sd_bus_message_read(m, "b", &b);
+        if (r < 0)
+                return r;
+        client_approve(userdata, b);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* The methods without arguments: one Client function each. */
+#define DEFINE_CLIENT_METHOD(handler, function)                                          \
+        static int handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {    \
+                function(userdata);                                                      \
+                return sd_bus_reply_method_return(m, NULL);                              \
+        }
+
+DEFINE_CLIENT_METHOD(method_checked_ok, client_checked_ok)
+DEFINE_CLIENT_METHOD(method_enable, client_enable)
+DEFINE_CLIENT_METHOD(method_disable, client_disable)
+DEFINE_CLIENT_METHOD(method_start_checker, client_start_checker)
+DEFINE_CLIENT_METHOD(method_stop_checker, client_stop_checker)
+
+/* ----------------------------------------------------------------- vtables */
+
+#define UNPRIVILEGED SD_BUS_VTABLE_UNPRIVILEGED /* the bus policy decides who may call */
+#define DEPRECATED   SD_BUS_VTABLE_DEPRECATED
+#define EMITS_CHANGE SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+#define CONST        SD_BUS_VTABLE_PROPERTY_CONST
+/* See bus-introspect.h: a hidden writable property is write-only. */
+#define WRITE_ONLY   (SD_BUS_VTABLE_HIDDEN | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION | SD_BUS_VTABLE_SENSITIVE)
+
+#define RW_PROPERTY(name, type, get, set, field) \
+        SD_BUS_WRITABLE_PROPERTY(name, type, get, set, offsetof(Client, field), EMITS_CHANGE | UNPRIVILEGED)
+
+/* The two client interfaces are the same but for the deprecation of the
+ * second (SPEC §5.4). */
+#define CLIENT_VTABLE(flags)                                                                                 \
+        {                                                                                                     \
+                SD_BUS_VTABLE_START(flags),                                                                   \
+                SD_BUS_METHOD_WITH_ARGS("Approve", SD_BUS_ARGS("b", value), SD_BUS_NO_RESULT,                 \
+                                        method_approve, UNPRIVILEGED),                                        \
+                SD_BUS_METHOD_WITH_ARGS("CheckedOK", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_checked_ok,     \
+                                        UNPRIVILEGED),                                                        \
+                SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,            \
+                                        UNPRIVILEGED | DEPRECATED),                                           \
+                SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_disable,          \
+                                        UNPRIVILEGED | DEPRECATED),                                           \
+                SD_BUS_METHOD_WITH_ARGS("StartChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,                     \
+                                        method_start_checker, UNPRIVILEGED | DEPRECATED),                     \
+                SD_BUS_METHOD_WITH_ARGS("StopChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_stop_checker, \
+                                        UNPRIVILEGED | DEPRECATED),                                           \
+                SD_BUS_SIGNAL_WITH_ARGS("CheckerCompleted",                                                   \
+                                        SD_BUS_ARGS("n", exitcode, "x", waitstatus, "s", command), 0),        \
+                SD_BUS_SIGNAL_WITH_ARGS("CheckerStarted", SD_BUS_ARGS("s", command), 0),                      \
+                SD_BUS_SIGNAL_WITH_ARGS("GotSecret", SD_BUS_NO_ARGS, 0),                                      \
+                SD_BUS_SIGNAL_WITH_ARGS("Rejected", SD_BUS_ARGS("s", reason), 0),                             \
+                SD_BUS_SIGNAL_WITH_ARGS("NeedApproval", SD_BUS_ARGS("t", timeout, "b", default), 0),          \
+                SD_BUS_SIGNAL_WITH_ARGS("PropertyChanged", SD_BUS_ARGS("s", property, "v", value),            \
+                                        DEPRECATED),                                                          \
+                RW_PROPERTY("ApprovalDelay", "t", property_get_duration, property_set_approval_delay,         \
+                            approval_delay),                                                                  \
+                RW_PROPERTY("ApprovalDuration", "t", property_get_duration, property_set_approval_duration,   \
+                            approval_duration),                                                               \
+                SD_BUS_PROPERTY("ApprovalPending", "b", property_get_approval_pending, 0, EMITS_CHANGE),      \
+                RW_PROPERTY("ApprovedByDefault", "b", property_get_bool, property_set_approved_by_default,    \
+                            approved_by_default),                                                             \
+                RW_PROPERTY("Checker", "s", property_get_string, property_set_checker, checker_command),      \
+                SD_BUS_WRITABLE_PROPERTY("CheckerRunning", "b", property_get_checker_running,                 \
+                                         property_set_checker_running, 0, EMITS_CHANGE | UNPRIVILEGED),       \
+                SD_BUS_PROPERTY("Created", "s", property_get_time, offsetof(Client, created), CONST),         \
+                RW_PROPERTY("Enabled", "b", property_get_bool, property_set_enabled, enabled),                \
+                SD_BUS_PROPERTY("Expires", "s", property_get_time, offsetof(Client, expires), EMITS_CHANGE),  \
+                RW_PROPERTY("ExtendedTimeout", "t", property_get_duration, property_set_extended_timeout,     \
+                            extended_timeout),                                                                \
+                SD_BUS_PROPERTY("Fingerprint", "s", property_get_string, offsetof(Client, fingerprint),       \
+                                CONST),                                                                       \
+                RW_PROPERTY("Host", "s", property_get_string, property_set_host, host),                       \
+                RW_PROPERTY("Interval", "t", property_get_duration, property_set_interval, interval),         \
+                SD_BUS_PROPERTY("KeyID", "s", property_get_string, offsetof(Client, key_id), CONST),          \
+                SD_BUS_PROPERTY("LastApprovalRequest", "s", property_get_time,                                \
+                                offsetof(Client, last_approval_request), EMITS_CHANGE),                       \
+                RW_PROPERTY("LastCheckedOK", "s", property_get_time, property_set_last_checked_ok,            \
+                            last_checked_ok),                                                                 \
+                SD_BUS_PROPERTY("LastCheckerStatus", "n", property_get_checker_status,                        \
+                                offsetof(Client, last_checker_status), EMITS_CHANGE),                         \
+                SD_BUS_PROPERTY("LastEnabled", "s", property_get_time, offsetof(Client, last_enabled),        \
+                                EMITS_CHANGE),                                                                \
+                SD_BUS_PROPERTY("Name", "s", property_get_string, offsetof(Client, name), CONST),             \
+                SD_BUS_PROPERTY("ObjectPath", "o", property_get_object_path, offsetof(Client, object_path),   \
+                                CONST | DEPRECATED),                                                          \
+                SD_BUS_WRITABLE_PROPERTY("Secret", "ay", property_get_write_only, property_set_secret, 0,     \
+                                         WRITE_ONLY | UNPRIVILEGED),                                          \
+                RW_PROPERTY("Timeout", "t", property_get_duration, property_set_timeout, timeout),            \
+                SD_BUS_VTABLE_END,                                                                            \
+        }
+
+static const sd_bus_vtable client_vtable[] = CLIENT_VTABLE(0);
+static const sd_bus_vtable client_vtable_deprecated[] = CLIENT_VTABLE(SD_BUS_VTABLE_DEPRECATED);
+
+static const struct {
+        const char *name;
+        const sd_bus_vtable *vtable;
+} client_interfaces[] = {
+        { BUS_CLIENT_INTERFACE, client_vtable },
+        { BUS_CLIENT_INTERFACE_DEPRECATED, client_vtable_deprecated },
+};
+
+/* The property each ClientProperty stands for. */
+static const char *const client_property_names[_CLIENT_PROPERTY_MAX] = {
+        [CLIENT_APPROVAL_DELAY] = "ApprovalDelay",
+        [CLIENT_APPROVAL_DURATION] = "ApprovalDuration",
+        [CLIENT_APPROVAL_PENDING] = "ApprovalPending",
+        [CLIENT_APPROVED_BY_DEFAULT] = "ApprovedByDefault",
+        [CLIENT_CHECKER] = "Checker",
+        [CLIENT_CHECKER_RUNNING] = "CheckerRunning",
+        [CLIENT_ENABLED] = "Enabled",
+        [CLIENT_EXPIRES] = "Expires",
+        [CLIENT_EXTENDED_TIMEOUT] = "ExtendedTimeout",
+        [CLIENT_HOST] = "Host",
+        [CLIENT_INTERVAL] = "Interval",
+        [CLIENT_LAST_APPROVAL_REQUEST] = "LastApprovalRequest",
+        [CLIENT_LAST_CHECKED_OK] = "LastCheckedOK",
+        [CLIENT_LAST_CHECKER_STATUS] = "LastCheckerStatus",
+        [CLIENT_LAST_ENABLED] = "LastEnabled",
+        [CLIENT_SECRET] = "Secret",
+        [CLIENT_TIMEOUT] = "Timeout",
+};
+
+static bool vtable_is_property(const sd_bus_vtable *v) {
+        return v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY;
+}
+
+static bool property_is_readable(const sd_bus_vtable *v) {
+        return vtable_is_property(v) && !(v->flags & SD_BUS_VTABLE_HIDDEN);
+}
+
+static const sd_bus_vtable *find_property(const sd_bus_vtable *vtable, const char *name) {
+        for (const sd_bus_vtable *v = vtable + 1; v->type != _SD_BUS_VTABLE_END; v++)
+                if (vtable_is_property(v) && streq(v->x.property.member, name))
+                        return v;
+        return NULL;
+}
+
+static const sd_bus_vtable *find_interface(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(client_interfaces); i++)
+                if (streq(client_interfaces[i].name, name))
+                        return client_interfaces[i].vtable;
+        return NULL;
+}
+
+/* v: the property's value as a variant, from its getter. */
+static int append_property_value(sd_bus_message *m, Client *c, const sd_bus_vtable *v) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'v', v->x.property.signature);
+        if (r < 0)
+                return r;
+        r = v->x.property.get(sd_bus_message_get_bus(m), c->object_path, BUS_CLIENT_INTERFACE,
+                              v->x.property.member, m, (uint8_t *) c + v->x.property.offset, &error);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* {sv}: the property's name and value. */
+static int append_property_entry(sd_bus_message *m, Client *c, const sd_bus_vtable *v) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", v->x.property.member);
+        if (r >= 0)
+                r = append_property_value(m, c, v);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int bus_client_append_properties(sd_bus_message *m, Client *c) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        for (const sd_bus_vtable *v = client_vtable + 1; r >= 0 && v->type != _SD_BUS_VTABLE_END; v++)
+                if (property_is_readable(v))
+                        r = append_property_entry(m, c, v);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* The reference lists the standard interfaces too, with no properties. */
+static const char *const listed_interfaces[] = {
+        BUS_CLIENT_INTERFACE,
+        BUS_CLIENT_INTERFACE_DEPRECATED,
+        DBUS_INTERFACE_PROPERTIES,
+        DBUS_INTERFACE_INTROSPECTABLE,
+};
+
+int bus_client_append_interfaces(sd_bus_message *m, Client *c) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(listed_interfaces); i++) {
+                r = sd_bus_message_open_container(m, 'e', "sa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", listed_interfaces[i]);
+                if (r >= 0)
+                        r = find_interface(listed_interfaces[i]) ? bus_client_append_properties(m, c)
+                                                                 : sd_bus_message_append(m, "a{sv}", 0);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
+int bus_client_append_interface_names(sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(listed_interfaces); i++)
+                r = sd_bus_message_append(m, "s", listed_interfaces[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* ------------------------------------------------- what sd-bus can't do */
+
+/* Properties.Set, ours rather than sd-bus's: durations take any integer
+ * type (see read_duration()), every other property exactly its declared
+ * type; setters get the Client itself. */
+static int client_set_property(sd_bus_message *m, Client *c, sd_bus_error *error) {
+        const char *interface, *name, *contents;
+        const sd_bus_vtable *vtable, *v;
+        char type;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &interface, &name);
+        if (r < 0)
+                return r;
+        vtable = find_interface(interface);
+        if (!vtable)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_INTERFACE, "No interface %s on %s", interface,
+                                         c->object_path);
+        v = find_property(vtable, name);
+        if (!v)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s.%s", interface, name);
+        if (v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "Property %s is read-only", name);
+        if (v->flags & SD_BUS_VTABLE_SENSITIVE)
+                (void) sd_bus_message_sensitive(m);
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (type != SD_BUS_TYPE_VARIANT)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Expected a variant");
+        if (!streq(contents, v->x.property.signature) &&
+            !(streq(v->x.property.signature, "t") && contents[0] && !contents[1] && strchr("ynqiuxt", contents[0])))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Property %s has type %s, not %s", name,
+                                         v->x.property.signature, contents);
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
+        if (r < 0)
+                return r;
+        r = v->x.property.set(sd_bus_message_get_bus(m), c->object_path, interface, name, m, c, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int client_introspect(sd_bus_message *m, Client *c) {
+        _cleanup_(bus_introspect_done) BusIntrospect i = {};
+        int r;
+
+        r = bus_introspect_begin(&i, BUS_INTROSPECT_INTROSPECTABLE | BUS_INTROSPECT_PEER | BUS_INTROSPECT_PROPERTIES);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < ELEMENTSOF(client_interfaces); k++)
+                bus_introspect_interface(&i, client_interfaces[k].name, client_interfaces[k].vtable);
+        return bus_introspect_reply(&i, m);
+}
+
+/* Runs before sd-bus's own dispatch for /clients and every path under it:
+ * takes Introspect, Properties.Set and GetAll("") (the reference merges
+ * all interfaces; sd-bus would list every property twice); leaves the rest.
+ * A path below /clients that is no client's is refused here: this handler
+ * alone would make sd-bus treat every such path as an existing object. */
+static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Bus *b = userdata;
+        const char *path = sd_bus_message_get_path(m);
+        Client *c = hashmap_get(b->clients, path);
+        const char *interface;
+        int r;
+
+        if (!c) {
+                if (streq(path, BUS_CLIENTS_PATH))
+                        return 0; /* sd-bus lists the children */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No client has the object path %s",
+                                         path);
+        }
+        if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_INTROSPECTABLE, "Introspect"))
+                return client_introspect(m, c);
+        if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_PROPERTIES, "Set"))
+                return client_set_property(m, c, error);
+        if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_PROPERTIES, "GetAll")) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+                r = sd_bus_message_read(m, "s", &interface);
+                if (r < 0 || !isempty(interface))
+                        return 0; /* sd-bus answers (or refuses) the rest */
+                r = sd_bus_message_new_method_return(m, &reply);
+                if (r >= 0)
+                        r = bus_client_append_properties(reply, c);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, reply, NULL);
+                return r < 0 ? r : 1;
+        }
+        return 0;
+}
+
+static int client_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                       sd_bus_error *error) {
+        Bus *b = userdata;
+        Client *c = hashmap_get(b->clients, path);
+
+        if (!c)
+                return 0;
+        *ret_found = c;
+        return 1;
+}
+
+static int client_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+                            sd_bus_error *error) {
+        Bus *b = userdata;
+        Server *s = b->server;
+        char **nodes;
+        size_t n = 0;
+
+        nodes = calloc(s->n_clients + 1, sizeof(char *));
+        if (!nodes)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_clients; i++) {
+                const char *path = s->clients[i]->object_path;
+
+                if (!path || hashmap_get(b->clients, path) != s->clients[i])
+                        continue;
+                nodes[n] = strdup(path);
+                if (!nodes[n]) {
+                        while (n > 0)
+                                free(nodes[--n]);
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *ret_nodes = nodes;
+        return 0;
+}
+
+int bus_export_clients(Bus *b) {
+        int r;
+
+        r = sd_bus_add_fallback(b->bus, &b->client_slots[0], BUS_CLIENTS_PATH, client_object_handler, b);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(b->bus, &b->client_slots[1], BUS_CLIENTS_PATH, client_enumerate, b);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(client_interfaces); i++)
+                r = sd_bus_add_fallback_vtable(b->bus, &b->client_slots[2 + i], BUS_CLIENTS_PATH,
+                                               client_interfaces[i].name, client_interfaces[i].vtable,
+                                               client_find, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to export the client objects: %m");
+        return 0;
+}
+
+/* ------------------------------------------------------------ object path */
+
+int bus_client_object_path(const char *name, char **ret) {
+        static const char hex[] = "0123456789abcdef";
+        char *path, *p;
+
+        if (isempty(name))
+                return -EINVAL;
+        path = malloc(strlen(BUS_CLIENTS_PATH "/") + 3 * strlen(name) + 1);
+        if (!path)
+                return -ENOMEM;
+        p = stpcpy(path, BUS_CLIENTS_PATH "/");
+        for (const unsigned char *s = (const unsigned char *) name; *s; s++) {
+                if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')
+                        *p++ = (char) *s;
+                else if (*s == '.' || *s == '-')
+                        *p++ = '_';
+                else {
+                        *p++ = '_';
+                        *p++ = hex[*s >> 4];
+                        *p++ = hex[*s & 15];
+                }
+        }
+        *p = '\0';
+        *ret = path;
+        return 0;
+}
+
+/* ----------------------------------------------------------------- signals */
+
+static void emit_client_signal(Bus *b, Client *c, const char *member, const char *types, ...) {
+        static const char *const interfaces[2] = { BUS_CLIENT_INTERFACE, BUS_CLIENT_INTERFACE_DEPRECATED };
+        va_list ap;
+
+        if (!c->object_path || hashmap_get(b->clients, c->object_path) != c)
+                return;
+        va_start(ap, types);
+        bus_emit_twice(b, c->object_path, interfaces, member, types, ap);
+        va_end(ap);
+}
+
+static void emit_property_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
+        for (size_t i = 0; i < ELEMENTSOF(client_interfaces); i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                int r;
+
+                r = sd_bus_message_new_signal(b->bus, &m, c->object_path, client_interfaces[i].name,
+                                              "PropertyChanged");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", v->x.property.member);
+                if (r >= 0)
+                        r = append_property_value(m, c, v);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to build PropertyChanged(%s): %m", v->x.property.member);
+                        return;
+                }
+                bus_send(b, m);
+        }
+}
+
+/* PropertiesChanged for the primary interface only, one property per signal. */
+static void emit_properties_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bool invalidate = v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION;
+        int r;
+
+        r = sd_bus_message_new_signal(b->bus, &m, c->object_path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", BUS_CLIENT_INTERFACE);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && !invalidate)
+                r = append_property_entry(m, c, v);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = invalidate ? sd_bus_message_append(m, "as", 1, v->x.property.member)
+                               : sd_bus_message_append(m, "as", 0);
+        if (r < 0) {
+                log_error_errno(r, "Failed to build PropertiesChanged(%s): %m", v->x.property.member);
+                return;
+        }
+        bus_send(b, m);
+}
+
+void bus_client_changed(Bus *b, Client *c, ClientProperty p) {
+        const sd_bus_vtable *v;
+
+        if (!b || !c->object_path || hashmap_get(b->clients, c->object_path) != c)
+                return;
+        if (p < 0 || p >= _CLIENT_PROPERTY_MAX || !client_property_names[p])
+                return;
+        v = find_property(client_vtable, client_property_names[p]);
+        if (!v)
+                return;
+        /* A write-only value is never sent, only invalidated (SPEC §5.4). */
+        if (!(v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION))
+                emit_property_changed(b, c, v);
+        emit_properties_changed(b, c, v);
+}
+
+void bus_checker_started(Bus *b, Client *c, const char *command) {
+        if (b)
+                emit_client_signal(b, c, "CheckerStarted", "s", strempty(command));
+}
+
+void bus_checker_completed(Bus *b, Client *c, int16_t exit_code, int64_t wait_status, const char *command) {
+        if (b)
+                emit_client_signal(b, c, "CheckerCompleted", "nxs", exit_code, wait_status, strempty(command));
+}
+
+void bus_got_secret(Bus *b, Client *c) {
+        if (b)
+                emit_client_signal(b, c, "GotSecret", NULL);
+}
+
+void bus_rejected(Bus *b, Client *c, const char *reason) {
+        if (b)
+                emit_client_signal(b, c, "Rejected", "s", reason);
+}
+
+void bus_need_approval(Bus *b, Client *c, uint64_t timeout_ms, bool approved_by_default) {
+        if (b)
+                emit_client_signal(b, c, "NeedApproval", "tb", timeout_ms, (int) approved_by_default);
+}

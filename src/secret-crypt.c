@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "secret-crypt.h"
+
+#include <gnutls/crypto.h>
+#include <gpgme.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+/* "mandos-state-1:" and the SHA-256 of the configured secret, in hex: the
+ * configured secret (a few KiB of OpenPGP ciphertext) has far more than
+ * 256 bits of entropy, and a fixed-length passphrase avoids gpg's limits. */
+static int derive_passphrase(const uint8_t *secret, size_t size, char buf[static 16 + 64 + 1]) {
+        uint8_t digest[32];
+        int n;
+
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, digest) < 0)
+                return -EIO;
+        n = sprintf(buf, "mandos-state-1:");
+        for (size_t i = 0; i < sizeof(digest); i++)
+                n += sprintf(buf + n, "%02x", digest[i]);
+        explicit_bzero(digest, sizeof(digest));
+        return 0;
+}
+
+static gpgme_error_t on_passphrase(void *hook, const char *uid_hint, const char *info, int prev_was_bad, int fd) {
+        const char *p = hook;
+        size_t n = strlen(p);
+
+        if (prev_was_bad)
+                return gpg_error(GPG_ERR_BAD_PASSPHRASE);
+        if (gpgme_io_writen(fd, p, n) < 0 || gpgme_io_writen(fd, "\n", 1) < 0)
+                return gpg_error_from_syserror();
+        return 0;
+}
+
+typedef struct Gpg {
+        gpgme_ctx_t ctx;
+        char home[64];
+} Gpg;
+
+/* The agent gpg starts for this private home would linger: ask it to go. */
+static void gpg_kill_agent(const char *home) {
+        gpgme_ctx_t ctx;
+        char socket[128];
+
+        snprintf(socket, sizeof(socket), "%s/S.gpg-agent", home);
+        if (access(socket, F_OK) < 0 || gpgme_new(&ctx) != 0)
+                return;
+        if (gpgme_set_protocol(ctx, GPGME_PROTOCOL_ASSUAN) == 0 &&
+            gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_ASSUAN, socket, home) == 0)
+                (void) gpgme_op_assuan_transact_ext(ctx, "KILLAGENT", NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        gpgme_release(ctx);
+}
+
+static void remove_tree(const char *dir) {
+        char cmd[128];
+        /* Only our own mkdtemp() directory, whose name we made. */
+        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+        (void) system(cmd);
+}
+
+static void gpg_done(Gpg *g) {
+        if (g->ctx)
+                gpgme_release(g->ctx);
+        if (g->home[0]) {
+                gpg_kill_agent(g->home);
+                remove_tree(g->home);
+        }
+}
+
+static int gpg_init(Gpg *g, char *passphrase, const char **ret_error) {
+        const char *tmp = getenv("TMPDIR") ?: "/tmp";
+        gpgme_error_t e;
+
+        *g = (Gpg) {};
+        gpgme_check_version(NULL);
+        if (snprintf(g->home, sizeof(g->home), "%s/mandos-gpg-XXXXXX", tmp) >= (int) sizeof(g->home) ||
+            !mkdtemp(g->home)) {
+                g->home[0] = 0;
+                *ret_error = "cannot make a private GnuPG home";
+                return -errno ?: -EINVAL;
+        }
+        e = gpgme_new(&g->ctx);
+        if (!e)
+                e = gpgme_set_protocol(g->ctx, GPGME_PROTOCOL_OpenPGP);
+        if (!e)
+                e = gpgme_ctx_set_engine_info(g->ctx, GPGME_PROTOCOL_OpenPGP, NULL, g->home);
+        if (!e)
+                e = gpgme_set_pinentry_mode(g->ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+        if (!e)
+                e = gpgme_set_ctx_flag(g->ctx, "no-symkey-cache", "1");
+        if (e) {
+                *ret_error = gpgme_strerror(e);
+                gpg_done(g);
+                return -EIO;
+        }
+        gpgme_set_armor(g->ctx, 0);
+        gpgme_set_passphrase_cb(g->ctx, on_passphrase, passphrase);
+        return 0;
+}
+
+typedef enum { ENCRYPT, DECRYPT } Direction;
+
+static int secret_crypt(Direction d, const uint8_t *config_secret, size_t config_size, const uint8_t *in_buf, size_t size,
+                 uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        char passphrase[16 + 64 + 1];
+        gpgme_data_t in = NULL, out = NULL;
+        gpgme_error_t e;
+        Gpg g;
+        int r;
+
+        r = derive_passphrase(config_secret, config_size, passphrase);
+        if (r < 0)
+                return r;
+        r = gpg_init(&g, passphrase, ret_error);
+        if (r < 0)
+                goto finish;
+        e = gpgme_data_new_from_mem(&in, (const char *) in_buf, size, 0);
+        if (!e)
+                e = gpgme_data_new(&out);
+        if (!e)
+                e = d == ENCRYPT ? gpgme_op_encrypt(g.ctx, NULL, GPGME_ENCRYPT_SYMMETRIC, in, out)
+                                 : gpgme_op_decrypt(g.ctx, in, out);
+        if (e) {
+                *ret_error = gpgme_strerror(e);
+                r = -EIO;
+        } else {
+                size_t n = 0;
+                char *data = gpgme_data_release_and_get_mem(out, &n);
+                out = NULL;
+                *ret = malloc(n ?: 1);
+                if (*ret) {
+                        memcpy(*ret, data, n);
+                        *ret_size = n;
+                } else
+                        r = -ENOMEM;
+                if (data) {
+                        explicit_bzero(data, n);
+                        gpgme_free(data);
+                }
+        }
+finish:
+        if (in)
+                gpgme_data_release(in);
+        if (out)
+                gpgme_data_release(out);
+        gpg_done(&g);
+        explicit_bzero(passphrase, sizeof(passphrase));
+        return r;
+}
+
+int secret_encrypt(const uint8_t *config_secret, size_t config_size, const uint8_t *plain, size_t size,
+                   uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        return secret_crypt(ENCRYPT, config_secret, config_size, plain, size, ret, ret_size, ret_error);
+}
+
+int secret_decrypt(const uint8_t *config_secret, size_t config_size, const uint8_t *cipher, size_t size,
+                   uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        return secret_crypt(DECRYPT, config_secret, config_size, cipher, size, ret, ret_size, ret_error);
+}

@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+
+/* The Server's clients over time: created from clients.conf merged with
+ * the saved state at start-up (SPEC §6.4), saved after changes, and
+ * reloaded on SIGHUP with the same rules. */
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "secret-crypt.h"
+#include "server.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------- saving */
+
+void server_notify_status(Server *s) {
+        size_t enabled = 0;
+
+        for (size_t i = 0; i < s->n_clients; i++)
+                enabled += s->clients[i]->enabled;
+        (void) sd_notifyf(false, "STATUS=%zu of %zu clients enabled, %" PRIu64 " secrets sent", enabled,
+                          s->n_clients, s->n_secrets_sent);
+}
+
+static int on_save(sd_event_source *source, void *userdata) {
+        Server *s = userdata;
+        (void) server_save_state(s);
+        server_notify_status(s);
+        return 0;
+}
+
+static int on_save_later(sd_event_source *source, uint64_t usec, void *userdata) {
+        return on_save(source, userdata);
+}
+
+/* Non-urgent changes (times of checks) are saved within this long. */
+#define STATE_SAVE_DELAY (5 * USEC_PER_SEC)
+
+void server_state_dirty(Server *s, bool urgent) {
+        uint64_t now;
+        int r;
+
+        if (!s->statedir)
+                return;
+        if (urgent) {
+                if (!s->save_soon) {
+                        r = sd_event_add_defer(s->event, &s->save_soon, on_save, s);
+                        if (r >= 0)
+                                r = sd_event_source_set_priority(s->save_soon, SD_EVENT_PRIORITY_IDLE);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to schedule saving the state: %m");
+                                return;
+                        }
+                }
+                (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_ONESHOT);
+                return;
+        }
+        if (s->save_later) {
+                int enabled = SD_EVENT_OFF;
+                (void) sd_event_source_get_enabled(s->save_later, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return; /* a save is due already */
+        }
+        r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return;
+        if (s->save_later) {
+                (void) sd_event_source_set_time(s->save_later, now + STATE_SAVE_DELAY);
+                (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_add_time(s->event, &s->save_later, CLOCK_MONOTONIC, now + STATE_SAVE_DELAY,
+                                         USEC_PER_SEC, on_save_later, s);
+}
+
+int server_save_state(Server *s) {
+        int r;
+
+        if (!s->statedir)
+                return 0;
+        if (s->save_soon)
+                (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
+        if (s->save_later)
+                (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_OFF);
+        r = state_save(s->statedir, s->clients, s->n_clients, (const SavedClient *const *) s->removed, s->n_removed);
+        if (r < 0)
+                return log_warning_errno(r, "Could not save persistent state in %s: %m", s->statedir);
+        return 0;
+}
+
+static SavedClient *saved_removed_new(const ClientConfig *config, const uint8_t digest[static 32]) {
+        SavedClient *r = calloc(1, sizeof(SavedClient));
+
+        if (!r)
+                return NULL;
+        r->config = client_config_dup(config);
+        if (!r->config)
+                return saved_client_free(r);
+        /* Only the digest of the secret is kept. */
+        r->config->secret = erase_and_free(r->config->secret, r->config->secret_size);
+        r->config->secret_size = 0;
+        memcpy(r->config_secret_sha256, digest, 32);
+        return r;
+}
+
+static int removed_add(Server *s, SavedClient *r) {
+        SavedClient **v = reallocarray(s->removed, s->n_removed + 1, sizeof(SavedClient *));
+
+        if (!v) {
+                saved_client_free(r);
+                return log_oom();
+        }
+        v[s->n_removed++] = r;
+        s->removed = v;
+        return 0;
+}
+
+static void removed_drop(Server *s, size_t i) {
+        saved_client_free(s->removed[i]);
+        memmove(s->removed + i, s->removed + i + 1, (s->n_removed - i - 1) * sizeof(SavedClient *));
+        s->n_removed--;
+}
+
+static ssize_t removed_find(Server *s, const char *name) {
+        for (size_t i = 0; i < s->n_removed; i++)
+                if (streq(s->removed[i]->config->name, name))
+                        return (ssize_t) i;
+        return -1;
+}
+
+void server_remember_removed(Server *s, Client *c) {
+        SavedClient *r = saved_removed_new(c->config, c->config_secret_sha256);
+        if (r)
+                (void) removed_add(s, r);
+}
+
+void server_state_done(Server *s) {
+        s->save_soon = sd_event_source_disable_unref(s->save_soon);
+        s->save_later = sd_event_source_disable_unref(s->save_later);
+        for (size_t i = 0; i < s->n_removed; i++)
+                saved_client_free(s->removed[i]);
+        s->removed = mfree(s->removed);
+        s->n_removed = 0;
+        s->statedir = mfree(s->statedir);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* A crash in the middle of a save leaves its temporary file behind. */
+static void remove_stale_temporaries(const char *dir) {
+        _cleanup_free_ char *prefix = NULL;
+        struct dirent **names = NULL;
+        int n;
+
+        if (asprintf(&prefix, ".%s.", STATE_FILE_NAME) < 0)
+                return;
+        n = scandir(dir, &names, NULL, NULL);
+        for (int i = 0; i < n; i++) {
+                if (strncmp(names[i]->d_name, prefix, strlen(prefix)) == 0) {
+                        _cleanup_free_ char *path = NULL;
+                        if (asprintf(&path, "%s/%s", dir, names[i]->d_name) >= 0)
+                                (void) unlink(path);
+                }
+                free(names[i]);
+        }
+        free(names);
+}
+
+int server_load_state(Server *s, State **ret) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        const char *dir = getenv("STATE_DIRECTORY");
+        char *colon;
+        int r;
+
+        *ret = NULL;
+        /* systemd's StateDirectory= may list several: the first is ours. */
+        s->statedir = strdup(!isempty(dir) ? dir : s->settings->statedir);
+        if (!s->statedir)
+                return log_oom();
+        if ((colon = strchr(s->statedir, ':')))
+                *colon = 0;
+        remove_stale_temporaries(s->statedir);
+        if (!s->settings->restore)
+                return 0;
+        if (asprintf(&path, "%s/%s", s->statedir, STATE_FILE_NAME) < 0)
+                return log_oom();
+        r = state_load(path, ret, &error);
+        if (r == -ENOENT) {
+                log_info("No saved state in %s: starting from the configuration", path);
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                /* Keep the bad file for a human, under a name never reused. */
+                _cleanup_free_ char *aside = NULL;
+                if (asprintf(&aside, "%s.corrupt-%" PRIu64, path, now_realtime()) >= 0 && rename(path, aside) >= 0)
+                        ;
+                else
+                        aside = mfree(aside);
+                log_struct(LOG_ERR, &((LogFields) { .message_id = MESSAGE_ID_STATE_CORRUPT }),
+                           "Could not load persistent state %s: %s; starting from the configuration alone%s%s",
+                           path, error ?: strerror(-r), aside ? ", the file is kept as " : "", strempty(aside));
+                return 0;
+        }
+        return 0;
+}
+
+/* SPEC §6.4 rule 1: a setting changed in clients.conf since the save wins;
+ * otherwise the saved run-time value does. */
+static ClientConfig *merge_settings(const ClientConfig *now, const ClientConfig *then, const ClientConfig *saved) {
+        ClientConfig *m = client_config_dup(now);
+
+        if (!m)
+                return NULL;
+#define KEEP_NUMBER(f) \
+        if (now->f == then->f) m->f = saved->f
+#define KEEP_STRING(f)                                          \
+        if (streq(now->f, then->f)) {                           \
+                char *v = strdup(saved->f);                     \
+                if (!v)                                         \
+                        return client_config_free(m);           \
+                free(m->f);                                     \
+                m->f = v;                                       \
+        }
+        KEEP_NUMBER(timeout);
+        KEEP_NUMBER(extended_timeout);
+        KEEP_NUMBER(interval);
+        KEEP_NUMBER(approval_delay);
+        KEEP_NUMBER(approval_duration);
+        KEEP_NUMBER(approved_by_default);
+        KEEP_NUMBER(enabled);
+        KEEP_STRING(host);
+        KEEP_STRING(checker);
+        KEEP_STRING(key_id);
+        KEEP_STRING(fingerprint);
+#undef KEEP_NUMBER
+#undef KEEP_STRING
+        return m;
+}
+
+/* SPEC §6.4 rule 2: an enabled client whose saved expiry passed while we
+ * were away stays enabled only if its last checker succeeded. */
+static void check_expiry(ClientConfig *m, ClientTimes *t) {
+        uint64_t now = now_realtime();
+
+        if (!m->enabled || !t->expires || now < t->expires)
+                return;
+        if (!t->last_checked_ok) {
+                log_warning("disabling client %s - Client never performed a successful checker", m->name);
+                m->enabled = false;
+        } else if (t->last_checker_status != 0) {
+                log_warning("disabling client %s - Client last checker failed with error code %d", m->name,
+                            t->last_checker_status);
+                m->enabled = false;
+        } else {
+                t->expires = now + m->timeout;
+                log_debug("Last checker succeeded, keeping %s enabled", m->name);
+        }
+}
+
+static int restore_client(Server *s, const ClientConfig *config, const SavedClient *saved) {
+        _cleanup_(client_config_freep) ClientConfig *merged = merge_settings(config, saved->config, saved->runtime);
+        ClientTimes times = saved->times;
+        Client *c;
+        int r;
+
+        if (!merged)
+                return log_oom();
+        check_expiry(merged, &times);
+        r = server_insert_client(s, config, merged, &c);
+        if (r < 0)
+                return r;
+        client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
+                       times.last_approval_request, times.last_checker_status);
+
+        /* Rule 3: a run-time secret, if the configured one still opens it. */
+        if (saved->encrypted_secret) {
+                uint8_t *plain = NULL;
+                size_t n = 0;
+                const char *why = NULL;
+                r = secret_decrypt(config->secret, config->secret_size, saved->encrypted_secret,
+                                   saved->encrypted_secret_size, &plain, &n, &why);
+                if (r >= 0) {
+                        (void) client_restore_secret(c, plain, n, saved->encrypted_secret,
+                                                     saved->encrypted_secret_size);
+                        erase_and_free(plain, n);
+                } else
+                        log_debug("Failed to decrypt %s old secret (%s): the configured one is used", c->name,
+                                  strempty(why));
+        }
+        client_start(c);
+        return 0;
+}
+
+static bool config_unchanged(const ClientConfig *config, const SavedClient *then) {
+        uint8_t digest[32];
+
+        secret_digest(config->secret, config->secret_size, digest);
+        return client_config_settings_equal(config, then->config) &&
+               memcmp(digest, then->config_secret_sha256, sizeof(digest)) == 0;
+}
+
+static const ClientConfig *conf_find(const ClientsConf *conf, const char *name) {
+        for (size_t i = 0; i < conf->n_clients; i++)
+                if (streq(conf->clients[i]->name, name))
+                        return conf->clients[i];
+        return NULL;
+}
+
+/* A configured client that is not live yet: new, or removed earlier. */
+static int add_configured(Server *s, const ClientConfig *config) {
+        ssize_t i = removed_find(s, config->name);
+        Client *c;
+        int r;
+
+        if (i >= 0) {
+                /* Removed at run time: stays removed until its section changes. */
+                if (config_unchanged(config, s->removed[i]))
+                        return 0;
+                removed_drop(s, (size_t) i);
+        }
+        r = server_insert_client(s, config, NULL, &c);
+        if (r < 0)
+                return r;
+        client_start(c);
+        return 1;
+}
+
+int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
+        int r;
+
+        /* Removals persist (rule 6), for clients still configured (rule 7:
+         * one that left clients.conf is simply forgotten). */
+        for (size_t i = 0; state && i < state->n_removed; i++)
+                if (conf_find(conf, state->removed[i]->config->name)) {
+                        SavedClient *copy = saved_removed_new(state->removed[i]->config,
+                                                              state->removed[i]->config_secret_sha256);
+                        if (!copy || removed_add(s, copy) < 0)
+                                return log_oom();
+                }
+        /* Saved clients first, in their order (rules 1–4)… */
+        for (size_t i = 0; state && i < state->n_clients; i++) {
+                const ClientConfig *config = conf_find(conf, state->clients[i]->config->name);
+                if (!config || hashmap_get(s->by_name, config->name))
+                        continue;
+                r = restore_client(s, config, state->clients[i]);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        /* …then the new ones (rule 5). */
+        for (size_t i = 0; i < conf->n_clients; i++) {
+                if (hashmap_get(s->by_name, conf->clients[i]->name))
+                        continue;
+                r = add_configured(s, conf->clients[i]);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (s->n_clients == 0)
+                log_warning("No clients defined");
+        server_state_dirty(s, true);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+/* Apply what changed in a client's section since it was last read. */
+static int reload_client(Server *s, Client *c, const ClientConfig *now) {
+        const ClientConfig *then = c->config;
+        const char *why = NULL;
+        char changed[256] = "";
+        uint8_t digest[32];
+
+#define NOTE(name) (void) strncat(changed, *changed ? ", " name : name, sizeof(changed) - strlen(changed) - 1)
+        if (!streq(now->key_id, then->key_id)) {
+                _cleanup_free_ char *old = strdup(c->key_id);
+                if (!old || client_set_key_id(c, now->key_id) < 0)
+                        return log_oom();
+                server_rehash_client(s, c, old);
+                NOTE("key_id");
+        }
+        if (!streq(now->fingerprint, then->fingerprint)) {
+                (void) client_set_fingerprint(c, now->fingerprint);
+                NOTE("fingerprint");
+        }
+        if (!streq(now->host, then->host)) {
+                (void) client_set_host(c, now->host);
+                NOTE("host");
+        }
+        if (!streq(now->checker, then->checker)) {
+                (void) client_set_checker(c, now->checker, &why);
+                NOTE("checker");
+        }
+        if (now->timeout != then->timeout) {
+                (void) client_set_timeout(c, now->timeout, &why);
+                NOTE("timeout");
+        }
+        if (now->extended_timeout != then->extended_timeout) {
+                (void) client_set_extended_timeout(c, now->extended_timeout, &why);
+                NOTE("extended_timeout");
+        }
+        if (now->interval != then->interval) {
+                (void) client_set_interval(c, now->interval, &why);
+                NOTE("interval");
+        }
+        if (now->approval_delay != then->approval_delay) {
+                (void) client_set_approval_delay(c, now->approval_delay, &why);
+                NOTE("approval_delay");
+        }
+        if (now->approval_duration != then->approval_duration) {
+                (void) client_set_approval_duration(c, now->approval_duration, &why);
+                NOTE("approval_duration");
+        }
+        if (now->approved_by_default != then->approved_by_default) {
+                client_set_approved_by_default(c, now->approved_by_default);
+                NOTE("approved_by_default");
+        }
+        if (now->enabled != then->enabled) {
+                if (now->enabled)
+                        client_enable(c);
+                else
+                        client_disable(c);
+                NOTE("enabled");
+        }
+        secret_digest(now->secret, now->secret_size, digest);
+        if (memcmp(digest, c->config_secret_sha256, sizeof(digest)) != 0) {
+                if (client_set_config(c, now) < 0)
+                        return log_oom();
+                (void) client_set_secret(c, now->secret, now->secret_size);
+                NOTE("secret");
+        } else if (client_set_config(c, now) < 0)
+                return log_oom();
+#undef NOTE
+        if (*changed)
+                log_struct(LOG_INFO, &((LogFields) { .client = c->name, .message_id = MESSAGE_ID_RELOADED }),
+                           "Client %s changed: %s", c->name, changed);
+        return 0;
+}
+
+int server_reload(Server *s) {
+        _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
+        unsigned added = 0, removed = 0;
+        int r;
+
+        r = clients_conf_load_all(s->settings->configdir, &conf);
+        if (r < 0)
+                return log_error_errno(r, "Could not reload the configuration: %m");
+        for (size_t i = 0; i < conf->n_problems; i++)
+                log_error("%s (client skipped)", conf->problems[i]);
+        for (size_t i = 0; i < conf->n_warnings; i++)
+                log_warning("%s", conf->warnings[i]);
+
+        /* Clients gone from the files go (and are not remembered as removed). */
+        for (size_t i = s->n_clients; i > 0; i--) {
+                Client *c = s->clients[i - 1];
+                const ClientConfig *now = conf_find(conf, c->name);
+                if (now) {
+                        r = reload_client(s, c, now);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                log_struct(LOG_INFO, &((LogFields) { .client = c->name, .message_id = MESSAGE_ID_RELOADED }),
+                           "Client %s removed: no longer configured", c->name);
+                server_forget_client(s, c, false);
+                removed++;
+        }
+        for (size_t i = 0; i < conf->n_clients; i++) {
+                if (hashmap_get(s->by_name, conf->clients[i]->name))
+                        continue;
+                r = add_configured(s, conf->clients[i]);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        log_struct(LOG_INFO,
+                                   &((LogFields) { .client = conf->clients[i]->name, .message_id = MESSAGE_ID_RELOADED }),
+                                   "Client %s added", conf->clients[i]->name);
+                        added++;
+                }
+        }
+        /* Removals of clients no longer configured are forgotten. */
+        for (size_t i = s->n_removed; i > 0; i--)
+                if (!conf_find(conf, s->removed[i - 1]->config->name))
+                        removed_drop(s, i - 1);
+
+        log_struct(LOG_INFO, &((LogFields) { .message_id = MESSAGE_ID_RELOADED }),
+                   "Reloaded the configuration: %u clients, %u added, %u removed", (unsigned) s->n_clients, added,
+                   removed);
+        server_state_dirty(s, true);
+        return 0;
+}

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "state.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "client.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret) < 0)
+                memset(ret, 0, 32);
+}
+
+bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b) {
+        return streq(a->key_id, b->key_id) && streq(a->fingerprint, b->fingerprint) && streq(a->host, b->host) &&
+               streq(a->checker, b->checker) && a->timeout == b->timeout &&
+               a->extended_timeout == b->extended_timeout && a->interval == b->interval &&
+               a->approval_delay == b->approval_delay && a->approval_duration == b->approval_duration &&
+               a->approved_by_default == b->approved_by_default && a->enabled == b->enabled;
+}
+
+static char *hex(const uint8_t *p, size_t n) {
+        char *s = malloc(2 * n + 1);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                sprintf(s + 2 * i, "%02x", p[i]);
+        return s;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n) {
+        if (strlen(s) != 2 * n)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
+                        return -EINVAL;
+        return 0;
+}
+
+SavedClient *saved_client_free(SavedClient *s) {
+        if (!s)
+                return NULL;
+        client_config_free(s->config);
+        client_config_free(s->runtime);
+        free(s->encrypted_secret);
+        free(s);
+        return NULL;
+}
+
+State *state_free(State *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_clients; i++)
+                saved_client_free(s->clients[i]);
+        for (size_t i = 0; i < s->n_removed; i++)
+                saved_client_free(s->removed[i]);
+        free(s->clients);
+        free(s->removed);
+        free(s);
+        return NULL;
+}
+
+const SavedClient *state_find(const State *s, const char *name, bool removed) {
+        SavedClient *const *v = removed ? s->removed : s->clients;
+        size_t n = removed ? s->n_removed : s->n_clients;
+
+        for (size_t i = 0; s && i < n; i++)
+                if (streq(v[i]->config->name, name))
+                        return v[i];
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static json_object *settings_to_json(const ClientConfig *c) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "key_id", json_object_new_string(c->key_id));
+        json_object_object_add(o, "fingerprint", json_object_new_string(c->fingerprint));
+        json_object_object_add(o, "host", json_object_new_string(c->host));
+        json_object_object_add(o, "checker", json_object_new_string(c->checker));
+        json_object_object_add(o, "timeout", json_object_new_int64((int64_t) c->timeout));
+        json_object_object_add(o, "extended_timeout", json_object_new_int64((int64_t) c->extended_timeout));
+        json_object_object_add(o, "interval", json_object_new_int64((int64_t) c->interval));
+        json_object_object_add(o, "approval_delay", json_object_new_int64((int64_t) c->approval_delay));
+        json_object_object_add(o, "approval_duration", json_object_new_int64((int64_t) c->approval_duration));
+        json_object_object_add(o, "approved_by_default", json_object_new_boolean(c->approved_by_default));
+        json_object_object_add(o, "enabled", json_object_new_boolean(c->enabled));
+        return o;
+}
+
+static json_object *config_to_json(const ClientConfig *c, const uint8_t digest[static 32]) {
+        json_object *o = settings_to_json(c);
+        _cleanup_free_ char *d = hex(digest, 32);
+
+        if (o && d)
+                json_object_object_add(o, "secret_sha256", json_object_new_string(d));
+        return o;
+}
+
+static json_object *client_to_json(const Client *c) {
+        ClientConfig runtime = {
+                .name = c->name, .key_id = c->key_id, .fingerprint = c->fingerprint, .host = c->host,
+                .checker = c->checker_command, .timeout = c->timeout, .extended_timeout = c->extended_timeout,
+                .interval = c->interval, .approval_delay = c->approval_delay,
+                .approval_duration = c->approval_duration, .approved_by_default = c->approved_by_default,
+                .enabled = c->enabled,
+        };
+        json_object *o = json_object_new_object(), *r = settings_to_json(&runtime);
+
+        if (!o || !r) {
+                json_object_put(o);
+                json_object_put(r);
+                return NULL;
+        }
+        json_object_object_add(r, "created", json_object_new_int64((int64_t) c->created));
+        json_object_object_add(r, "last_enabled", json_object_new_int64((int64_t) c->last_enabled));
+        json_object_object_add(r, "expires", json_object_new_int64((int64_t) c->expires));
+        json_object_object_add(r, "last_checked_ok", json_object_new_int64((int64_t) c->last_checked_ok));
+        json_object_object_add(r, "last_approval_request", json_object_new_int64((int64_t) c->last_approval_request));
+        json_object_object_add(r, "last_checker_status", json_object_new_int(c->last_checker_status));
+
+        json_object_object_add(o, "name", json_object_new_string(c->name));
+        json_object_object_add(o, "config", config_to_json(c->config, c->config_secret_sha256));
+        json_object_object_add(o, "runtime", r);
+        if (c->encrypted_secret) {
+                gnutls_datum_t in = { c->encrypted_secret, (unsigned) c->encrypted_secret_size }, out = {};
+                if (gnutls_base64_encode2(&in, &out) >= 0) {
+                        json_object_object_add(o, "encrypted_secret",
+                                               json_object_new_string_len((const char *) out.data, (int) out.size));
+                        gnutls_free(out.data);
+                }
+        }
+        return o;
+}
+
+static json_object *removed_to_json(const SavedClient *s) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "name", json_object_new_string(s->config->name));
+        json_object_object_add(o, "config", config_to_json(s->config, s->config_secret_sha256));
+        return o;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Temporary file (0600 from its creation), fsync, rename, fsync of the directory. */
+static int write_atomically(const char *dir, const char *name, const char *data, size_t size) {
+        _cleanup_free_ char *tmp = NULL, *path = NULL;
+        _cleanup_close_ int dfd = -1;
+        int fd, r;
+
+        if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0 || asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, size);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        if (fsync(dfd) < 0)
+                return -errno;
+        return 0;
+}
+
+int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
+               size_t n_removed) {
+        json_object *root = json_object_new_object(), *live = json_object_new_array(),
+                    *gone = json_object_new_array();
+        const char *text;
+        int r;
+
+        if (!root || !live || !gone) {
+                json_object_put(root);
+                json_object_put(live);
+                json_object_put(gone);
+                return -ENOMEM;
+        }
+        json_object_object_add(root, "format", json_object_new_string(STATE_FORMAT));
+        json_object_object_add(root, "version", json_object_new_int(STATE_VERSION));
+        for (size_t i = 0; i < n_clients; i++)
+                json_object_array_add(live, client_to_json(clients[i]));
+        for (size_t i = 0; i < n_removed; i++)
+                json_object_array_add(gone, removed_to_json(removed[i]));
+        json_object_object_add(root, "clients", live);
+        json_object_object_add(root, "removed", gone);
+
+        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        r = text ? write_atomically(dir, STATE_FILE_NAME, text, strlen(text)) : -ENOMEM;
+        json_object_put(root);
+        return r;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+typedef struct Reader {
+        char *error;
+} Reader;
+
+_printf_(2, 3)
+static void fail(Reader *rd, const char *format, ...) {
+        va_list ap;
+
+        if (rd->error)
+                return;
+        va_start(ap, format);
+        if (vasprintf(&rd->error, format, ap) < 0)
+                rd->error = NULL;
+        va_end(ap);
+}
+
+static json_object *member(Reader *rd, json_object *o, const char *key, json_type type) {
+        json_object *v = NULL;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type)) {
+                fail(rd, "'%s' missing or of the wrong type", key);
+                return NULL;
+        }
+        return v;
+}
+
+static char *get_string(Reader *rd, json_object *o, const char *key) {
+        json_object *v = member(rd, o, key, json_type_string);
+        return strdup(v ? json_object_get_string(v) : "");
+}
+
+static uint64_t get_u64(Reader *rd, json_object *o, const char *key) {
+        json_object *v = member(rd, o, key, json_type_int);
+        int64_t n = v ? json_object_get_int64(v) : 0;
+
+        if (n < 0) {
+                fail(rd, "'%s' is negative", key);
+                return 0;
+        }
+        return (uint64_t) n;
+}
+
+static bool get_bool(Reader *rd, json_object *o, const char *key) {
+        json_object *v = member(rd, o, key, json_type_boolean);
+        return v && json_object_get_boolean(v);
+}
+
+static ClientConfig *settings_from_json(Reader *rd, json_object *o, const char *name) {
+        ClientConfig *c = calloc(1, sizeof(ClientConfig));
+
+        if (!c)
+                return NULL;
+        c->name = strdup(name);
+        c->key_id = get_string(rd, o, "key_id");
+        c->fingerprint = get_string(rd, o, "fingerprint");
+        c->host = get_string(rd, o, "host");
+        c->checker = get_string(rd, o, "checker");
+        c->timeout = get_u64(rd, o, "timeout");
+        c->extended_timeout = get_u64(rd, o, "extended_timeout");
+        c->interval = get_u64(rd, o, "interval");
+        c->approval_delay = get_u64(rd, o, "approval_delay");
+        c->approval_duration = get_u64(rd, o, "approval_duration");
+        c->approved_by_default = get_bool(rd, o, "approved_by_default");
+        c->enabled = get_bool(rd, o, "enabled");
+        if (!c->name || !c->key_id || !c->fingerprint || !c->host || !c->checker)
+                fail(rd, "out of memory");
+        return c;
+}
+
+static SavedClient *saved_from_json(Reader *rd, json_object *o, bool live) {
+        json_object *name = member(rd, o, "name", json_type_string);
+        json_object *config = member(rd, o, "config", json_type_object);
+        json_object *runtime = live ? member(rd, o, "runtime", json_type_object) : NULL;
+        json_object *secret = NULL;
+        SavedClient *s;
+
+        if (!name || !config || (live && !runtime))
+                return NULL;
+        s = calloc(1, sizeof(SavedClient));
+        if (!s) {
+                fail(rd, "out of memory");
+                return NULL;
+        }
+        s->config = settings_from_json(rd, config, json_object_get_string(name));
+        json_object *digest = member(rd, config, "secret_sha256", json_type_string);
+        if (digest && unhex(json_object_get_string(digest), s->config_secret_sha256, 32) < 0)
+                fail(rd, "'secret_sha256' of %s is not 64 hex digits", json_object_get_string(name));
+        if (live) {
+                s->runtime = settings_from_json(rd, runtime, json_object_get_string(name));
+                s->times = (ClientTimes) {
+                        .created = get_u64(rd, runtime, "created"),
+                        .last_enabled = get_u64(rd, runtime, "last_enabled"),
+                        .expires = get_u64(rd, runtime, "expires"),
+                        .last_checked_ok = get_u64(rd, runtime, "last_checked_ok"),
+                        .last_approval_request = get_u64(rd, runtime, "last_approval_request"),
+                };
+                json_object *st = member(rd, runtime, "last_checker_status", json_type_int);
+                s->times.last_checker_status = st ? json_object_get_int(st) : -2;
+        }
+        if (live && json_object_object_get_ex(o, "encrypted_secret", &secret)) {
+                gnutls_datum_t in = { (unsigned char *) json_object_get_string(secret),
+                                      (unsigned) json_object_get_string_len(secret) }, out = {};
+                if (!json_object_is_type(secret, json_type_string) || gnutls_base64_decode2(&in, &out) < 0)
+                        fail(rd, "'encrypted_secret' of %s is not base64", json_object_get_string(name));
+                else {
+                        s->encrypted_secret = malloc(out.size ?: 1);
+                        if (s->encrypted_secret) {
+                                memcpy(s->encrypted_secret, out.data, out.size);
+                                s->encrypted_secret_size = out.size;
+                        }
+                        gnutls_free(out.data);
+                }
+        }
+        return s;
+}
+
+static int read_list(Reader *rd, json_object *root, const char *key, bool live, SavedClient ***ret, size_t *n) {
+        json_object *array = member(rd, root, key, json_type_array);
+        size_t len = array ? json_object_array_length(array) : 0;
+
+        *ret = calloc(len ?: 1, sizeof(SavedClient *));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < len && !rd->error; i++) {
+                SavedClient *s = saved_from_json(rd, json_object_array_get_idx(array, i), live);
+                if (s)
+                        (*ret)[(*n)++] = s;
+        }
+        return 0;
+}
+
+static int read_file(const char *path, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        char *buf;
+        size_t n = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if (st.st_size > 512 * 1024 * 1024)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (n < (size_t) st.st_size) {
+                ssize_t k = read(fd, buf + n, (size_t) st.st_size - n);
+                if (k <= 0) {
+                        int e = k < 0 ? errno : EIO;
+                        free(buf);
+                        return -e;
+                }
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        *ret = buf;
+        *ret_size = n;
+        return 0;
+}
+
+int state_load(const char *path, State **ret, char **ret_error) {
+        _cleanup_(state_freep) State *s = calloc(1, sizeof(State));
+        _cleanup_free_ char *text = NULL;
+        enum json_tokener_error jerr;
+        Reader rd = {};
+        json_object *root, *v;
+        size_t size = 0;
+        int r;
+
+        *ret_error = NULL;
+        if (!s)
+                return -ENOMEM;
+        r = read_file(path, &text, &size);
+        if (r < 0)
+                return r;
+        if (strlen(text) != size) {
+                *ret_error = strdup("contains a NUL byte");
+                return -EINVAL;
+        }
+        root = json_tokener_parse_verbose(text, &jerr);
+        if (!root) {
+                if (asprintf(ret_error, "not JSON: %s", json_tokener_error_desc(jerr)) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "format", &v) ||
+            !streq(strempty(json_object_get_string(v)), STATE_FORMAT))
+                fail(&rd, "not a mandos state file");
+        else if (!json_object_object_get_ex(root, "version", &v) || json_object_get_int(v) != STATE_VERSION)
+                fail(&rd, "unknown version (this server reads version %d)", STATE_VERSION);
+        if (!rd.error)
+                r = read_list(&rd, root, "clients", true, &s->clients, &s->n_clients);
+        if (!rd.error && r >= 0)
+                r = read_list(&rd, root, "removed", false, &s->removed, &s->n_removed);
+        json_object_put(root);
+        if (r < 0)
+                return r;
+        if (rd.error) {
+                *ret_error = rd.error;
+                return -EINVAL;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}

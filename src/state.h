@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+/* Persistent state: what the server knows at run time that clients.conf
+ * does not say (a client disabled by expiry or by an admin, settings
+ * changed over D-Bus, clients removed, the times of the last checks), so
+ * that a restart — or a crash — forgets none of it (SPEC §6).
+ *
+ * File: STATEDIR/clients.json, mode 0600, JSON (format "mandos-state",
+ * version 1, documented in docs/STATE.md). It is written atomically (a
+ * temporary file, fsync, rename, fsync of the directory) after changes,
+ * and never deleted on load. It holds no plaintext secret: a secret set at
+ * run time is kept OpenPGP-encrypted (src/secret-crypt.h). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clients-conf.h"
+
+#define STATE_FILE_NAME "clients.json"
+#define STATE_FORMAT "mandos-state"
+#define STATE_VERSION 1
+
+/* The run-time values of a client beyond its settings. Times are
+ * CLOCK_REALTIME µs, 0 = none. */
+typedef struct ClientTimes {
+        uint64_t created;
+        uint64_t last_enabled;
+        uint64_t expires;
+        uint64_t last_checked_ok;
+        uint64_t last_approval_request;
+        int last_checker_status;
+} ClientTimes;
+
+typedef struct SavedClient {
+        ClientConfig *config;        /* clients.conf as when saved; secret: only its digest */
+        uint8_t config_secret_sha256[32];
+        ClientConfig *runtime;       /* the settings in force; no secret */
+        ClientTimes times;
+        uint8_t *encrypted_secret;   /* a run-time secret, or NULL: the configured one */
+        size_t encrypted_secret_size;
+} SavedClient;
+
+typedef struct State {
+        SavedClient **clients;       /* live clients, in their order */
+        size_t n_clients;
+        SavedClient **removed;       /* removed at run time: config and digest only */
+        size_t n_removed;
+} State;
+
+/* Read a state file. Returns 0, -ENOENT, another -errno, or -EINVAL for a
+ * file that is not a valid state (with *ret_error saying why). */
+int state_load(const char *path, State **ret, char **ret_error);
+State *state_free(State *s);
+static inline void state_freep(State **s) {
+        if (*s)
+                state_free(*s);
+}
+SavedClient *saved_client_free(SavedClient *s);
+const SavedClient *state_find(const State *s, const char *name, bool removed);
+
+/* Write the state of these clients atomically to dir/clients.json. */
+typedef struct Client Client;
+int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
+               size_t n_removed);
+
+/* The SHA-256 of a configured secret, as the state keeps it. */
+void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
+
+/* Whether two client settings are equal, secret aside. */
+bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b);

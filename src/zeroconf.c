@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "zeroconf.h"
+
+#include <avahi-client/client.h>
+#include <avahi-client/publish.h>
+#include <avahi-common/alternative.h>
+#include <avahi-common/domain.h>
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "avahi-sd-event.h"
+#include "log.h"
+#include "util.h"
+
+/* The reference gives up after this many renames (SPEC §7). */
+#define MAX_RENAMES 32768
+/* How often to try again when the system bus cannot be reached, or after
+ * avahi-daemon refused our service. A missing avahi-daemon needs no
+ * polling: avahi-client watches the bus for it (AVAHI_CLIENT_NO_FAIL). */
+#define RETRY_USEC (5 * USEC_PER_SEC)
+
+struct Zeroconf {
+        sd_event *event;
+        const Settings *settings;
+        int listen_fd;
+        char *name;
+
+        AvahiSdEventPoll *poll;
+        AvahiClient *client;
+        AvahiEntryGroup *group;
+        sd_event_source *retry;   /* reconnect, or publish again */
+
+        unsigned renames;
+        bool waiting;             /* we said avahi-daemon is not there */
+        bool warned_interface;
+};
+
+static void zeroconf_publish(Zeroconf *z);
+
+static void zeroconf_schedule_retry(Zeroconf *z, uint64_t delay) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(z->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_source_set_time(z->retry, now + delay);
+        (void) sd_event_source_set_enabled(z->retry, SD_EVENT_ONESHOT);
+}
+
+/* avahi-daemon (re)starting: our records go until it runs again. */
+static void zeroconf_withdraw(Zeroconf *z) {
+        if (z->group)
+                (void) avahi_entry_group_reset(z->group);
+}
+
+static int zeroconf_rename(Zeroconf *z) {
+        char *alternative;
+
+        if (z->renames >= MAX_RENAMES) {
+                log_crit("No suitable Zeroconf service name found after %u retries, exiting.", z->renames);
+                (void) sd_event_exit(z->event, -EADDRINUSE);
+                return -EADDRINUSE;
+        }
+        alternative = avahi_alternative_service_name(z->name);
+        if (!alternative)
+                return log_oom();
+        free(z->name);
+        z->name = strdup(alternative);
+        avahi_free(alternative);
+        if (!z->name)
+                return log_oom();
+        z->renames++;
+        log_info("Changing Zeroconf service name to '%s' ...", z->name);
+        log_set_service_name(z->name);
+        return 0;
+}
+
+/* The port and family of the socket we really listen on. */
+static int zeroconf_listening_port(Zeroconf *z, int *ret_family) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+
+        if (getsockname(z->listen_fd, (struct sockaddr *) &sa, &len) < 0)
+                return log_error_errno(errno, "Zeroconf: cannot read the listening socket's port: %m");
+        *ret_family = sa.ss_family;
+        if (sa.ss_family == AF_INET6)
+                return ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
+        if (sa.ss_family == AF_INET)
+                return ntohs(((struct sockaddr_in *) &sa)->sin_port);
+        return log_error_errno(EAFNOSUPPORT, "Zeroconf: the listening socket is not an IP socket");
+}
+
+static AvahiIfIndex zeroconf_interface(Zeroconf *z) {
+        unsigned index;
+
+        if (!z->settings->interface)
+                return AVAHI_IF_UNSPEC;
+        index = if_nametoindex(z->settings->interface);
+        if (index > 0)
+                return (AvahiIfIndex) index;
+        /* Like the listener, which then listens on every interface. */
+        if (!z->warned_interface)
+                log_error("Interface %s does not exist; announcing the Zeroconf service on all interfaces",
+                          z->settings->interface);
+        z->warned_interface = true;
+        return AVAHI_IF_UNSPEC;
+}
+
+/* Announce only AAAA records by default, as the reference does; an IPv4
+ * socket (possible when one is handed to us) can only be reached over IPv4. */
+static AvahiProtocol zeroconf_protocol(Zeroconf *z, int family) {
+        if (family == AF_INET || !z->settings->use_ipv6)
+                return AVAHI_PROTO_INET;
+        return AVAHI_PROTO_INET6;
+}
+
+static void on_group_state(AvahiEntryGroup *g, AvahiEntryGroupState state, void *userdata) {
+        Zeroconf *z = userdata;
+        int family;
+
+        z->group = g;
+        log_debug("Avahi entry group state change: %i", (int) state);
+        switch (state) {
+        case AVAHI_ENTRY_GROUP_ESTABLISHED:
+                log_debug("Zeroconf service established.");
+                log_info("Zeroconf service '%s' of type '%s' announced on port %d", z->name,
+                         ZEROCONF_SERVICE_TYPE, zeroconf_listening_port(z, &family));
+                break;
+        case AVAHI_ENTRY_GROUP_COLLISION:
+                /* Another host on the link has this name. */
+                log_info("Zeroconf service name collision.");
+                if (zeroconf_rename(z) < 0)
+                        return;
+                (void) avahi_entry_group_reset(g);
+                zeroconf_publish(z);
+                break;
+        case AVAHI_ENTRY_GROUP_FAILURE:
+                log_crit("Avahi: Error in group state changed %s",
+                         avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
+                (void) avahi_entry_group_reset(g);
+                zeroconf_schedule_retry(z, RETRY_USEC);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Add the service to our (empty) entry group and commit it. */
+static void zeroconf_publish(Zeroconf *z) {
+        int port, family, r;
+
+        if (!z->group) {
+                z->group = avahi_entry_group_new(z->client, on_group_state, z);
+                if (!z->group) {
+                        log_error("Zeroconf: cannot create an Avahi entry group: %s",
+                                  avahi_strerror(avahi_client_errno(z->client)));
+                        zeroconf_schedule_retry(z, RETRY_USEC);
+                        return;
+                }
+        }
+        if (avahi_entry_group_is_empty(z->group) == 0)
+                return;   /* already added */
+
+        port = zeroconf_listening_port(z, &family);
+        if (port < 0)
+                return;
+        for (;;) {
+                log_debug("Adding Zeroconf service '%s' of type '%s' ...", z->name, ZEROCONF_SERVICE_TYPE);
+                r = avahi_entry_group_add_service_strlst(z->group, zeroconf_interface(z),
+                                                         zeroconf_protocol(z, family), 0, z->name,
+                                                         ZEROCONF_SERVICE_TYPE, NULL, NULL,
+                                                         (uint16_t) port, NULL /* empty TXT */);
+                if (r != AVAHI_ERR_COLLISION)
+                        break;
+                /* Another service on this host (another server, or one we
+                 * announced before avahi-daemon noticed) has this name. */
+                log_info("Local Zeroconf service name collision.");
+                if (zeroconf_rename(z) < 0)
+                        return;
+        }
+        if (r >= 0)
+                r = avahi_entry_group_commit(z->group);
+        if (r < 0) {
+                /* The reference exits here; we keep serving and try again. */
+                log_error("Zeroconf: cannot announce service '%s': %s", z->name, avahi_strerror(r));
+                (void) avahi_entry_group_reset(z->group);
+                zeroconf_schedule_retry(z, RETRY_USEC);
+        }
+}
+
+static void on_client_state(AvahiClient *c, AvahiClientState state, void *userdata) {
+        Zeroconf *z = userdata;
+        int error;
+
+        /* Called from inside avahi_client_new() too, before it returns c. */
+        z->client = c;
+        log_debug("Avahi server state change: %i", (int) state);
+        switch (state) {
+        case AVAHI_CLIENT_S_RUNNING:
+                if (z->waiting)
+                        log_info("Zeroconf: avahi-daemon is available");
+                z->waiting = false;
+                zeroconf_publish(z);
+                break;
+        case AVAHI_CLIENT_S_REGISTERING:
+                zeroconf_withdraw(z);
+                break;
+        case AVAHI_CLIENT_S_COLLISION:
+                /* The daemon's host name collides; it renames itself and
+                 * comes back through REGISTERING and RUNNING. */
+                log_error("Zeroconf server name collision");
+                zeroconf_withdraw(z);
+                break;
+        case AVAHI_CLIENT_CONNECTING:
+                if (!z->waiting)
+                        log_warning("Zeroconf: avahi-daemon is not running; service '%s' will be announced "
+                                    "when it starts", z->name);
+                z->waiting = true;
+                break;
+        case AVAHI_CLIENT_FAILURE:
+                /* The client is dead, and may not be freed from its own
+                 * callback: make a new one from the loop. */
+                error = avahi_client_errno(c);
+                if (error == AVAHI_ERR_DISCONNECTED) {
+                        if (!z->waiting)
+                                log_warning("Zeroconf: lost avahi-daemon; service '%s' will be announced "
+                                            "again when it is back", z->name);
+                        z->waiting = true;
+                        zeroconf_schedule_retry(z, 0);
+                } else {
+                        log_error("Zeroconf server failure: %s", avahi_strerror(error));
+                        zeroconf_schedule_retry(z, RETRY_USEC);
+                }
+                break;
+        default:
+                log_debug("Unknown state: %i", (int) state);
+                break;
+        }
+}
+
+static void zeroconf_disconnect(Zeroconf *z) {
+        if (z->group)
+                (void) avahi_entry_group_free(z->group);   /* withdraws it, if still connected */
+        z->group = NULL;
+        if (z->client)
+                avahi_client_free(z->client);
+        z->client = NULL;
+}
+
+static void zeroconf_connect(Zeroconf *z) {
+        AvahiClient *c;
+        int error = 0;
+
+        /* NO_FAIL: without avahi-daemon the client waits for it on the bus;
+         * it fails only when the bus itself is unreachable. */
+        c = avahi_client_new(avahi_sd_event_poll_get(z->poll), AVAHI_CLIENT_NO_FAIL, on_client_state, z, &error);
+        if (c) {
+                z->client = c;
+                return;
+        }
+        z->client = NULL;
+        z->group = NULL;
+        if (!z->waiting)
+                log_warning("Zeroconf: cannot reach avahi-daemon on the D-Bus system bus (%s); trying again every %u s",
+                            avahi_strerror(error), (unsigned) (RETRY_USEC / USEC_PER_SEC));
+        z->waiting = true;
+        zeroconf_schedule_retry(z, RETRY_USEC);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Zeroconf *z = userdata;
+
+        if (z->client && avahi_client_get_state(z->client) == AVAHI_CLIENT_S_RUNNING) {
+                /* After a failure of the entry group: start over with a new one. */
+                if (z->group)
+                        (void) avahi_entry_group_free(z->group);
+                z->group = NULL;
+                zeroconf_publish(z);
+        } else if (!z->client || avahi_client_get_state(z->client) == AVAHI_CLIENT_FAILURE) {
+                zeroconf_disconnect(z);
+                zeroconf_connect(z);
+        }
+        return 0;
+}
+
+int zeroconf_new(sd_event *event, const Settings *settings, int listen_fd, Zeroconf **ret) {
+        _cleanup_(zeroconf_freep) Zeroconf *z = NULL;
+        int r;
+
+        /* Checked now: avahi-daemon would refuse it at every attempt. */
+        if (!avahi_is_valid_service_name(settings->servicename))
+                return log_error_errno(EINVAL, "Invalid Zeroconf service name '%s' (at most 63 bytes of UTF-8)",
+                                       settings->servicename);
+        z = calloc(1, sizeof(*z));
+        if (!z)
+                return log_oom();
+        z->event = sd_event_ref(event);
+        z->settings = settings;
+        z->listen_fd = listen_fd;
+        z->name = strdup(settings->servicename);
+        if (!z->name)
+                return log_oom();
+        r = avahi_sd_event_poll_new(event, &z->poll);
+        if (r < 0)
+                return log_oom();
+        r = sd_event_add_time(event, &z->retry, CLOCK_MONOTONIC, 0, 0, on_retry, z);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the Zeroconf timer: %m");
+        (void) sd_event_source_set_enabled(z->retry, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(z->retry, "zeroconf-retry");
+
+        zeroconf_connect(z);
+        *ret = TAKE_PTR(z);
+        return 0;
+}
+
+Zeroconf *zeroconf_free(Zeroconf *z) {
+        if (!z)
+                return NULL;
+        zeroconf_disconnect(z);
+        z->poll = avahi_sd_event_poll_free(z->poll);
+        z->retry = sd_event_source_disable_unref(z->retry);
+        sd_event_unref(z->event);
+        free(z->name);
+        free(z);
+        return NULL;
+}

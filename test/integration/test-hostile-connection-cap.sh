@@ -1,0 +1,145 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2317
+#
+# The connection cap (mandos.conf max_connections, default 1024): when it is
+# reached, a new connection makes the server drop the oldest connection
+# that has not proved its key yet (protocol line or TLS handshake), never
+# one that has (waiting for approval); if none can be dropped, the new one
+# is refused. A real client still gets in while the cap is full.
+
+. "${TEST_DIR:-$(dirname "$0")}/lib.sh"
+require_common
+
+raise_fd_limit 4096
+ensure_keys alpha
+ensure_keys bravo
+DROP='Too many connections: dropping the oldest unauthenticated connection'
+
+# hold NAME ARGS...: start hostile_peers.py hold in the background (output
+# in $SCRATCH/NAME.out) and wait until its connections are open.
+hold() {
+	local name=$1 _
+	shift
+	rm -f "$SCRATCH/$name.ready"
+	setsid "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" \
+		--ready-file "$SCRATCH/$name.ready" "$@" >"$SCRATCH/$name.out" 2>&1 &
+	eval "${name}_pid=\$!"
+	remember_pid "$!"
+	for _ in $(seq 300); do
+		[ -s "$SCRATCH/$name.ready" ] && return 0
+		sleep 0.1
+	done
+	sed 's/^/# hold: /' "$SCRATCH/$name.out"
+	return 1
+}
+
+# wait_hold NAME: wait for it; print its report; return its exit status.
+wait_hold() {
+	local pid rc
+	pid=$(eval "echo \$${1}_pid")
+	wait "$pid"
+	rc=$?
+	sed "s/^/# $1: /" "$SCRATCH/$1.out"
+	return "$rc"
+}
+
+# early NAME: the indexes of NAME's connections closed within 5 s.
+early() {
+	sed -n 's/^closed within 5.0 s: *//p' "$SCRATCH/$1.out"
+}
+
+# 1. The documented default: 1024.
+CONFDIR="$SCRATCH/conf-default"
+write_config "$CONFDIR" "$(client_section alpha)"
+if ! start_mandos; then
+	not_ok "server starts with the default cap"
+	finish
+fi
+check "1030 silent connections are opened" hold def --silent 1030 --deadline 15 --early 5
+wait_hold def
+check "...all closed by the server" test $? = 0
+check "the default cap is 1024: the 6 oldest were dropped at once ($(early def))" \
+	test "$(early def)" = "0 1 2 3 4 5"
+check "...each with a log line" test "$(log_count "$DROP")" = 6
+stop_mandos TERM
+PORT=
+
+# 2. max_connections = 50: the oldest unauthenticated go first; a waiting
+# (authenticated) client stays; a real client gets in while it is full.
+CONFDIR="$SCRATCH/conf-50"
+MANDOS_CONF_EXTRA="max_connections = 50" write_config "$CONFDIR" "$(client_section alpha)" \
+	"$(client_section bravo 'approval_delay = PT6S' 'approved_by_default = True' 'checker = true')"
+if ! start_mandos; then
+	not_ok "server starts with max_connections = 50"
+	finish
+fi
+ok "server starts with max_connections = 50"
+
+dir=$(key_dir bravo)
+setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
+	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
+	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
+	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/bravo.out" 2>>"$SCRATCH/client.log" </dev/null &
+bravo_pid=$!
+remember_pid "$bravo_pid"
+check "bravo waits for approval" log_has "Client bravo needs approval" 5
+
+check "first 49 silent connections are opened (the cap is now full)" \
+	hold first --silent 49 --deadline 15 --early 5
+check "no connection dropped yet" test "$(log_count "$DROP")" = 0
+check "10 more silent connections are opened" hold more --silent 10 --deadline 15 --early 5
+sleep 1
+check "the 10 oldest were dropped, one each ($(log_count "$DROP") drops)" test "$(log_count "$DROP")" = 10
+
+t0=$(date +%s%N)
+got=$(fetch alpha "[::1]:$PORT" 10)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "alpha gets its secret while the cap is full" test "$got" = "$(secret_of alpha)"
+server=$(served_ms alpha)
+check "...served within 2000 ms by the server's log (${server:-?} ms)" test "${server:-99999}" -le 2000
+check "...the whole fetch within 2000 ms (${ms} ms)" test "$ms" -le 2000
+
+wait_hold first
+check "the first connections were all closed in time" test $? = 0
+check "the 11 oldest were the ones dropped early ($(early first))" \
+	test "$(early first)" = "0 1 2 3 4 5 6 7 8 9 10"
+wait_hold more
+check "the later connections were all closed in time" test $? = 0
+check "none of the later ones was dropped early ($(early more))" test -z "$(early more)"
+
+wait "$bravo_pid"
+check "bravo, waiting for approval all along, was never dropped and got its secret" \
+	test "$(cat "$SCRATCH/bravo.out")" = "$(secret_of bravo)"
+check "the server never dropped bravo's connection" test "$(log_count 'Client bravo went away')" = 0
+stop_mandos TERM
+check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
+PORT=
+
+# 3. max_connections = 1, held by a client waiting for approval: a new
+# connection is refused at once (nothing unauthenticated to drop).
+CONFDIR="$SCRATCH/conf-1"
+MANDOS_CONF_EXTRA="max_connections = 1" write_config "$CONFDIR" \
+	"$(client_section bravo 'approval_delay = PT4S' 'approved_by_default = True' 'checker = true')"
+if ! start_mandos; then
+	not_ok "server starts with max_connections = 1"
+	finish
+fi
+setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
+	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
+	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
+	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/bravo2.out" 2>>"$SCRATCH/client.log" </dev/null &
+bravo_pid=$!
+remember_pid "$bravo_pid"
+check "bravo waits for approval" log_has "Client bravo needs approval" 5
+out=$("$PY" "$PEERS" send --address 127.0.0.1 --port "$PORT" --data '1\r\n' --wait 2 --max-received 0)
+rc=$?
+diag "peer: $out"
+check "a new connection is closed at once" test "$rc" = 0
+check "...refused, as nothing could be dropped" \
+	log_has "Too many connections (1), none of them unauthenticated: refusing one" 2
+wait "$bravo_pid"
+check "bravo still gets its secret" test "$(cat "$SCRATCH/bravo2.out")" = "$(secret_of bravo)"
+stop_mandos TERM
+check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
+finish

@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2317
+#
+# SIGHUP reloads clients.conf and clients.d/*.conf (issue 6): a client added
+# to the files can fetch at once, a client taken out gets nothing, a changed
+# one takes its new settings, all without a restart and without harming a
+# connection in flight.
+
+. "${TEST_DIR:-$(dirname "$0")}/lib.sh"
+require_common
+
+CONFDIR="$SCRATCH/conf"
+write_config "$CONFDIR" \
+	"$(client_section alpha 'checker = true')" \
+	"$(client_section charlie 'checker = true' 'approval_delay = PT3S' 'approved_by_default = True')"
+ensure_keys bravo
+ensure_keys delta
+
+start_mandos || bail "server does not start"
+expect_secret "alpha is served" alpha "[::1]:$PORT"
+expect_nothing "bravo is not configured yet" bravo "[::1]:$PORT" 2
+
+# A connection in flight: charlie waits 3 s for its approval by default.
+dir=$(key_dir charlie)
+setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
+	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
+	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
+	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/charlie.out" 2>>"$SCRATCH/client.log" </dev/null &
+charlie_pid=$!
+remember_pid "$charlie_pid"
+assert_log "Client charlie needs approval" 3
+
+# alpha out, bravo in, charlie's host changed, delta in a drop-in.
+write_config "$CONFDIR" \
+	"$(client_section bravo 'checker = true')" \
+	"$(client_section charlie 'checker = true' 'approval_delay = PT3S' 'approved_by_default = True' | sed 's/^host = .*/host = charlie.example/')"
+mkdir -p "$CONFDIR/clients.d"
+client_section delta 'checker = true' >"$CONFDIR/clients.d/10-delta.conf"
+printf '# not a .conf file: ignored\n[zulu]\nsecret = aGk=\n' >"$CONFDIR/clients.d/README"
+kill -HUP "$MANDOS_PID"
+assert_log "Reloaded the configuration: 3 clients, 2 added, 1 removed"
+assert_log "Client alpha removed: no longer configured"
+assert_log "Client bravo added"
+assert_log "Client delta added"
+assert_log "Client charlie changed: host"
+check "the server is still running" alive "$MANDOS_PID"
+
+expect_secret "bravo, added by the reload, is served" bravo "[::1]:$PORT"
+expect_secret "delta, added in clients.d, is served" delta "[::1]:$PORT"
+expect_nothing "alpha, removed by the reload, gets nothing" alpha "[::1]:$PORT" 3
+assert_log "Client not found for key ID: $(key_id_of alpha)"
+check "zulu from a file not named *.conf was not loaded" test "$(log_count 'Creating client '"'"'zulu')" -eq 0
+
+# charlie's connection, open across the reload, got its secret.
+for _ in $(seq 100); do
+	[ -s "$SCRATCH/charlie.out" ] && break
+	sleep 0.1
+done
+check "charlie's connection in flight got its secret after the reload" \
+	test "$(cat "$SCRATCH/charlie.out")" = "$(secret_of charlie)"
+kill_pid "$charlie_pid"
+
+stop_mandos TERM
+check "server exits 0 on SIGTERM after reloads (got $MANDOS_RC)" test "$MANDOS_RC" = 0
+finish

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# The first process of a throwaway pid+mount+cgroup(+uts+ipc+net) namespace
+# made by sd_boot (lib.sh). It gives the namespace its own /proc, /run, /dev,
+# a cgroup2 tree rooted at the namespace's cgroup, and copy-on-write
+# overlays over /etc and /var (their writes land in a tmpfs under SD_DIR),
+# then becomes systemd, the namespace's PID 1, loading units from
+# SD_DIR/units and nowhere else. Nothing it mounts is visible to the host.
+#
+# usage: namespace-init.sh SD_DIR
+set -eu
+
+sd_dir=${1:?usage: namespace-init.sh SD_DIR}
+
+# Mounts made here must never propagate back to the host.
+mount --make-rprivate /
+
+# A fresh network namespace has only a loopback interface, and it is down.
+if command -v ip >/dev/null 2>&1; then
+	ip link set lo up 2>/dev/null || true
+fi
+
+mount -t proc -o nosuid,nodev,noexec proc /proc
+
+# cgroup v2 only ("unified" for systemd), rooted where sd_boot put us: in
+# our cgroup namespace that cgroup is "/".
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run
+
+# Copy-on-write /etc and /var: the manager and its services may write there
+# (journal files, machine-id, ...) without the host seeing any of it.
+ovl=$sd_dir/overlay
+mkdir -p "$ovl"
+mount -t tmpfs -o mode=0755,size=256m sd-overlay "$ovl"
+for d in etc var; do
+	mkdir -p "$ovl/$d.upper" "$ovl/$d.work"
+	mount -t overlay overlay \
+		-o "lowerdir=/$d,upperdir=$ovl/$d.upper,workdir=$ovl/$d.work" "/$d"
+done
+
+# A private /dev, so that nothing in here can reach the host's console or
+# terminals: a few harmless device nodes bound from the host, a devpts of
+# its own, and a "console" that is a plain file (SD_DIR/console.log).
+dev=$ovl/dev
+mkdir -p "$dev"
+mount -t tmpfs -o mode=0755,nosuid,size=1m sd-dev "$dev"
+for node in null zero full random urandom tty; do
+	: >"$dev/$node"
+	mount --bind "/dev/$node" "$dev/$node"
+done
+mkdir -p "$dev/pts" "$dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$dev/pts"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$dev/shm"
+ln -s pts/ptmx "$dev/ptmx"
+ln -s /proc/self/fd "$dev/fd"
+ln -s /proc/self/fd/0 "$dev/stdin"
+ln -s /proc/self/fd/1 "$dev/stdout"
+ln -s /proc/self/fd/2 "$dev/stderr"
+: >"$sd_dir/console.log"
+: >"$dev/console"
+mount --bind "$sd_dir/console.log" "$dev/console"
+mount --move "$dev" /dev
+
+# SYSTEMD_UNIT_PATH without a trailing ":" replaces the whole search path:
+# the host's units (and anything generators write) are never loaded, so
+# nothing like systemd-tmpfiles can run in here and touch shared
+# directories such as /tmp. "container=" makes "systemctl exit" end it.
+exec env -i container=mandos-test \
+	SYSTEMD_UNIT_PATH="$sd_dir/units" \
+	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \
+	/lib/systemd/systemd --system --unit=mandos-test.target --show-status=no \
+	--log-target=journal --log-level="${SD_LOG_LEVEL:-info}" --log-color=no \
+	</dev/null >>"$sd_dir/console.log" 2>&1
