@@ -198,11 +198,19 @@ void bus_introspect_child(BusIntrospect *i, const char *name) {
         fprintf(i->f, " <node name=\"%s\"/>\n", name);
 }
 
-int bus_introspect_reply(BusIntrospect *i, sd_bus_message *call) {
+const char *bus_introspect_finish(BusIntrospect *i) {
         fputs("</node>\n", i->f);
         if (fflush(i->f) != 0 || ferror(i->f))
+                return NULL;
+        return i->text;
+}
+
+int bus_introspect_reply(BusIntrospect *i, sd_bus_message *call) {
+        const char *text = bus_introspect_finish(i);
+
+        if (!text)
                 return -ENOMEM;
-        return sd_bus_reply_method_return(call, "s", i->text);
+        return sd_bus_reply_method_return(call, "s", text);
 }
 
 void bus_introspect_done(BusIntrospect *i) {

@@ -30,6 +30,8 @@ typedef enum BusStandardInterface {
 int bus_introspect_begin(BusIntrospect *i, unsigned standard_interfaces);
 void bus_introspect_interface(BusIntrospect *i, const char *name, const sd_bus_vtable *vtable);
 void bus_introspect_child(BusIntrospect *i, const char *name);
+/* Close the document; returns its text (owned by i), or NULL when out of memory. */
+const char *bus_introspect_finish(BusIntrospect *i);
 /* Close the document and send it as the reply to call. */
 int bus_introspect_reply(BusIntrospect *i, sd_bus_message *call);
 void bus_introspect_done(BusIntrospect *i);

@@ -70,6 +70,8 @@ static void disarm_timer(sd_event_source *source) {
 
 /* ---------------------------------------------------------------- expiry */
 
+static void disable(Client *c);
+
 static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
 
@@ -82,7 +84,8 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         log_struct(LOG_WARNING, &((LogFields) { .client = c->name, .key_id = c->key_id,
                                                 .message_id = MESSAGE_ID_CLIENT_DISABLED }),
                    "Client %s has expired and is disabled: no successful checker for its timeout", c->name);
-        client_disable(c);
+        if (c->enabled)
+                disable(c);
         return 0;
 }
 
@@ -229,9 +232,7 @@ void client_enable(Client *c) {
                 server_wake_approval_waiters(c->server, c);
 }
 
-void client_disable(Client *c) {
-        if (!c->enabled)
-                return;
+static void disable(Client *c) {
         set_expires(c, 0);
         disarm_timer(c->checker_timer);
         client_stop_checker(c);
@@ -240,6 +241,22 @@ void client_disable(Client *c) {
         /* Unlike the reference, waiting connections hear of it at once (and get nothing). */
         if (client_live(c))
                 server_wake_approval_waiters(c->server, c);
+}
+
+void client_disable_quietly(Client *c) {
+        if (c->enabled)
+                disable(c);
+}
+
+void client_disable(Client *c) {
+        if (!c->enabled)
+                return;
+        /* The reference is quiet here; a disabled host matters to admins. */
+        if (client_live(c))
+                log_struct(LOG_INFO, &((LogFields) { .client = c->name, .key_id = c->key_id,
+                                                     .message_id = MESSAGE_ID_CLIENT_DISABLED }),
+                           "Client %s disabled by an administrator (D-Bus or clients.conf)", c->name);
+        disable(c);
 }
 
 void client_secret_sent(Client *c) {

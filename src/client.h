@@ -109,6 +109,8 @@ void client_enable(Client *c);
 /* Disabled clients get nothing until enabled again; connections waiting
  * for approval are woken (and refused). */
 void client_disable(Client *c);
+/* The same, without the log line (the client is being removed). */
+void client_disable_quietly(Client *c);
 /* Move expiry to now + usec (only while enabled). */
 void client_bump_timeout(Client *c, uint64_t usec);
 void client_checked_ok(Client *c);

@@ -451,6 +451,11 @@ static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s
         get_duration(&r, "timeout", &c->timeout);
         get_duration(&r, "extended_timeout", &c->extended_timeout);
         get_duration(&r, "interval", &c->interval);
+        if (!r.failed && c->interval == 0) {
+                (void) problem(conf, f->path, key_line(&r, "interval"), s->name, "interval",
+                               "must not be zero: checkers would run without pause");
+                r.failed = true;
+        }
         get_duration(&r, "approval_delay", &c->approval_delay);
         get_duration(&r, "approval_duration", &c->approval_duration);
         get_boolean(&r, "approved_by_default", &c->approved_by_default);
@@ -627,9 +632,10 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
                 r = ini_parse_string(path, "", 0, client_defaults, &main_file);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0)
+        if (r < 0) {
+                conf->unreadable = true;
                 r = problem(conf, path, 0, NULL, NULL, "cannot read: %s", strerror(-r));
-        else
+        } else
                 r = convert(main_file, conf);
         if (r < 0)
                 return r;
@@ -648,8 +654,10 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
                         int k = ini_parse_file(p, defaults ? defaults : client_defaults, &f);
                         if (k == -ENOMEM)
                                 r = k;
-                        else if (k < 0)
+                        else if (k < 0) {
+                                conf->unreadable = true;
                                 r = problem(conf, p, 0, NULL, NULL, "cannot read: %s", strerror(-k));
+                        }
                         else
                                 r = convert(f, conf);
                 }

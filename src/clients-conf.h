@@ -43,6 +43,7 @@ typedef struct ClientsConf {
         size_t n_problems;
         char **warnings;           /* same shape; the client is still used */
         size_t n_warnings;
+        bool unreadable;           /* a file could not be read: the set of clients is incomplete */
 } ClientsConf;
 
 /* Read path. A missing file gives no clients and no problem; an unreadable

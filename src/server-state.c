@@ -448,6 +448,13 @@ int server_reload(Server *s) {
         r = clients_conf_load_all(s->settings->configdir, &conf);
         if (r < 0)
                 return log_error_errno(r, "Could not reload the configuration: %m");
+        if (conf->unreadable) {
+                /* Half a configuration would remove the clients of the file we could not read. */
+                for (size_t i = 0; i < conf->n_problems; i++)
+                        log_error("%s", conf->problems[i]);
+                log_error("Reload refused: the configuration could not be read; nothing changed");
+                return -EIO;
+        }
         for (size_t i = 0; i < conf->n_problems; i++)
                 log_error("%s (client skipped)", conf->problems[i]);
         for (size_t i = 0; i < conf->n_warnings; i++)

@@ -323,7 +323,7 @@ void server_forget_client(Server *s, Client *c, bool remember) {
                                 break;
                         }
         }
-        client_disable(c);
+        client_disable_quietly(c);
         client_detach(c);
         if (s->bus)
                 bus_remove_client(s->bus, c);

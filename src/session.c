@@ -202,8 +202,9 @@ static void approval_end(Session *s) {
 }
 
 static void reject(Session *s, const char *reason) {
-        approval_end(s);
+        /* Rejected, then ApprovalPending false: the reference's order. */
         client_rejected(s->client, reason);
+        approval_end(s);
         start_bye(s);
 }
 

@@ -61,6 +61,13 @@ check "charlie's connection in flight got its secret after the reload" \
 	test "$(cat "$SCRATCH/charlie.out")" = "$(secret_of charlie)"
 kill_pid "$charlie_pid"
 
+# A configuration the server cannot read is not an empty one: nothing changes.
+chmod 000 "$CONFDIR/clients.conf"
+kill -HUP "$MANDOS_PID"
+assert_log "Reload refused: the configuration could not be read; nothing changed"
+chmod 644 "$CONFDIR/clients.conf"
+expect_secret "bravo is still served after a refused reload" bravo "[::1]:$PORT"
+
 stop_mandos TERM
 check "server exits 0 on SIGTERM after reloads (got $MANDOS_RC)" test "$MANDOS_RC" = 0
 finish

@@ -23,7 +23,8 @@ Each connection ends in one of:
 
 OUT gets one line per connection: "START_MS END_MS OUTCOME" (milliseconds
 since the first connection); standard output gets "OUTCOME COUNT" lines,
-then "total N".
+then "total N" and "t0 MS", the wall clock time (milliseconds since the
+epoch) of the first connection.
 """
 
 import errno
@@ -80,6 +81,7 @@ def main():
     results = [None] * n
     threads = []
     t0 = time.monotonic()
+    t0_wall = time.time()
     for i in range(n):
         delay = t0 + i / rate - time.monotonic()
         if delay > 0:
@@ -99,6 +101,7 @@ def main():
     for outcome in sorted(counts):
         print(outcome, counts[outcome])
     print("total", n)
+    print("t0", int(t0_wall * 1000))
     return 0
 
 

@@ -191,6 +191,17 @@ if [ -n "$POLICY_PATH" ]; then
 fi
 
 # sysusers.d and tmpfiles.d as installed (inside: /usr is the installed tree).
+# Both are where systemd looks (--cat-config lists what a boot applies);
+# then only they are applied (not the host's others).
+for tool in systemd-sysusers systemd-tmpfiles; do
+	path=$SYSUSERS_PATH
+	[ "$tool" = systemd-tmpfiles ] && path=$TMPFILES_PATH
+	if [ -n "$path" ] && sd_run "$tool" --cat-config --no-pager 2>/dev/null | grep -qx "# $path"; then
+		ok "$tool reads $path at boot ($tool --cat-config)"
+	else
+		not_ok "$tool reads the installed ${path:-(not installed)} at boot ($tool --cat-config)"
+	fi
+done
 if [ -n "$SYSUSERS_PATH" ] && sd_run systemd-sysusers "$SYSUSERS_PATH" &&
 	sd_run getent passwd _mandos >/dev/null; then
 	ok "systemd-sysusers $SYSUSERS_PATH: the user _mandos exists"
@@ -205,6 +216,22 @@ else
 		"(it is $(sd_run stat -c '%a %U %G' /var/lib/mandos 2>&1))"
 fi
 MANDOS_UID=$(sd_run id -u _mandos)
+
+# The journal catalog as installed: journalctl -x explains every MESSAGE_ID.
+missing=''
+if sd_run journalctl --update-catalog >"$SCRATCH/update-catalog.log" 2>&1; then
+	catalog=$(sd_run journalctl --list-catalog 2>/dev/null)
+	for id in $(sed -n 's/^#define MESSAGE_ID_[A-Z_]* *"\([0-9a-f]\{32\}\)".*/\1/p' "$SYSTEM_TEST_DIR/../../src/log.h"); do
+		grep -q "^$id " <<<"$catalog" || missing+=" $id"
+	done
+	if [ -z "$missing" ]; then
+		ok "journalctl --update-catalog: the installed catalog explains every MESSAGE_ID of src/log.h"
+	else
+		not_ok "the installed catalog explains every MESSAGE_ID of src/log.h (missing:$missing)"
+	fi
+else
+	not_ok "journalctl --update-catalog ($(head -c 300 "$SCRATCH/update-catalog.log"))"
+fi
 
 # The configuration: readable by the server's group only.
 install_conf() {
@@ -360,9 +387,14 @@ fping_pid() {
 	[ -n "$p" ] && printf '%s' "$p"
 }
 
+# gw's last checker, by its D-Bus property LastCheckerStatus (n: int16).
+gw_ok() { [ "$(prop gw LastCheckerStatus)" = "n 0" ]; }
+gw_failing() { [[ $(prop gw LastCheckerStatus) =~ ^n\ -?[1-9][0-9]*$ ]]; }
+
 # cap_has NSPID BIT: the process's effective capability set has BIT.
 cap_has() {
 	local eff
+	# shellcheck disable=SC2016 # awk's $2
 	eff=$(sd_run awk '/^CapEff:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
 	[ -n "$eff" ] && (((16#$eff >> $2) & 1))
 }
@@ -380,6 +412,9 @@ part_checker() {
 	fi
 	out=$(prop gw Enabled)
 	check "gw stays enabled (Enabled: $out)" test "$out" = "b true"
+	wait_until 3 gw_ok
+	out=$(prop gw LastCheckerStatus)
+	check "gw's LastCheckerStatus on the bus is 0 ($out)" test "$out" = "n 0"
 	out=$(journal -o cat | grep -F 'plain process groups' | head -n 1)
 	check "the server says its checkers run as plain process groups: '$out'" test -n "$out"
 	out=$(sd_units 'mandos-checker-*' | tr '\n' ' ')
@@ -413,6 +448,9 @@ part_checker() {
 	else
 		not_ok "with the host's link down: 'Checker for gw failed' within 10 s"
 	fi
+	wait_until 5 gw_failing
+	out=$(prop gw LastCheckerStatus)
+	check "... and gw's LastCheckerStatus on the bus says failure ($out)" gw_failing
 
 	n=$(jcount "Checker for gw succeeded")
 	ip -n "$HOSTNS" link set vhost up
@@ -421,6 +459,9 @@ part_checker() {
 	else
 		not_ok "with the link up again: 'Checker for gw succeeded' within 10 s"
 	fi
+	wait_until 5 gw_ok
+	out=$(prop gw LastCheckerStatus)
+	check "... and gw's LastCheckerStatus on the bus is 0 again ($out)" test "$out" = "n 0"
 
 	# The host goes away with its namespace (and the veth pair with it).
 	ip netns del "$HOSTNS" && HOSTNS_MADE=
@@ -430,6 +471,9 @@ part_checker() {
 	else
 		not_ok "with the host's namespace deleted: 'Checker for gw failed' within 10 s"
 	fi
+	wait_until 5 gw_failing
+	out=$(prop gw LastCheckerStatus)
+	check "... and gw's LastCheckerStatus on the bus says failure ($out)" gw_failing
 	out=$(prop gw Enabled)
 	check "gw is still enabled within its timeout (Enabled: $out)" test "$out" = "b true"
 }
@@ -438,7 +482,7 @@ part_checker() {
 
 part_restart() {
 	local name before after main1 main2 inode1 inode2 t0 t1 load_pid real_pid out total handled \
-		got sock_states
+		got sock_states load_t0
 
 	# lapsed expired one interval after the server started.
 	if ! jwait 5 "Client lapsed has expired"; then
@@ -501,7 +545,7 @@ part_restart() {
 
 	total=$(awk '$1 == "total" { print $2 }' "$SCRATCH/load.out")
 	handled=$(awk '$1 == "handled" { print $2 }' "$SCRATCH/load.out")
-	out=$(grep -v '^total ' "$SCRATCH/load.out" | tr '\n' ',')
+	out=$(grep -Ev '^(total|t0) ' "$SCRATCH/load.out" | tr '\n' ',')
 	if [ -n "$total" ] && [ "$total" -gt 0 ] && [ "${handled:-0}" = "$total" ]; then
 		ok "$total connections at $LOAD_RATE/s across the restart: all handled, none refused, reset or lost"
 	else
@@ -509,7 +553,16 @@ part_restart() {
 			"$(head -c 300 "$SCRATCH/load.err"))"
 		awk '$3 != "handled"' "$SCRATCH/load.txt" | head -n 10 | sed 's/^/#   not handled: start_ms end_ms outcome: /'
 	fi
-	diag "load: restart issued at ${RESTART_AT}s; slowest answer $(awk '{ d = $2 - $1; if (d > m) m = d } END { print m + 0 }' "$SCRATCH/load.txt") ms"
+	# Connections made while the service was down or starting: they waited
+	# in the socket's queue.
+	load_t0=$(awk '$1 == "t0" { print $2 }' "$SCRATCH/load.out")
+	out=$(awk -v a=$((t0 - ${load_t0:-0})) -v b=$((t1 - ${load_t0:-0})) \
+		'$1 >= a && $1 <= b { n++; d = $2 - $1; if (d > m) m = d } END { printf "%d %d", n, m }' "$SCRATCH/load.txt")
+	if [ -n "$load_t0" ] && [ "${out% *}" -ge 1 ]; then
+		ok "${out% *} of them were made during the restart ($((t1 - t0)) ms) and handled (the slowest in ${out#* } ms)"
+	else
+		not_ok "some connections were made during the restart (${out% *} of them)"
+	fi
 	out=$(sort "$SCRATCH/real-fetches.txt" | uniq -c | tr -s ' \n' ' ')
 	if [ -s "$SCRATCH/real-fetches.txt" ] && ! grep -qv '^ok$' "$SCRATCH/real-fetches.txt"; then
 		ok "a real mandos-client fetching in a loop got its secret every time ($out)"
@@ -556,7 +609,7 @@ part_reload() {
 # ------------------------------------------------ 6. verify, security
 
 part_analyze() {
-	local out rc level page missing=''
+	local out rc level page line missing=''
 
 	# verify looks each Documentation= page up with man(1): the host may
 	# have pages of the same names (Debian's mandos), so say whose they are.
@@ -577,7 +630,7 @@ part_analyze() {
 		ok "systemd-analyze verify mandos.socket mandos.service: clean"
 	else
 		not_ok "systemd-analyze verify mandos.socket mandos.service: clean (exit $rc)"
-		sed 's/^/#   /' <<<"$out"
+		while IFS= read -r line; do diag "  $line"; done <<<"$out"
 	fi
 
 	out=$(sd_run systemd-analyze security --no-pager mandos.service 2>&1)

@@ -116,7 +116,8 @@ static void test_each_bad_value_skips_only_its_client(void) {
                 "[bad-percent]\nsecret = aGk=\nhost = 50%\n"
                 "[no-secret]\nhost = x\n"
                 "[bad-unknown-key]\nsecret = aGk=\nnote = %(missing)s\n"
-                "[bad-negative]\nsecret = aGk=\ninterval = -1s\n");
+                "[bad-negative]\nsecret = aGk=\ninterval = -1s\n"
+                "[bad-zero-interval]\nsecret = aGk=\ninterval = PT0S\n");
 
         check_int(c->n_clients, 1);
         check(find(c, "good") != NULL);
@@ -128,7 +129,8 @@ static void test_each_bad_value_skips_only_its_client(void) {
         check(has_problem(c, "clients.conf:", "[no-secret]", "no secret or secfile"));
         check(has_problem(c, "clients.conf:", "[bad-unknown-key]", "note"));
         check(has_problem(c, "clients.conf:", "[bad-negative]", "interval"));
-        check_int(c->n_problems, 8);
+        check(has_problem(c, "clients.conf:", "[bad-zero-interval] interval", "zero"));
+        check_int(c->n_problems, 9);
 }
 
 static void test_problem_lines_carry_the_line_number(void) {
