@@ -679,6 +679,8 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
         m->max_running = max_running ?: 1;
         m->keep_stderr = keep_stderr;
         m->use_scopes = use_scopes;
+        if (!use_scopes)
+                log_info("Not running as root: checkers run as plain process groups");
         *ret = m;
         return 0;
 }

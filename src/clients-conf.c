@@ -220,12 +220,15 @@ static char *expand_vars(const char *s) {
                 value = key ? getenv(key) : NULL;
                 const char *piece = value ?: s;
                 size_t piece_len = value ? strlen(value) : (name ? (size_t) (end - s) : 1);
-                char *bigger = realloc(out, size += piece_len);
-                if (!bigger) {
-                        free(out);
-                        return NULL;
+                if (piece_len >= size - n) {
+                        /* Grow by doubling: a realloc() per character is quadratic. */
+                        char *bigger = realloc(out, size = 2 * (n + piece_len + 1));
+                        if (!bigger) {
+                                free(out);
+                                return NULL;
+                        }
+                        out = bigger;
                 }
-                out = bigger;
                 memcpy(out + n, piece, piece_len);
                 n += piece_len;
                 s = name ? end : s + 1;

@@ -122,8 +122,10 @@ static void ini_rstrip(const char *p, size_t *n) {
 }
 
 /* An open-addressing index of section names and of the keys seen in each
- * section, so that duplicate checks stay linear in the file size (a
- * clients.conf may hold ten thousand clients). */
+ * section, so that duplicate checks and lookups stay linear in the file
+ * size (a clients.conf may hold ten thousand clients, and a broken one a
+ * million keys in one section). Hashes fold ASCII case: keys are
+ * case-insensitive, section names are compared exactly. */
 enum {
         INI_SCOPE_SECTIONS = -1, /* names of sections; index = section index */
         INI_SCOPE_FILE_DEFAULTS = -2, /* keys of the file's [DEFAULT] */
@@ -136,22 +138,27 @@ typedef struct IniSlot {
         size_t index;
 } IniSlot;
 
-typedef struct IniIndex {
+struct IniIndex {
         IniSlot *slots;
         size_t cap, n; /* cap is a power of two */
-} IniIndex;
+};
+typedef struct IniIndex IniIndex;
 
 static size_t ini_hash(const char *name, long scope) {
         uint64_t h = UINT64_C(14695981039346656037) ^ (uint64_t) scope; /* FNV-1a */
         for (; *name; name++)
-                h = (h ^ (unsigned char) *name) * UINT64_C(1099511628211);
+                h = (h ^ (unsigned char) ini_ascii_lower(*name)) * UINT64_C(1099511628211);
         return (size_t) h;
+}
+
+static bool ini_slot_is(const IniSlot *s, const char *name, long scope) {
+        return s->scope == scope && (scope == INI_SCOPE_SECTIONS ? streq(s->name, name) : ini_key_eq(s->name, name));
 }
 
 static IniSlot *ini_index_slot(const IniIndex *x, const char *name, long scope) {
         for (size_t i = ini_hash(name, scope) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
                 IniSlot *s = &x->slots[i];
-                if (!s->name || (s->scope == scope && streq(s->name, name)))
+                if (!s->name || ini_slot_is(s, name, scope))
                         return s;
         }
 }
@@ -493,6 +500,12 @@ int ini_parse_string(const char *path, const char *text, size_t size,
         r = ini_value_end(&p);
         if (r < 0)
                 return r;
+        /* The index now serves lookups. */
+        f->index = malloc(sizeof(IniIndex));
+        if (!f->index)
+                return -ENOMEM;
+        *f->index = p.index;
+        p.index = (IniIndex) {};
         *ret = TAKE_PTR(f);
         return 0;
 }
@@ -584,20 +597,35 @@ IniFile *ini_file_free(IniFile *f) {
         }
         free(f->problems);
         free(f->path);
+        if (f->index)
+                free(f->index->slots);
+        free(f->index);
         free(f);
         return NULL;
 }
 
-static const IniEntry *ini_section_lookup(const IniSection *s, const char *key) {
-        for (size_t i = 0; i < s->n_entries; i++)
-                if (ini_key_eq(s->entries[i].key, key))
-                        return &s->entries[i];
-        return NULL;
+/* s's own entry for key: through the index when s is one of f's sections. */
+static const IniEntry *ini_section_lookup(const IniFile *f, const IniSection *s, const char *key) {
+        uintptr_t first = (uintptr_t) f->sections, at = (uintptr_t) s;
+        const IniSlot *slot;
+
+        if (f->index && s == &f->defaults)
+                slot = ini_index_find(f->index, key, INI_SCOPE_FILE_DEFAULTS)
+                        ?: ini_index_find(f->index, key, INI_SCOPE_BUILTIN);
+        else if (f->index && at >= first && at < first + f->n_sections * sizeof(IniSection))
+                slot = ini_index_find(f->index, key, (long) (s - f->sections));
+        else {
+                for (size_t i = 0; i < s->n_entries; i++)
+                        if (ini_key_eq(s->entries[i].key, key))
+                                return &s->entries[i];
+                return NULL;
+        }
+        return slot ? &s->entries[slot->index] : NULL;
 }
 
 const IniEntry *ini_lookup(const IniFile *f, const IniSection *s, const char *key) {
-        const IniEntry *e = s ? ini_section_lookup(s, key) : NULL;
-        return e ?: ini_section_lookup(&f->defaults, key);
+        const IniEntry *e = s ? ini_section_lookup(f, s, key) : NULL;
+        return e ?: ini_section_lookup(f, &f->defaults, key);
 }
 
 /* configparser's BasicInterpolation._interpolate_some. */
@@ -727,7 +755,7 @@ const char **ini_keys(const IniFile *f, const IniSection *s) {
         for (size_t i = 0; i < n_own; i++)
                 keys[n++] = own->entries[i].key;
         for (size_t i = 0; i < f->defaults.n_entries; i++)
-                if (!own || !ini_section_lookup(own, f->defaults.entries[i].key))
+                if (!own || !ini_section_lookup(f, own, f->defaults.entries[i].key))
                         keys[n++] = f->defaults.entries[i].key;
         return keys;
 }

@@ -41,6 +41,7 @@ typedef struct IniFile {
         size_t n_sections;
         IniProblem *problems;  /* in the order found */
         size_t n_problems;
+        struct IniIndex *index; /* ini.c's own: finds a key without a scan */
 } IniFile;
 
 /* Parse text. defaults is NULL or a NULL-terminated list "key", "value", ...

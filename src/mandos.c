@@ -275,6 +275,11 @@ int main(int argc, char *argv[]) {
         }
 
         log_set_max_level(settings.log_level);
+        /* The journal is filtered when read (journalctl -p): under systemd,
+         * keep the INFO events (secrets sent, checkers) unless told otherwise. */
+        if (settings.foreground && log_target_for_foreground() == LOG_TARGET_JOURNAL && !settings.debug &&
+            !settings.debuglevel)
+                log_set_max_level(LOG_INFO);
         log_set_service_name(settings.servicename);
         log_open(settings.foreground ? log_target_for_foreground() : LOG_TARGET_SYSLOG);
         (void) signal(SIGPIPE, SIG_IGN);

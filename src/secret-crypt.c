@@ -70,17 +70,31 @@ static void gpg_done(Gpg *g) {
         }
 }
 
+/* A private GnuPG home: in $TMPDIR, or /tmp when that is not ours to write. */
+static int make_home(char home[static 64]) {
+        const char *candidates[] = { getenv("TMPDIR"), "/tmp" };
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                if (isempty(candidates[i]) ||
+                    snprintf(home, 64, "%s/mandos-gpg-XXXXXX", candidates[i]) >= 64)
+                        continue;
+                if (mkdtemp(home))
+                        return 0;
+        }
+        home[0] = 0;
+        return -errno ?: -EINVAL;
+}
+
 static int gpg_init(Gpg *g, char *passphrase, const char **ret_error) {
-        const char *tmp = getenv("TMPDIR") ?: "/tmp";
         gpgme_error_t e;
+        int r;
 
         *g = (Gpg) {};
         gpgme_check_version(NULL);
-        if (snprintf(g->home, sizeof(g->home), "%s/mandos-gpg-XXXXXX", tmp) >= (int) sizeof(g->home) ||
-            !mkdtemp(g->home)) {
-                g->home[0] = 0;
+        r = make_home(g->home);
+        if (r < 0) {
                 *ret_error = "cannot make a private GnuPG home";
-                return -errno ?: -EINVAL;
+                return r;
         }
         e = gpgme_new(&g->ctx);
         if (!e)

@@ -22,7 +22,7 @@ void server_notify_status(Server *s) {
 
         for (size_t i = 0; i < s->n_clients; i++)
                 enabled += s->clients[i]->enabled;
-        (void) sd_notifyf(false, "STATUS=%zu of %zu clients enabled, %" PRIu64 " secrets sent", enabled,
+        (void) sd_notifyf(false, "STATUS=%zu of %zu clients enabled; secrets sent: %" PRIu64, enabled,
                           s->n_clients, s->n_secrets_sent);
 }
 

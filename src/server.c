@@ -23,7 +23,8 @@ int server_new(sd_event *event, const Settings *settings, Server **ret) {
         if (!s->by_key_id || !s->by_name)
                 return log_oom();
 
-        r = checker_manager_new(event, settings->max_checkers, settings->debug, true, &s->checkers);
+        /* Transient scopes need the manager's manage-units right: root's. */
+        r = checker_manager_new(event, settings->max_checkers, settings->debug, geteuid() == 0, &s->checkers);
         if (r < 0)
                 return log_oom();
 

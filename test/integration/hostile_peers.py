@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import select
-import socket
 import ssl
 import sys
 import time

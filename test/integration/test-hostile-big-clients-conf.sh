@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # A clients.conf with 10,000 sections, one of them broken: the other
 # 9,999 load (one "Creating client" line each), the broken one is named

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # The connection cap (mandos.conf max_connections, default 1024): when it is
 # reached, a new connection makes the server drop the oldest connection

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # 800 bad connections at once (SPEC §13.8, issue 9): 500 that send nothing,
 # 200 that send "1\r\n", take the server's ClientHello and stop (half of

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # The server out of file descriptors (EMFILE on accept). Its listening
 # socket stays readable, so a naive server spins at 100% CPU and floods its

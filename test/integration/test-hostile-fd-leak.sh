@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # 10,000 connections that end every way a connection can end leak no file
 # descriptor: closed at once, closed after the protocol line, closed in the
@@ -20,10 +20,11 @@ ensure_keys stranger
 X509="$SCRATCH/x509"
 mkdir -p "$X509"
 printf 'cn = "mandos-test-x509-peer"\nexpiration_days = 2\ntls_www_server\nsigning_key\n' >"$X509/template"
-certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile "$X509/key.pem" >/dev/null 2>&1 &&
-	certtool --generate-self-signed --load-privkey "$X509/key.pem" --template "$X509/template" \
-		--outfile "$X509/cert.pem" >/dev/null 2>&1 ||
+if ! certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile "$X509/key.pem" >/dev/null 2>&1 ||
+	! certtool --generate-self-signed --load-privkey "$X509/key.pem" --template "$X509/template" \
+		--outfile "$X509/cert.pem" >/dev/null 2>&1; then
 	bail "certtool could not make a self-signed certificate"
+fi
 
 if ! start_mandos; then
 	not_ok "server starts"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # Bad secfiles (SPEC §2.2, §13.2): missing, a directory, 100 MB, a FIFO
 # (must not block start-up), a device, and (with the server started as an
@@ -49,6 +49,7 @@ expect_problem() {
 
 # A writer on the FIFO blocks until someone opens it for reading: the
 # server must look at what a secfile is before it opens it.
+# shellcheck disable=SC2016 # $1 is for the inner shell
 setsid timeout 30 sh -c 'printf x >"$1"' sh "$SEC/fifo" &
 writer_pid=$!
 remember_pid "$writer_pid"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # Secret hygiene (issue 9): after serving a secret with --debug (every log
 # line on), no server log and no file of the state directory holds the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "ini.h"
 #include "test.h"
@@ -641,6 +642,39 @@ static void test_many_sections_parse_quickly(void) {
         free(text);
 }
 
+static void test_many_keys_in_one_section_read_quickly(void) {
+        /* Reading every key (as clients.conf does) must not be quadratic:
+         * 100000 keys in one section, each read, case-insensitively (a scan
+         * per key took half a minute). */
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+        IniFile *f = NULL;
+        unsigned n = 0;
+        struct timespec t0, t1;
+
+        fputs("[DEFAULT]\nK99999 = shadowed\nfrom_default = d\n[s]\n", m);
+        for (unsigned i = 0; i < 100000; i++)
+                fprintf(m, "k%u = %u\n", i, i);
+        fclose(m);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        check_int(ini_parse_string("big", text, size, client_defaults, &f), 0);
+        _cleanup_free_ const char **keys = ini_keys(f, section(f, "s"));
+        for (const char **k = keys; k && *k; k++, n++) {
+                char *v = NULL;
+                check_int(ini_get(f, section(f, "s"), *k, &v, NULL), 0);
+                free(v);
+        }
+        check_int(n, 100000 + 1 + 9); /* its own, from_default, and the built-in defaults */
+        check_streq(get(f, "s", "K12345"), "12345");
+        check_streq(get(f, "s", "k99999"), "99999");
+        check_streq(get(f, "s", "FROM_DEFAULT"), "d");
+        check_streq(get(f, "s", "Timeout"), "PT5M");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        check((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 10000);
+        ini_file_free(f);
+}
+
 static void test_random_bytes_do_not_crash(void) {
         static const char alphabet[] = "[]=:;# \t\r\n%()sabAB\0\xc2\xa0\xe3\x80";
         uint32_t seed = 12345;
@@ -718,4 +752,5 @@ TEST_MAIN(TEST(test_mandos_keygen_output_reads_as_the_reference_does),
           TEST(test_parse_file_reads_and_reports_errno),
           TEST(test_parse_file_accepts_pipes),
           TEST(test_many_sections_parse_quickly),
+          TEST(test_many_keys_in_one_section_read_quickly),
           TEST(test_random_bytes_do_not_crash))
