@@ -281,7 +281,7 @@ static int root_introspect(sd_bus_message *m, Bus *b) {
         bus_introspect_interface(&i, BUS_SERVER_INTERFACE_DEPRECATED, server_vtable_deprecated);
         bus_introspect_interface(&i, BUS_SERVER_INFO_INTERFACE, server_info_vtable);
         if (hashmap_size(b->clients) > 0)
-                bus_introspect_child(&i, BUS_CLIENTS_PATH + 1);
+                bus_introspect_child(&i, &BUS_CLIENTS_PATH[1]); /* without the leading slash */
         return bus_introspect_reply(&i, m);
 }
 

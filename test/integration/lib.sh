@@ -55,7 +55,31 @@ bail() {
 	exit 1
 }
 
+# Under the valgrind run (MANDOS_VALGRIND=1, see test/meson.build), every
+# server this test started wrote a report: each must show no error.
+_check_valgrind() {
+	local f n=0
+	[ -n "${MANDOS_VALGRIND:-}" ] || return 0
+	for f in "$VALGRIND_LOG_DIR"/valgrind.*.log; do
+		[ -e "$f" ] || continue
+		n=$((n + 1))
+		# A run still going (a server killed with SIGKILL) has no summary.
+		grep -q "ERROR SUMMARY:" "$f" || continue
+		if ! grep -q "ERROR SUMMARY: 0 errors" "$f"; then
+			not_ok "valgrind found errors or definite leaks in the server ($(basename "$f")):"
+			grep -v -e 'unhandled amd64-linux syscall' -e 'README_MISSING' -e 'You may be able' \
+				-e 'we consider this a bug' -e 'bug_reports' "$f" | sed 's/^/#   /' | head -n 60
+		fi
+	done
+	if [ "$n" -gt 0 ]; then
+		ok "valgrind: $n server runs, no memory error, no definite leak"
+	else
+		not_ok "valgrind: no server ran under valgrind"
+	fi
+}
+
 finish() {
+	_check_valgrind
 	echo "# $TEST_NAME: $_ok_count passed, $_fail_count failed"
 	if [ "$_fail_count" -gt 0 ]; then
 		show_logs
@@ -109,6 +133,11 @@ SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/mandos-it.XXXXXX") || exit 1
 # traverse the scratch directory to reach its state directory.
 chmod 0755 "$SCRATCH"
 _pids=()
+
+if [ -n "${MANDOS_VALGRIND:-}" ]; then
+	export VALGRIND_LOG_DIR="$SCRATCH/valgrind"
+	mkdir -p -m 0777 "$VALGRIND_LOG_DIR"
+fi
 
 remember_pid() { _pids+=("$1"); }
 
