@@ -376,10 +376,8 @@ static int reload_client(Server *s, Client *c, const ClientConfig *now) {
 
 #define NOTE(name) (void) strncat(changed, *changed ? ", " name : name, sizeof(changed) - strlen(changed) - 1)
         if (!streq(now->key_id, then->key_id)) {
-                _cleanup_free_ char *old = strdup(c->key_id);
-                if (!old || client_set_key_id(c, now->key_id) < 0)
+                if (server_set_client_key_id(s, c, now->key_id) < 0)
                         return log_oom();
-                server_rehash_client(s, c, old);
                 NOTE("key_id");
         }
         if (!streq(now->fingerprint, then->fingerprint)) {

@@ -63,6 +63,10 @@ Server *server_free(Server *s) {
         return NULL;
 }
 
+static bool key_id_usable(const char *key_id) {
+        return !isempty(key_id) && !streq(key_id, KEY_ID_BLACKLISTED);
+}
+
 int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
         Client **nv;
         Client *c;
@@ -92,7 +96,7 @@ int server_insert_client(Server *s, const ClientConfig *config, const ClientConf
                 return log_oom();
         }
         /* The first client with a key ID wins (-EEXIST for later ones). */
-        if (!isempty(c->key_id) && !streq(c->key_id, KEY_ID_BLACKLISTED)) {
+        if (key_id_usable(c->key_id)) {
                 r = hashmap_put(s->by_key_id, c->key_id, c);
                 if (r == -ENOMEM) {
                         hashmap_remove(s->by_name, c->name);
@@ -290,11 +294,32 @@ void server_wake_approval_waiters(Server *s, Client *c) {
         }
 }
 
-void server_rehash_client(Server *s, Client *c, const char *old_key_id) {
-        if (hashmap_get(s->by_key_id, old_key_id) == c)
-                hashmap_remove(s->by_key_id, old_key_id);
-        if (!isempty(c->key_id) && !streq(c->key_id, KEY_ID_BLACKLISTED))
-                (void) hashmap_put(s->by_key_id, c->key_id, c);
+/* The table entry for key_id goes to the first client, in configuration
+ * order, that has it (after a client left or changed its key ID). */
+static void key_id_reassign(Server *s, const char *key_id) {
+        hashmap_remove(s->by_key_id, key_id);
+        if (!key_id_usable(key_id))
+                return;
+        for (size_t i = 0; i < s->n_clients; i++)
+                if (streq(s->clients[i]->key_id, key_id)) {
+                        (void) hashmap_put(s->by_key_id, s->clients[i]->key_id, s->clients[i]);
+                        return;
+                }
+}
+
+int server_set_client_key_id(Server *s, Client *c, const char *key_id) {
+        _cleanup_free_ char *old = strdup(c->key_id);
+        int r;
+
+        if (!old)
+                return -ENOMEM;
+        /* The table borrows c->key_id: let go of it before it is freed. */
+        if (hashmap_get(s->by_key_id, old) == c)
+                hashmap_remove(s->by_key_id, old);
+        r = client_set_key_id(c, key_id);
+        key_id_reassign(s, old);
+        key_id_reassign(s, c->key_id);
+        return r;
 }
 
 Client *server_find_client_by_name(Server *s, const char *name) {
@@ -315,15 +340,9 @@ void server_forget_client(Server *s, Client *c, bool remember) {
         memmove(s->clients + i, s->clients + i + 1, (s->n_clients - i - 1) * sizeof(Client *));
         s->n_clients--;
         hashmap_remove(s->by_name, c->name);
-        if (hashmap_get(s->by_key_id, c->key_id) == c) {
-                hashmap_remove(s->by_key_id, c->key_id);
-                /* The next client with the same key ID, if any, takes over. */
-                for (size_t j = 0; j < s->n_clients; j++)
-                        if (streq(s->clients[j]->key_id, c->key_id)) {
-                                (void) hashmap_put(s->by_key_id, s->clients[j]->key_id, s->clients[j]);
-                                break;
-                        }
-        }
+        /* The next client with the same key ID, if any, takes over. */
+        if (hashmap_get(s->by_key_id, c->key_id) == c)
+                key_id_reassign(s, c->key_id);
         client_disable_quietly(c);
         client_detach(c);
         if (s->bus)

@@ -86,8 +86,9 @@ void server_remove_client(Server *s, Client *c);
 /* The same; remember: keep it removed across restarts (D-Bus), or not (it
  * left clients.conf). */
 void server_forget_client(Server *s, Client *c, bool remember);
-/* After a client's key ID changed: the table follows. */
-void server_rehash_client(Server *s, Client *c, const char *old_key_id);
+/* A new key ID for c (reload), with the table following: each key ID
+ * belongs to the first client, in configuration order, that has it. */
+int server_set_client_key_id(Server *s, Client *c, const char *key_id);
 Client *server_find_client_by_name(Server *s, const char *name);
 
 /* Events reported by clients and sessions: the one path to the bus (and,

@@ -61,6 +61,18 @@ check "charlie's connection in flight got its secret after the reload" \
 	test "$(cat "$SCRATCH/charlie.out")" = "$(secret_of charlie)"
 kill_pid "$charlie_pid"
 
+# charlie takes over alpha's keys and secret (alpha is gone): the key ID
+# table follows the change.
+write_config "$CONFDIR" \
+	"$(client_section bravo 'checker = true')" \
+	"$(client_section alpha 'checker = true' | sed 's/^\[alpha\]$/[charlie]/')"
+kill -HUP "$MANDOS_PID"
+assert_log "Client charlie changed: key_id"
+expect_secret "alpha's keys now fetch charlie's new secret (alpha's)" alpha "[::1]:$PORT"
+assert_log "Sending secret to charlie"
+expect_nothing "charlie's old keys get nothing" charlie "[::1]:$PORT" 3
+assert_log "Client not found for key ID: $(key_id_of charlie)"
+
 # A configuration the server cannot read is not an empty one: nothing changes.
 chmod 000 "$CONFDIR/clients.conf"
 kill -HUP "$MANDOS_PID"
