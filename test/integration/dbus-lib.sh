@@ -31,35 +31,7 @@ start_bus() {
 	mkdir -p "$dir/system.d"
 	chmod 0755 "$dir" "$dir/system.d"
 	cp "$POLICY_FILE" "$dir/system.d/"
-	cat >"$dir/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <pidfile>$dir/dbus.pid</pidfile>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=$dir/system_bus_socket</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>$dir/system.d</includedir>
-</busconfig>
-EOF
+	write_bus_config "$dir"
 	pid=$(dbus-daemon --config-file="$dir/bus.conf" --fork --print-pid </dev/null 2>"$dir/dbus.log") ||
 		bail "dbus-daemon failed: $(cat "$dir/dbus.log")"
 	remember_pid "$pid"
