@@ -1,0 +1,518 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The benchmark: mandos against the reference server, side by side, in one run.
+
+Run by bench/run (which installs what it needs and builds first). For each
+server, on the same generated clients (the same keys and secrets):
+
+  throughput   fetches/s and p50/p99 latency at concurrency 1, 10, 50, 200,
+               by bench/mandos-load (the client's side of the wire protocol,
+               without its OpenPGP work), 100 clients configured;
+  start-up     time from exec until the port accepts a connection, and the
+               memory at idle after it: RSS of the server process, PSS summed
+               over its process tree, with 1, 1,000 and 10,000 clients;
+  storm        10,000 clients whose checker is `sleep 1`, interval 1 minute:
+               for the first minute after the port answers, the process count
+               and PSS of the tree each second, and a fetch every 2 seconds;
+  limit        bench/limit-server (accept, fork, TLS handshake, send the
+               secret: nothing else) under the same throughput load, and
+               bench/handshake-rate (the same handshakes, both ends in one
+               thread: what one core can do).
+
+Prints a table with the ratios and writes everything as JSON. Both servers
+run as root here and drop privileges as they do in production, with D-Bus on
+a private system bus each, no Zeroconf, and without --debug (no per-fetch
+log lines). Only ::1 receives traffic; every process started is stopped by its
+PID.
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=8,
+            sizes=[1, 1000, 10000], storm_clients=10000, storm_seconds=60,
+            fetch_every=2.0, handshake_seconds=5, start_timeout=180)
+SMOKE = dict(tp_clients=10, concurrencies=[1, 10], tp_seconds=1,
+             sizes=[1, 20], storm_clients=50, storm_seconds=4,
+             fetch_every=1.0, handshake_seconds=1, start_timeout=60)
+
+# The targets of issue 8, checked on the numbers of this run.
+TARGETS = [
+    ("throughput at concurrency 1 >= 20x the reference", "ratio_ref", ("fetches_per_s", 1), 20, ">="),
+    ("throughput at concurrency 50 >= 10x the reference", "ratio_ref", ("fetches_per_s", 50), 10, ">="),
+    ("throughput at concurrency 50 >= 0.8x the limit", "ratio_limit", ("fetches_per_s", 50), 0.8, ">="),
+    ("p99 latency at concurrency 50 <= 1/10 of the reference's", "ratio_ref", ("p99_ms", 50), 0.1, "<="),
+    ("start-up with 10,000 clients < 1 s", "ours", ("startup_s", 10000), 1.0, "<"),
+    ("RSS with 10,000 clients < 64 MB", "ours", ("rss_mb", 10000), 64, "<"),
+    ("checker storm: processes <= 1 + checker cap (65)", "ours", ("storm_max_procs", None), 65, "<="),
+    ("checker storm: slowest fetch < 1 s", "ours", ("storm_fetch_max_s", None), 1.0, "<"),
+]
+
+
+def log(msg):
+    print("# " + msg, flush=True)
+
+
+class Bench:
+    def __init__(self, args, sizes):
+        self.args = args
+        self.z = sizes
+        self.build = os.path.abspath(args.build)
+        self.src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.work = tempfile.mkdtemp(prefix="mandos-bench.")
+        os.chmod(self.work, 0o755)
+        self.pids = []          # every process started, to stop at the end
+        self.load = os.path.join(self.build, "bench", "mandos-load")
+        self.keys = os.path.join(self.work, "keys.txt")
+        self.lines = []
+
+    # ------------------------------------------------------------ helpers
+
+    def run_json(self, cmd, timeout):
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    def free_port(self):
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+
+    def keygen(self):
+        n = max(self.z["sizes"] + [self.z["storm_clients"], self.z["tp_clients"]])
+        with open(self.keys, "w") as f:
+            subprocess.run([self.load, "keygen", "--count", str(n)], check=True, stdout=f)
+        with open(self.keys) as f:
+            self.lines = f.read().splitlines()
+        log("%d clients generated" % len(self.lines))
+
+    def confdir(self, name, n, checker="true", interval="1d", timeout="2d"):
+        """A configuration directory with the first n clients."""
+        d = os.path.join(self.work, name)
+        os.makedirs(d, mode=0o755)
+        with open(os.path.join(d, "mandos.conf"), "w") as f:
+            f.write("[DEFAULT]\n")
+        with open(os.path.join(d, "clients.conf"), "w") as f:
+            f.write("[DEFAULT]\nchecker = %s\ninterval = %s\ntimeout = %s\n\n" % (checker, interval, timeout))
+            for i, line in enumerate(self.lines[:n]):
+                key_id, _, _, secret = line.split()
+                f.write("[c%05d]\nkey_id = %s\nfingerprint = %s\nsecret = %s\n\n" % (
+                    i, key_id, key_id[:40].upper(), base64.b64encode(bytes.fromhex(secret)).decode()))
+        for fn in ("mandos.conf", "clients.conf"):
+            os.chmod(os.path.join(d, fn), 0o644)
+        return d
+
+    def statedir(self, name):
+        d = os.path.join(self.work, name + "-state")
+        os.makedirs(d)
+        try:
+            pw = pwd.getpwnam("_mandos")
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        except KeyError:
+            os.chmod(d, 0o777)
+        return d
+
+    def start_bus(self, name):
+        d = os.path.join(self.work, "bus-" + name)
+        os.makedirs(os.path.join(d, "system.d"))
+        os.chmod(d, 0o755)
+        shutil.copy(os.path.join(self.src, "dbus", "se.recompile.Mandos.conf"), os.path.join(d, "system.d"))
+        with open(os.path.join(d, "bus.conf"), "w") as f:
+            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=%s/socket</listen>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+  <includedir>%s/system.d</includedir>
+</busconfig>
+""" % (d, d))
+        out = subprocess.run(["dbus-daemon", "--config-file=" + os.path.join(d, "bus.conf"), "--fork",
+                              "--print-pid"], check=True, capture_output=True, text=True).stdout
+        self.pids.append(int(out.split()[0]))
+        for _ in range(100):
+            if os.path.exists(os.path.join(d, "socket")):
+                break
+            time.sleep(0.05)
+        return "unix:path=%s/socket" % d
+
+    def server_cmd(self, which, conf, state, port):
+        if which == "mandos":
+            return [os.path.join(self.build, "src", "mandos"), "--foreground", "--no-zeroconf",
+                    "--configdir", conf, "--statedir", state, "--address", "::1", "--port", str(port)]
+        if which == "reference":
+            return [self.args.reference, "--foreground", "--no-zeroconf",
+                    "--configdir", conf, "--statedir", state, "--address", "::1", "--port", str(port)]
+        return [os.path.join(self.build, "bench", "limit-server"), "--keys", conf, "--port", str(port)]
+
+    def start_server(self, which, name, n, **conf_args):
+        """Start a server on n clients; returns (Popen, port, start time, log path)."""
+        port = self.free_port()
+        if which == "limit":
+            conf = os.path.join(self.work, name + "-keys.txt")
+            with open(conf, "w") as f:
+                f.write("\n".join(self.lines[:n]) + "\n")
+            state = None
+        else:
+            conf = self.confdir(name, n, **conf_args)
+            state = self.statedir(name)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "WATCHDOG_USEC")}
+        if which != "limit":
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = self.start_bus(name)
+        logpath = os.path.join(self.work, name + ".log")
+        with open(logpath, "w") as logf:
+            t0 = time.monotonic()
+            p = subprocess.Popen(self.server_cmd(which, conf, state, port), stdin=subprocess.DEVNULL,
+                                 stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.pids.append(p.pid)
+        return p, port, t0, logpath
+
+    def wait_port(self, p, port, t0, logpath):
+        """Seconds from t0 until the port accepts a connection."""
+        deadline = t0 + self.z["start_timeout"]
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise RuntimeError("server exited with %s before listening; log:\n%s" % (
+                    p.returncode, open(logpath).read()[-2000:]))
+            try:
+                with socket.create_connection(("::1", port), timeout=1):
+                    return time.monotonic() - t0
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("port %d did not answer within %ds" % (port, self.z["start_timeout"]))
+
+    @staticmethod
+    def tree(pid):
+        """pid and all its descendants."""
+        children = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+        out, todo = [], [pid]
+        while todo:
+            q = todo.pop()
+            out.append(q)
+            todo.extend(children.get(q, []))
+        return out
+
+    @staticmethod
+    def rss_mb(pid):
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def pss_mb(self, pid):
+        total = 0
+        for q in self.tree(pid):
+            try:
+                with open("/proc/%d/smaps_rollup" % q) as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+                            break
+            except OSError:
+                pass
+        return total / 1024
+
+    def stop(self, p, grace=30):
+        """SIGTERM the server, then SIGKILL; and every descendant left, by PID."""
+        if p.poll() is not None:
+            return
+        rest = self.tree(p.pid)[1:]
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        for q in rest:
+            try:
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def cleanup(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def fetch_load(self, port, n_clients, concurrency, seconds=None, count=None, timeout=10):
+        cmd = [self.load, "run", "--keys", self.keys, "--port", str(port), "--clients", str(n_clients),
+               "--concurrency", str(concurrency), "--timeout", str(timeout)]
+        cmd += ["--seconds", str(seconds)] if seconds else ["--count", str(count)]
+        return self.run_json(cmd, timeout=(seconds or 0) + timeout * 3 + 30)
+
+    # --------------------------------------------------------- measurements
+
+    def throughput(self, which):
+        n = self.z["tp_clients"]
+        p, port, t0, logpath = self.start_server(which, which + "-tp", n)
+        try:
+            self.wait_port(p, port, t0, logpath)
+            time.sleep(0.5)
+            out = {}
+            for c in self.z["concurrencies"]:
+                r = self.fetch_load(port, n, c, seconds=self.z["tp_seconds"])
+                log("%-9s c=%-3d %8.1f fetches/s  p50 %7.2f ms  p99 %8.2f ms  failed %d  wrong %d" % (
+                    which, c, r["per_second"], r["p50_ms"], r["p99_ms"], r["failed"], r["wrong"]))
+                out[c] = r
+            if p.poll() is not None:
+                raise RuntimeError("%s died during the throughput run" % which)
+            return out
+        finally:
+            self.stop(p)
+
+    def startup(self, which, n):
+        p, port, t0, logpath = self.start_server(which, "%s-start-%d" % (which, n), n)
+        try:
+            t = self.wait_port(p, port, t0, logpath)
+            time.sleep(2)  # idle
+            # A fetch proves the server serves, not only listens.
+            r = self.fetch_load(port, min(n, 10), 1, count=1, timeout=30)
+            out = dict(startup_s=t, rss_mb=self.rss_mb(p.pid), pss_mb=self.pss_mb(p.pid),
+                       procs=len(self.tree(p.pid)), fetch_ok=r["completed"] == 1 and r["wrong"] == 0)
+            log("%-9s %5d clients: start-up %.3f s, RSS %.1f MB, PSS (tree) %.1f MB, %d processes" % (
+                which, n, t, out["rss_mb"], out["pss_mb"], out["procs"]))
+            return out
+        finally:
+            self.stop(p, grace=120)
+
+    def storm(self, which):
+        n = self.z["storm_clients"]
+        p, port, t0, logpath = self.start_server(which, which + "-storm", n,
+                                                 checker="sleep 1", interval="1m", timeout="1h")
+        try:
+            t = self.wait_port(p, port, t0, logpath)
+            fetches, stop = [], threading.Event()
+
+            def fetcher():
+                i = 0
+                while not stop.is_set():
+                    t1 = time.monotonic()
+                    try:
+                        r = self.fetch_load(port, n, 1, count=1, timeout=10)
+                        ok = r["completed"] == 1 and r["wrong"] == 0
+                        fetches.append(r["max_ms"] / 1000 if ok else None)
+                    except (subprocess.SubprocessError, ValueError):
+                        fetches.append(None)
+                    i += 1
+                    stop.wait(max(0, self.z["fetch_every"] - (time.monotonic() - t1)))
+
+            th = threading.Thread(target=fetcher)
+            th.start()
+            samples = []
+            end = time.monotonic() + self.z["storm_seconds"]
+            while time.monotonic() < end:
+                samples.append((len(self.tree(p.pid)), self.pss_mb(p.pid)))
+                time.sleep(1)
+            stop.set()
+            th.join()
+            ok = [f for f in fetches if f is not None]
+            out = dict(startup_s=t, max_procs=max(s[0] for s in samples),
+                       max_pss_mb=max(s[1] for s in samples), fetches=len(fetches),
+                       fetches_failed=len(fetches) - len(ok),
+                       fetch_max_s=max(ok) if ok else None,
+                       fetch_median_s=sorted(ok)[len(ok) // 2] if ok else None)
+            log("%-9s storm: up after %.1f s; max %d processes, max PSS %.1f MB; %d fetches, %d failed, "
+                "slowest %s s" % (which, t, out["max_procs"], out["max_pss_mb"], out["fetches"],
+                                   out["fetches_failed"], "%.3f" % out["fetch_max_s"] if ok else "-"))
+            return out
+        finally:
+            self.stop(p, grace=120)
+
+    def handshake_rate(self):
+        r = self.run_json([os.path.join(self.build, "bench", "handshake-rate"), "--seconds",
+                           str(self.z["handshake_seconds"])], timeout=self.z["handshake_seconds"] + 60)
+        log("in-process handshakes: %.1f/s" % r["per_second"])
+        return r
+
+    # ----------------------------------------------------------------- run
+
+    def run(self):
+        res = {"mandos": {}, "reference": {}, "limit": {}}
+        self.keygen()
+        servers = ["mandos"] + ([] if self.args.no_reference else ["reference"])
+        for s in servers + ["limit"]:
+            res[s]["throughput"] = self.throughput(s)
+        res["limit"]["handshakes"] = self.handshake_rate()
+        for s in servers:
+            res[s]["startup"] = {n: self.startup(s, n) for n in self.z["sizes"]}
+        for s in servers:
+            res[s]["storm"] = self.storm(s)
+        return res
+
+
+def flat(res, which):
+    """The numbers of one server as {(metric, parameter): value}."""
+    r = res.get(which, {})
+    out = {}
+    for c, t in r.get("throughput", {}).items():
+        out[("fetches_per_s", c)] = t["per_second"]
+        out[("p50_ms", c)] = t["p50_ms"]
+        out[("p99_ms", c)] = t["p99_ms"]
+    for n, s in r.get("startup", {}).items():
+        out[("startup_s", n)] = s["startup_s"]
+        out[("rss_mb", n)] = s["rss_mb"]
+        out[("pss_mb", n)] = s["pss_mb"]
+    st = r.get("storm")
+    if st:
+        out[("storm_max_procs", None)] = st["max_procs"]
+        out[("storm_max_pss_mb", None)] = st["max_pss_mb"]
+        out[("storm_fetch_max_s", None)] = st["fetch_max_s"]
+        out[("storm_fetches_failed", None)] = st["fetches_failed"]
+    return out
+
+
+LABELS = {"fetches_per_s": "fetches/s, concurrency %s", "p50_ms": "p50 ms, concurrency %s",
+          "p99_ms": "p99 ms, concurrency %s", "startup_s": "start-up s, %s clients",
+          "rss_mb": "RSS MB idle, %s clients", "pss_mb": "PSS MB idle (tree), %s clients",
+          "storm_max_procs": "storm: max processes", "storm_max_pss_mb": "storm: max PSS MB (tree)",
+          "storm_fetch_max_s": "storm: slowest fetch s", "storm_fetches_failed": "storm: failed fetches"}
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return "{:,}".format(v)
+    return "%.3g" % v if abs(v) < 100 else "{:,.0f}".format(v)
+
+
+def report(res, z, machine):
+    ours, ref, lim = flat(res, "mandos"), flat(res, "reference"), flat(res, "limit")
+    rows, ratios = [], {}
+    for key in ours:
+        metric, param = key
+        o, r, l = ours.get(key), ref.get(key), lim.get(key)
+        rr = o / r if o is not None and r else None
+        rl = o / l if o is not None and l else None
+        label = LABELS[metric] % ("{:,}".format(param) if isinstance(param, int) else param) \
+            if param is not None else LABELS[metric]
+        if param == 1:
+            label = label.replace("1 clients", "1 client")
+        rows.append((label, fmt(o), fmt(r), fmt(l), fmt(rr), fmt(rl)))
+        ratios["%s:%s" % (metric, param)] = dict(mandos=o, reference=r, limit=l, ours_over_reference=rr,
+                                                  ours_over_limit=rl)
+    hs = res["limit"]["handshakes"]["per_second"]
+    rows.append(("TLS handshakes/s, both ends in 1 thread", "", "", fmt(hs), "", ""))
+    head = ("", "mandos", "reference", "limit", "ours/ref", "ours/limit")
+    widths = [max(len(row[i]) for row in rows + [head]) for i in range(6)]
+    lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+             for row in [head] + rows]
+    checks = []
+    for desc, kind, key, target, op in TARGETS:
+        v = ratios.get("%s:%s" % key, {})
+        value = {"ours": v.get("mandos"), "ratio_ref": v.get("ours_over_reference"),
+                 "ratio_limit": v.get("ours_over_limit")}[kind]
+        met = None if value is None else {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+        checks.append(dict(target=desc, value=value, met=met))
+    return "\n".join(lines), ratios, checks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True, help="the meson build directory")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks that it works")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--reference", default="/usr/sbin/mandos", help="the reference server")
+    ap.add_argument("--no-reference", action="store_true", help="measure mandos and the limit only")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    args = ap.parse_args()
+    why = None
+    if os.geteuid() != 0:
+        why = "must run as root (the servers drop privileges as in production)"
+    elif not args.no_reference and not os.access(args.reference, os.X_OK):
+        why = "no reference server at %s (Debian package mandos)" % args.reference
+    elif not shutil.which("dbus-daemon"):
+        why = "needs dbus-daemon"
+    if why:
+        print("bench: " + why, file=sys.stderr)
+        # Under meson test (the smoke run) 77 means skipped; CI allows no skip.
+        return 77 if args.smoke and not os.environ.get("MANDOS_TEST_NO_SKIP") else 1
+    z = SMOKE if args.smoke else FULL
+    b = Bench(args, z)
+    t_start = time.monotonic()
+    try:
+        res = b.run()
+    finally:
+        b.cleanup()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.machine())
+    machine = dict(cpu=cpu, cores=os.cpu_count(), memory_gb=round(os.sysconf("SC_PAGE_SIZE") *
+                   os.sysconf("SC_PHYS_PAGES") / 2**30, 1), kernel=platform.release(),
+                   date=time.strftime("%Y-%m-%d"), gnutls=subprocess.run(
+                       ["pkg-config", "--modversion", "gnutls"], capture_output=True, text=True).stdout.strip())
+    table, ratios, checks = report(res, z, machine)
+    print("mandos benchmark%s: %s, %d cores, %s GB, Linux %s, %s" % (
+        " (smoke)" if args.smoke else "", machine["cpu"], machine["cores"], machine["memory_gb"],
+        machine["kernel"], machine["date"]))
+    print(table)
+    if not args.smoke:
+        print()
+        for c in checks:
+            print("%-4s %s (%s)" % ({True: "met", False: "MISS", None: "n/a"}[c["met"]], c["target"],
+                                    fmt(c["value"])))
+    print("(%.0f s)" % (time.monotonic() - t_start))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=machine, smoke=args.smoke, sizes=z, results=res, ratios=ratios,
+                           targets=checks), f, indent=1, default=str)
+    # Smoke mode asserts that everything worked, never a speed.
+    bad = []
+    for s in ("mandos", "reference", "limit"):
+        for c, t in res.get(s, {}).get("throughput", {}).items():
+            if t["wrong"] or t["completed"] == 0 or (s != "reference" and t["failed"]):
+                bad.append("%s c=%s: %d completed, %d failed, %d wrong" % (s, c, t["completed"], t["failed"],
+                                                                          t["wrong"]))
+        for n, st in res.get(s, {}).get("startup", {}).items():
+            if not st["fetch_ok"]:
+                bad.append("%s with %s clients: the fetch after start-up failed" % (s, n))
+    st = res["mandos"].get("storm")
+    if st and (st["fetches_failed"] or not st["fetches"]):
+        bad.append("mandos storm: %d of %d fetches failed" % (st["fetches_failed"], st["fetches"]))
+    for line in bad:
+        print("FAILED: " + line)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
