@@ -11,6 +11,7 @@
 
 #include "checker.h"
 #include "duration.h"
+#include "hashmap.h"
 #include "ini.h"
 #include "util.h"
 
@@ -69,6 +70,8 @@ static void strv_free(char **v, size_t n) {
 ClientsConf *clients_conf_free(ClientsConf *c) {
         if (!c)
                 return NULL;
+        hashmap_free(c->by_name);
+        hashmap_free(c->by_key_id);
         for (size_t i = 0; i < c->n_clients; i++)
                 client_config_free(c->clients[i]);
         free(c->clients);
@@ -500,33 +503,53 @@ fail:
         return 0;
 }
 
-static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig *c) {
-        ClientConfig **nv;
+const ClientConfig *clients_conf_find(const ClientsConf *conf, const char *name) {
+        return conf->by_name ? hashmap_get(conf->by_name, name) : NULL;
+}
 
-        for (size_t i = 0; i < conf->n_clients; i++)
-                if (streq(conf->clients[i]->name, c->name)) {
-                        client_config_free(c);
-                        return problem(conf, f->path, s->line, s->name, NULL,
-                                       "client already defined in an earlier file; this one is ignored");
-                }
+/* Hash maps, not scans: a fleet's clients.conf has thousands of sections. */
+static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig *c) {
+        const ClientConfig *first;
+        int r;
+
+        if (!conf->by_name && !(conf->by_name = hashmap_new()))
+                goto nomem;
+        if (!conf->by_key_id && !(conf->by_key_id = hashmap_new()))
+                goto nomem;
+        if (hashmap_get(conf->by_name, c->name)) {
+                client_config_free(c);
+                return problem(conf, f->path, s->line, s->name, NULL,
+                               "client already defined in an earlier file; this one is ignored");
+        }
 
         /* Duplicate key IDs: the first client wins at connection time, as in the reference. */
-        for (size_t i = 0; i < conf->n_clients; i++)
-                if (!isempty(c->key_id) && streq(conf->clients[i]->key_id, c->key_id)) {
-                        const IniEntry *e = ini_lookup(f, s, "key_id");
-                        (void) warning(conf, f->path, e ? e->line : s->line, s->name, "key_id",
-                                       "same key ID as client '%s', which wins", conf->clients[i]->name);
-                        break;
-                }
-
-        nv = reallocarray(conf->clients, conf->n_clients + 1, sizeof(*nv));
-        if (!nv) {
-                client_config_free(c);
-                return -ENOMEM;
+        first = isempty(c->key_id) ? NULL : hashmap_get(conf->by_key_id, c->key_id);
+        if (first) {
+                const IniEntry *e = ini_lookup(f, s, "key_id");
+                (void) warning(conf, f->path, e ? e->line : s->line, s->name, "key_id",
+                               "same key ID as client '%s', which wins", first->name);
         }
-        nv[conf->n_clients++] = c;
-        conf->clients = nv;
+
+        if (conf->n_clients == conf->n_allocated) {
+                size_t n = conf->n_allocated ? 2 * conf->n_allocated : 16;
+                ClientConfig **nv = reallocarray(conf->clients, n, sizeof(*nv));
+                if (!nv)
+                        goto nomem;
+                conf->clients = nv;
+                conf->n_allocated = n;
+        }
+        r = hashmap_put(conf->by_name, c->name, c);
+        if (r >= 0 && !isempty(c->key_id) && !first)
+                r = hashmap_put(conf->by_key_id, c->key_id, c);
+        if (r < 0) {
+                hashmap_remove(conf->by_name, c->name);
+                goto nomem;
+        }
+        conf->clients[conf->n_clients++] = c;
         return 0;
+nomem:
+        client_config_free(c);
+        return -ENOMEM;
 }
 
 static int convert(const IniFile *f, ClientsConf *conf) {

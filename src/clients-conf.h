@@ -36,15 +36,21 @@ typedef struct ClientConfig {
         bool enabled;
 } ClientConfig;
 
+typedef struct Hashmap Hashmap;
+
 typedef struct ClientsConf {
         ClientConfig **clients;    /* valid clients, in file order */
-        size_t n_clients;
+        size_t n_clients, n_allocated;
+        Hashmap *by_name, *by_key_id; /* of clients[]: the first client with a key ID */
         char **problems;           /* "FILE:LINE: [SECTION] KEY: why", one per problem */
         size_t n_problems;
         char **warnings;           /* same shape; the client is still used */
         size_t n_warnings;
         bool unreadable;           /* a file could not be read: the set of clients is incomplete */
 } ClientsConf;
+
+/* The client named name, or NULL. */
+const ClientConfig *clients_conf_find(const ClientsConf *conf, const char *name);
 
 /* Read path. A missing file gives no clients and no problem; an unreadable
  * one gives a problem. Returns 0 (problems, if any, inside) or -ENOMEM. */

@@ -515,9 +515,10 @@ static void ini_erase_bufp(IniBuf *b) {
         b->data = erase_and_free(b->data, b->cap);
 }
 
-/* Make room for a chunk more. A plain realloc() could leave a copy of secrets behind. */
-static int ini_reserve_chunk(IniBuf *b) {
-        size_t cap = 2 * b->len + INI_READ_CHUNK + 1;
+/* Make room for a chunk more (for a file whose size we know, all of it at
+ * once). A plain realloc() could leave a copy of secrets behind. */
+static int ini_reserve_chunk(IniBuf *b, size_t expected) {
+        size_t cap = MAX(2 * b->len, expected) + INI_READ_CHUNK + 1;
         char *d;
 
         if (b->cap - b->len > INI_READ_CHUNK)
@@ -543,7 +544,7 @@ static int ini_read_all(int fd, IniBuf *b) {
         if (S_ISREG(st.st_mode) && st.st_size > INI_MAX_FILE_SIZE)
                 return -EFBIG;
         for (;;) {
-                r = ini_reserve_chunk(b);
+                r = ini_reserve_chunk(b, S_ISREG(st.st_mode) ? (size_t) st.st_size : 0);
                 if (r < 0)
                         return r;
                 n = read(fd, b->data + b->len, INI_READ_CHUNK);

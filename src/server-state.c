@@ -304,13 +304,6 @@ static bool config_unchanged(const ClientConfig *config, const SavedClient *then
                memcmp(digest, then->config_secret_sha256, sizeof(digest)) == 0;
 }
 
-static const ClientConfig *conf_find(const ClientsConf *conf, const char *name) {
-        for (size_t i = 0; i < conf->n_clients; i++)
-                if (streq(conf->clients[i]->name, name))
-                        return conf->clients[i];
-        return NULL;
-}
-
 /* A configured client that is not live yet: new, or removed earlier. */
 static int add_configured(Server *s, const ClientConfig *config) {
         ssize_t i = removed_find(s, config->name);
@@ -336,7 +329,7 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
         /* Removals persist (rule 6), for clients still configured (rule 7:
          * one that left clients.conf is simply forgotten). */
         for (size_t i = 0; state && i < state->n_removed; i++)
-                if (conf_find(conf, state->removed[i]->config->name)) {
+                if (clients_conf_find(conf, state->removed[i]->config->name)) {
                         SavedClient *copy = saved_removed_new(state->removed[i]->config,
                                                               state->removed[i]->config_secret_sha256);
                         if (!copy || removed_add(s, copy) < 0)
@@ -344,7 +337,7 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
                 }
         /* Saved clients first, in their order (rules 1–4)… */
         for (size_t i = 0; state && i < state->n_clients; i++) {
-                const ClientConfig *config = conf_find(conf, state->clients[i]->config->name);
+                const ClientConfig *config = clients_conf_find(conf, state->clients[i]->config->name);
                 if (!config || hashmap_get(s->by_name, config->name))
                         continue;
                 r = restore_client(s, config, state->clients[i]);
@@ -461,7 +454,7 @@ int server_reload(Server *s) {
         /* Clients gone from the files go (and are not remembered as removed). */
         for (size_t i = s->n_clients; i > 0; i--) {
                 Client *c = s->clients[i - 1];
-                const ClientConfig *now = conf_find(conf, c->name);
+                const ClientConfig *now = clients_conf_find(conf, c->name);
                 if (now) {
                         r = reload_client(s, c, now);
                         if (r < 0)
@@ -488,7 +481,7 @@ int server_reload(Server *s) {
         }
         /* Removals of clients no longer configured are forgotten. */
         for (size_t i = s->n_removed; i > 0; i--)
-                if (!conf_find(conf, s->removed[i - 1]->config->name))
+                if (!clients_conf_find(conf, s->removed[i - 1]->config->name))
                         removed_drop(s, i - 1);
 
         log_struct(LOG_INFO, &((LogFields) { .message_id = MESSAGE_ID_RELOADED }),

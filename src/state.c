@@ -154,24 +154,14 @@ static json_object *removed_to_json(const SavedClient *s) {
         return o;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
+typedef int (*StateFill)(FILE *f, const void *userdata);
 
-/* Temporary file (0600 from its creation), fsync, rename, fsync of the directory. */
-static int write_atomically(const char *dir, const char *name, const char *data, size_t size) {
+/* Temporary file (0600 from its creation), filled by fill, fsync, rename,
+ * fsync of the directory. */
+static int write_atomically(const char *dir, const char *name, StateFill fill, const void *userdata) {
         _cleanup_free_ char *tmp = NULL, *path = NULL;
         _cleanup_close_ int dfd = -1;
+        FILE *f;
         int fd, r;
 
         if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0 || asprintf(&path, "%s/%s", dir, name) < 0)
@@ -182,10 +172,19 @@ static int write_atomically(const char *dir, const char *name, const char *data,
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, data, size);
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = -errno;
+                close(fd);
+                (void) unlink(tmp);
+                return r;
+        }
+        r = fill(f, userdata);
+        if (fflush(f) != 0 && r >= 0)
+                r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
-        if (close(fd) < 0 && r >= 0)
+        if (fclose(f) != 0 && r >= 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -198,32 +197,55 @@ static int write_atomically(const char *dir, const char *name, const char *data,
         return 0;
 }
 
-int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
-               size_t n_removed) {
-        json_object *root = json_object_new_object(), *live = json_object_new_array(),
-                    *gone = json_object_new_array();
+/* Writes o (consumed) as one line of JSON after prefix. */
+static int put_json(FILE *f, const char *prefix, json_object *o) {
         const char *text;
+        int r = 0;
+
+        if (!o)
+                return -ENOMEM;
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                r = -ENOMEM;
+        else if (fputs(prefix, f) < 0 || fputs(text, f) < 0)
+                r = -EIO;
+        json_object_put(o);
+        return r;
+}
+
+typedef struct StateData {
+        Client *const *clients;
+        size_t n_clients;
+        const SavedClient *const *removed;
+        size_t n_removed;
+} StateData;
+
+/* The file is one object, written one client per line and one client at a
+ * time: with ten thousand clients a whole json-c tree would take a hundred
+ * megabytes for a moment, and the heap would keep them. */
+static int fill_state(FILE *f, const void *userdata) {
+        const StateData *d = userdata;
         int r;
 
-        if (!root || !live || !gone) {
-                json_object_put(root);
-                json_object_put(live);
-                json_object_put(gone);
-                return -ENOMEM;
-        }
-        json_object_object_add(root, "format", json_object_new_string(STATE_FORMAT));
-        json_object_object_add(root, "version", json_object_new_int(STATE_VERSION));
-        for (size_t i = 0; i < n_clients; i++)
-                json_object_array_add(live, client_to_json(clients[i]));
-        for (size_t i = 0; i < n_removed; i++)
-                json_object_array_add(gone, removed_to_json(removed[i]));
-        json_object_object_add(root, "clients", live);
-        json_object_object_add(root, "removed", gone);
-
-        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        r = text ? write_atomically(dir, STATE_FILE_NAME, text, strlen(text)) : -ENOMEM;
-        json_object_put(root);
+        r = put_json(f, "{\n  \"format\": ", json_object_new_string(STATE_FORMAT));
+        if (r >= 0 && fprintf(f, ",\n  \"version\": %d,\n  \"clients\": [", STATE_VERSION) < 0)
+                r = -EIO;
+        for (size_t i = 0; r >= 0 && i < d->n_clients; i++)
+                r = put_json(f, i ? ",\n    " : "\n    ", client_to_json(d->clients[i]));
+        if (r >= 0 && fputs("\n  ],\n  \"removed\": [", f) < 0)
+                r = -EIO;
+        for (size_t i = 0; r >= 0 && i < d->n_removed; i++)
+                r = put_json(f, i ? ",\n    " : "\n    ", removed_to_json(d->removed[i]));
+        if (r >= 0 && fputs("\n  ]\n}\n", f) < 0)
+                r = -EIO;
         return r;
+}
+
+int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
+               size_t n_removed) {
+        StateData d = { clients, n_clients, removed, n_removed };
+
+        return write_atomically(dir, STATE_FILE_NAME, fill_state, &d);
 }
 
 /* ---------------------------------------------------------------- reading */
