@@ -32,7 +32,8 @@ write_config "$CONFDIR" \
 	"$(client_section charlie 'timeout = PT2S' 'interval = PT1S' \
 		"checker = sleep 31$MARK & sleep 32$MARK; sleep 33$MARK")" \
 	"$(client_section delta 'interval = PT1S' "host = $HOST" \
-		"checker = $OUT/record-args.sh %%(host)s %%(name)s" | sed '/^host = delta$/d')"
+		"checker = $OUT/record-args.sh %%(host)s %%(name)s" | sed '/^host = delta$/d')" \
+	"$(client_section foxtrot 'timeout = PT20S' 'interval = PT1S' "checker = sleep 41$MARK")"
 
 if ! start_mandos; then
 	not_ok "server starts"
@@ -47,6 +48,13 @@ else
 	not_ok "charlie's checker started"
 fi
 check "charlie's checker processes run" pgrep -f "sleep 3[12]$MARK"
+
+# A checker that is one simple command is one process: the shell execs it
+# (charlie's list above still runs under its shell).
+log_has "Starting checker 'sleep 41$MARK' for foxtrot" 3 || diag "foxtrot's checker did not start"
+fox=$(pgrep -f "^sleep 41$MARK\$" | head -n 1)
+check "foxtrot's checker, a simple command, is the server's own child (no shell between)" \
+	test -n "$fox" -a "$(ps -o ppid= -p "${fox:-0}" | tr -d ' ')" = "$MANDOS_PID"
 
 # Within three timeouts: alpha stays enabled, bravo expires.
 sleep 6
