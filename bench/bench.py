@@ -27,6 +27,7 @@ PID.
 
 import argparse
 import base64
+import glob
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ import tempfile
 import threading
 import time
 
-FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=8,
+FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=6,
             sizes=[1, 1000, 10000], storm_clients=10000, storm_seconds=60,
             fetch_every=2.0, handshake_seconds=5, start_timeout=180)
 SMOKE = dict(tp_clients=10, concurrencies=[1, 10], tp_seconds=1,
@@ -57,7 +58,11 @@ TARGETS = [
     ("RSS with 10,000 clients < 64 MB", "ours", ("rss_mb", 10000), 64, "<"),
     ("checker storm: processes <= 1 + checker cap (65)", "ours", ("storm_max_procs", None), 65, "<="),
     ("checker storm: slowest fetch < 1 s", "ours", ("storm_fetch_max_s", None), 1.0, "<"),
+    ("checker storm: real mandos-client fetch < 1 s", "ours", ("storm_real_fetch_s", None), 1.0, "<"),
 ]
+
+MANDOS_CLIENT = next(iter(sorted(glob.glob("/usr/lib/*/mandos/plugins.d/mandos-client"))),
+                     "/usr/lib/mandos/plugins.d/mandos-client")
 
 
 def log(msg):
@@ -95,9 +100,22 @@ class Bench:
         with open(self.keys) as f:
             self.lines = f.read().splitlines()
         log("%d clients generated" % len(self.lines))
+        # One real client (OpenPGP + TLS keys by mandos-keygen) for the storm.
+        self.real = os.path.join(self.work, "real")
+        os.makedirs(self.real)
+        self.real_secret = b"mandos bench: the real client's password"
+        with open(os.path.join(self.real, "secret"), "wb") as f:
+            f.write(self.real_secret)
+        subprocess.run(["mandos-keygen", "--dir", self.real, "--force"], check=True, capture_output=True)
+        self.real_section = subprocess.run(
+            ["mandos-keygen", "--dir", self.real, "--password", "--passfile", os.path.join(self.real, "secret"),
+             "--name", "real"], check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(self.real, "dhparams.pem"), "w") as f:
+            subprocess.run(["certtool", "--generate-dh-params", "--sec-param=medium"], check=True, stdout=f,
+                           stderr=subprocess.DEVNULL)
 
-    def confdir(self, name, n, checker="true", interval="1d", timeout="2d"):
-        """A configuration directory with the first n clients."""
+    def confdir(self, name, n, checker="true", interval="1d", timeout="2d", extra=""):
+        """A configuration directory with the first n clients (and the extra text)."""
         d = os.path.join(self.work, name)
         os.makedirs(d, mode=0o755)
         with open(os.path.join(d, "mandos.conf"), "w") as f:
@@ -108,6 +126,7 @@ class Bench:
                 key_id, _, _, secret = line.split()
                 f.write("[c%05d]\nkey_id = %s\nfingerprint = %s\nsecret = %s\n\n" % (
                     i, key_id, key_id[:40].upper(), base64.b64encode(bytes.fromhex(secret)).decode()))
+            f.write(extra)
         for fn in ("mandos.conf", "clients.conf"):
             os.chmod(os.path.join(d, fn), 0o644)
         return d
@@ -192,7 +211,8 @@ class Bench:
         return p, port, t0, logpath
 
     def wait_port(self, p, port, t0, logpath):
-        """Seconds from t0 until the port accepts a connection."""
+        """Seconds from t0 until the port accepts a connection; None if it
+        did not within start_timeout."""
         deadline = t0 + self.z["start_timeout"]
         while time.monotonic() < deadline:
             if p.poll() is not None:
@@ -203,7 +223,7 @@ class Bench:
                     return time.monotonic() - t0
             except OSError:
                 time.sleep(0.01)
-        raise RuntimeError("port %d did not answer within %ds" % (port, self.z["start_timeout"]))
+        return None
 
     @staticmethod
     def tree(pid):
@@ -281,13 +301,45 @@ class Bench:
         cmd += ["--seconds", str(seconds)] if seconds else ["--count", str(count)]
         return self.run_json(cmd, timeout=(seconds or 0) + timeout * 3 + 30)
 
+    def real_fetch(self, port):
+        """Seconds Debian's mandos-client takes to get and decrypt its
+        password, or None if it did not within 30 s."""
+        homes = set(glob.glob("/tmp/mandos??????"))
+        k = self.real
+        cmd = [MANDOS_CLIENT, "--connect=[::1]:%d" % port, "--interface=none",
+               "--pubkey=%s/pubkey.txt" % k, "--seckey=%s/seckey.txt" % k,
+               "--tls-pubkey=%s/tls-pubkey.pem" % k, "--tls-privkey=%s/tls-privkey.pem" % k,
+               "--dh-params=%s/dhparams.pem" % k]
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.pids.append(p.pid)
+        try:
+            out, _ = p.communicate(timeout=30)
+            t = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, t = p.communicate()[0], None
+        # Its gpg-agent outlives it: stop the ones in the homes it made.
+        for home in set(glob.glob("/tmp/mandos??????")) - homes:
+            for pid in [int(d) for d in os.listdir("/proc") if d.isdigit()]:
+                try:
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        if home.encode() in f.read():
+                            os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            shutil.rmtree(home, ignore_errors=True)
+        return t if t is not None and p.returncode == 0 and out == self.real_secret else None
+
     # --------------------------------------------------------- measurements
 
     def throughput(self, which):
         n = self.z["tp_clients"]
         p, port, t0, logpath = self.start_server(which, which + "-tp", n)
         try:
-            self.wait_port(p, port, t0, logpath)
+            if self.wait_port(p, port, t0, logpath) is None:
+                raise RuntimeError("%s did not listen within %d s" % (which, self.z["start_timeout"]))
             time.sleep(0.5)
             out = {}
             for c in self.z["concurrencies"]:
@@ -305,6 +357,10 @@ class Bench:
         p, port, t0, logpath = self.start_server(which, "%s-start-%d" % (which, n), n)
         try:
             t = self.wait_port(p, port, t0, logpath)
+            if t is None:
+                log("%-9s %5d clients: no answer within %d s" % (which, n, self.z["start_timeout"]))
+                return dict(startup_s=None, rss_mb=None, pss_mb=None, procs=None, fetch_ok=False,
+                            note="no answer within %d s" % self.z["start_timeout"])
             time.sleep(2)  # idle
             # A fetch proves the server serves, not only listens.
             r = self.fetch_load(port, min(n, 10), 1, count=1, timeout=30)
@@ -318,10 +374,13 @@ class Bench:
 
     def storm(self, which):
         n = self.z["storm_clients"]
-        p, port, t0, logpath = self.start_server(which, which + "-storm", n,
-                                                 checker="sleep 1", interval="1m", timeout="1h")
+        p, port, t0, logpath = self.start_server(which, which + "-storm", n, checker="sleep 1",
+                                                 interval="1m", timeout="1h", extra=self.real_section)
         try:
             t = self.wait_port(p, port, t0, logpath)
+            if t is None:
+                log("%-9s storm: no answer within %d s" % (which, self.z["start_timeout"]))
+                return None
             fetches, stop = [], threading.Event()
 
             def fetcher():
@@ -337,13 +396,22 @@ class Bench:
                     i += 1
                     stop.wait(max(0, self.z["fetch_every"] - (time.monotonic() - t1)))
 
+            real = []
+
+            def real_fetcher():
+                if not stop.wait(self.z["storm_seconds"] / 2):
+                    real.append(self.real_fetch(port))
+
             th = threading.Thread(target=fetcher)
             th.start()
+            th_real = threading.Thread(target=real_fetcher)
+            th_real.start()
             samples = []
             end = time.monotonic() + self.z["storm_seconds"]
             while time.monotonic() < end:
                 samples.append((len(self.tree(p.pid)), self.pss_mb(p.pid)))
                 time.sleep(1)
+            th_real.join()  # it may outlast the window (up to 30 s)
             stop.set()
             th.join()
             ok = [f for f in fetches if f is not None]
@@ -351,10 +419,13 @@ class Bench:
                        max_pss_mb=max(s[1] for s in samples), fetches=len(fetches),
                        fetches_failed=len(fetches) - len(ok),
                        fetch_max_s=max(ok) if ok else None,
-                       fetch_median_s=sorted(ok)[len(ok) // 2] if ok else None)
+                       fetch_median_s=sorted(ok)[len(ok) // 2] if ok else None,
+                       real_fetch_s=real[0] if real else None)
             log("%-9s storm: up after %.1f s; max %d processes, max PSS %.1f MB; %d fetches, %d failed, "
-                "slowest %s s" % (which, t, out["max_procs"], out["max_pss_mb"], out["fetches"],
-                                   out["fetches_failed"], "%.3f" % out["fetch_max_s"] if ok else "-"))
+                "slowest %s s; real mandos-client %s s" % (
+                    which, t, out["max_procs"], out["max_pss_mb"], out["fetches"], out["fetches_failed"],
+                    "%.3f" % out["fetch_max_s"] if ok else "-",
+                    "%.3f" % out["real_fetch_s"] if out["real_fetch_s"] is not None else "failed"))
             return out
         finally:
             self.stop(p, grace=120)
@@ -377,6 +448,9 @@ class Bench:
         for s in servers:
             res[s]["startup"] = {n: self.startup(s, n) for n in self.z["sizes"]}
         for s in servers:
+            if res[s]["startup"][self.z["sizes"][-1]]["startup_s"] is None:
+                log("%s storm: not measured, it did not start with %d clients" % (s, self.z["sizes"][-1]))
+                continue
             res[s]["storm"] = self.storm(s)
         return res
 
@@ -399,6 +473,7 @@ def flat(res, which):
         out[("storm_max_pss_mb", None)] = st["max_pss_mb"]
         out[("storm_fetch_max_s", None)] = st["fetch_max_s"]
         out[("storm_fetches_failed", None)] = st["fetches_failed"]
+        out[("storm_real_fetch_s", None)] = st["real_fetch_s"]
     return out
 
 
@@ -406,7 +481,8 @@ LABELS = {"fetches_per_s": "fetches/s, concurrency %s", "p50_ms": "p50 ms, concu
           "p99_ms": "p99 ms, concurrency %s", "startup_s": "start-up s, %s clients",
           "rss_mb": "RSS MB idle, %s clients", "pss_mb": "PSS MB idle (tree), %s clients",
           "storm_max_procs": "storm: max processes", "storm_max_pss_mb": "storm: max PSS MB (tree)",
-          "storm_fetch_max_s": "storm: slowest fetch s", "storm_fetches_failed": "storm: failed fetches"}
+          "storm_fetch_max_s": "storm: slowest fetch s", "storm_fetches_failed": "storm: failed fetches",
+          "storm_real_fetch_s": "storm: real mandos-client fetch s"}
 
 
 def fmt(v):
@@ -509,6 +585,8 @@ def main():
     st = res["mandos"].get("storm")
     if st and (st["fetches_failed"] or not st["fetches"]):
         bad.append("mandos storm: %d of %d fetches failed" % (st["fetches_failed"], st["fetches"]))
+    if st and st["real_fetch_s"] is None:
+        bad.append("mandos storm: the real mandos-client got nothing")
     for line in bad:
         print("FAILED: " + line)
     return 1 if bad else 0
