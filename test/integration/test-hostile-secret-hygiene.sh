@@ -89,6 +89,8 @@ run() {
 		return
 	fi
 	ok "$how: server starts"
+	# It listens before it drops privileges: wait until it has started.
+	check "$how: the server starts its main loop" log_has "Starting main loop" 10
 	check_not_dumpable "$how"
 	expect_secret "$how: alpha gets its secret" alpha "[::1]:$PORT"
 	expect_secret "$how: alpha gets its secret again" alpha "[::1]:$PORT"

@@ -23,7 +23,7 @@ STATEDIR=$(new_statedir)
 # systemd-socket-activate listens at once, and execs the server (same PID)
 # when the first connection arrives: the client's connection waits in the
 # backlog meanwhile, as with a real .socket unit.
-start_mandos_cmd systemd-socket-activate -l "[::1]:$PORT" --fdname=mandos \
+start_mandos_cmd systemd-socket-activate "${SOCKET_ACTIVATE_ENV[@]}" -l "[::1]:$PORT" --fdname=mandos \
 	"$MANDOS" --foreground --debug --no-dbus --no-zeroconf \
 	--configdir "$CONFDIR" --statedir "$STATEDIR"
 if wait_listening "$PORT" 10; then

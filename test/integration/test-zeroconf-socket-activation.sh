@@ -32,7 +32,7 @@ while [ "$OTHER_PORT" = "$PORT" ]; do OTHER_PORT=$(free_port); done
 
 STATEDIR=$(new_statedir)
 start_mandos_cmd ip netns exec "${ZC_NS[srv]}" env DBUS_SYSTEM_BUS_ADDRESS="${ZC_BUS[srv]}" \
-	systemd-socket-activate -l "[::]:$PORT" --fdname=mandos -E DBUS_SYSTEM_BUS_ADDRESS \
+	systemd-socket-activate "${SOCKET_ACTIVATE_ENV[@]}" -l "[::]:$PORT" --fdname=mandos -E DBUS_SYSTEM_BUS_ADDRESS \
 	"$MANDOS" --foreground --debug --no-dbus \
 	--configdir "$CONFDIR" --statedir "$STATEDIR" --port "$OTHER_PORT"
 if ports=$(zc_wait_port "$MANDOS_PID" 10) && [ "$ports" = "$PORT" ]; then
