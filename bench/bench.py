@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 
-FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=6,
+FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=5,
             sizes=[1, 1000, 10000], storm_clients=10000, storm_seconds=60,
             fetch_every=2.0, handshake_seconds=5, start_timeout=180)
 SMOKE = dict(tp_clients=10, concurrencies=[1, 10], tp_seconds=1,
@@ -269,7 +269,7 @@ class Bench:
                 pass
         return total / 1024
 
-    def stop(self, p, grace=30):
+    def stop(self, p, grace=10):
         """SIGTERM the server, then SIGKILL; and every descendant left, by PID."""
         if p.poll() is not None:
             return
@@ -343,7 +343,7 @@ class Bench:
             time.sleep(0.5)
             out = {}
             for c in self.z["concurrencies"]:
-                r = self.fetch_load(port, n, c, seconds=self.z["tp_seconds"])
+                r = self.fetch_load(port, n, c, seconds=self.z["tp_seconds"], timeout=5)
                 log("%-9s c=%-3d %8.1f fetches/s  p50 %7.2f ms  p99 %8.2f ms  failed %d  wrong %d" % (
                     which, c, r["per_second"], r["p50_ms"], r["p99_ms"], r["failed"], r["wrong"]))
                 out[c] = r
@@ -365,14 +365,14 @@ class Bench:
             # A fetch proves the server serves, not only listens.
             out = dict(startup_s=t, rss_mb=self.rss_mb(p.pid), pss_mb=self.pss_mb(p.pid),
                        procs=len(self.tree(p.pid)))
-            r = self.fetch_load(port, min(n, 10), 1, count=1, timeout=30)
+            r = self.fetch_load(port, min(n, 10), 1, count=1, timeout=20)
             out["fetch_ok"] = r["completed"] == 1 and r["wrong"] == 0
             out["first_fetch_s"] = r["max_ms"] / 1000 if out["fetch_ok"] else None
             log("%-9s %5d clients: start-up %.3f s, RSS %.1f MB, PSS (tree) %.1f MB, %d processes" % (
                 which, n, t, out["rss_mb"], out["pss_mb"], out["procs"]))
             return out
         finally:
-            self.stop(p, grace=60)
+            self.stop(p, grace=10)
 
     def storm(self, which):
         n = self.z["storm_clients"]
@@ -430,7 +430,7 @@ class Bench:
                     "%.3f" % out["real_fetch_s"] if out["real_fetch_s"] is not None else "failed"))
             return out
         finally:
-            self.stop(p, grace=20)
+            self.stop(p, grace=10)
 
     def handshake_rate(self):
         r = self.run_json([os.path.join(self.build, "bench", "handshake-rate"), "--seconds",
