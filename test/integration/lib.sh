@@ -165,6 +165,16 @@ if [ -n "${MANDOS_VALGRIND:-}" ]; then
 	export VALGRIND_LOG_DIR="$SCRATCH/valgrind"
 	mkdir -p -m 0777 "$VALGRIND_LOG_DIR"
 	SOCKET_ACTIVATE_ENV=(-E VALGRIND_LOG_DIR)
+	# Some tests start the server as _mandos: the wrapper script and the
+	# binary valgrind loads must be readable by that user, which the build
+	# tree may not be (a clone under /root, or any 0700 directory).
+	if [ -n "${MANDOS_REAL:-}" ]; then
+		mkdir -m 0755 "$SCRATCH/bin"
+		cp "$MANDOS" "$MANDOS_REAL" "$SCRATCH/bin/"
+		chmod 0755 "$SCRATCH/bin/"*
+		MANDOS="$SCRATCH/bin/$(basename "$MANDOS")"
+		export MANDOS_REAL="$SCRATCH/bin/$(basename "$MANDOS_REAL")"
+	fi
 fi
 
 # vg_scale N: N, or under valgrind (which makes the server's own work some
