@@ -78,6 +78,10 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="mandos-bench.")
         os.chmod(self.work, 0o755)
         self.pids = []          # every process started, to stop at the end
+        # gpg-agents daemonize away from whoever started them (the reference
+        # server, mandos-keygen, mandos-client): those in GnuPG homes made
+        # during the run are stopped at the end (stop_agents).
+        self.homes_before = set(self.gnupg_homes())
         self.load = os.path.join(self.build, "bench", "mandos-load")
         self.keys = os.path.join(self.work, "keys.txt")
         self.lines = []
@@ -286,7 +290,31 @@ class Bench:
             except ProcessLookupError:
                 pass
 
+    @staticmethod
+    def gnupg_homes():
+        """Temporary GnuPG homes: the reference's, mandos-keygen's, mandos-client's."""
+        return glob.glob("/tmp/mandos-????????") + glob.glob("/tmp/mandos??????") + \
+            glob.glob("/tmp/mandos-keygen-keyrings.*")
+
+    def stop_agents(self):
+        """Stop, by PID, the gpg-agents of GnuPG homes made since the start, and remove the homes."""
+        new = set(self.gnupg_homes()) - self.homes_before
+        for pid in [int(d) for d in os.listdir("/proc") if d.isdigit()]:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if os.path.basename(argv[0]) == b"gpg-agent" and any(h.encode() in argv for h in new):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for h in new:
+            shutil.rmtree(h, ignore_errors=True)
+
     def cleanup(self):
+        self.stop_agents()
         for pid in self.pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -304,7 +332,6 @@ class Bench:
     def real_fetch(self, port):
         """Seconds Debian's mandos-client takes to get and decrypt its
         password, or None if it did not within 30 s."""
-        homes = set(glob.glob("/tmp/mandos??????"))
         k = self.real
         cmd = [MANDOS_CLIENT, "--connect=[::1]:%d" % port, "--interface=none",
                "--pubkey=%s/pubkey.txt" % k, "--seckey=%s/seckey.txt" % k,
@@ -320,16 +347,6 @@ class Bench:
         except subprocess.TimeoutExpired:
             p.kill()
             out, t = p.communicate()[0], None
-        # Its gpg-agent outlives it: stop the ones in the homes it made.
-        for home in set(glob.glob("/tmp/mandos??????")) - homes:
-            for pid in [int(d) for d in os.listdir("/proc") if d.isdigit()]:
-                try:
-                    with open("/proc/%d/cmdline" % pid, "rb") as f:
-                        if home.encode() in f.read():
-                            os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            shutil.rmtree(home, ignore_errors=True)
         return t if t is not None and p.returncode == 0 and out == self.real_secret else None
 
     # --------------------------------------------------------- measurements
