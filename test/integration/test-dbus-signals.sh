@@ -116,6 +116,10 @@ wait_pid "$FETCH_PID" 15 || kill_pid "$FETCH_PID"
 check "the approved client got its secret" test "$(cat "$SCRATCH/approve.out")" = "$(secret_of alpha)"
 same_story approve
 
+# An Approve opens a window of ApprovalDuration (1 s) in which any request
+# is granted at once (SPEC §4.6, as the reference): let it close before the
+# denial, or a fast run would see GotSecret instead of NeedApproval.
+sleep 1.5
 answer_request deny -D
 check "Rejected(\"Denied\") is sent" wait_file_has "$SCRATCH/deny.txt" 'string "Denied"' 5
 sleep 0.5
