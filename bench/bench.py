@@ -150,37 +150,19 @@ class Bench:
         os.makedirs(os.path.join(d, "system.d"))
         os.chmod(d, 0o755)
         shutil.copy(os.path.join(self.src, "dbus", "se.recompile.Mandos.conf"), os.path.join(d, "system.d"))
+        # The tests' private-bus configuration (test/integration/lib.sh).
+        with open(os.path.join(self.src, "test", "private-bus.conf.in")) as f:
+            conf = f.read().replace("@DIR@", d)
         with open(os.path.join(d, "bus.conf"), "w") as f:
-            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=%s/socket</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <includedir>%s/system.d</includedir>
-</busconfig>
-""" % (d, d))
+            f.write(conf + "</busconfig>\n")
         out = subprocess.run(["dbus-daemon", "--config-file=" + os.path.join(d, "bus.conf"), "--fork",
                               "--print-pid"], check=True, capture_output=True, text=True).stdout
         self.pids.append(int(out.split()[0]))
         for _ in range(100):
-            if os.path.exists(os.path.join(d, "socket")):
+            if os.path.exists(os.path.join(d, "system_bus_socket")):
                 break
             time.sleep(0.05)
-        return "unix:path=%s/socket" % d
+        return "unix:path=%s/system_bus_socket" % d
 
     def server_cmd(self, which, conf, state, port):
         if which == "mandos":

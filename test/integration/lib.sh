@@ -399,39 +399,14 @@ new_statedir() {
 
 # write_bus_config DIR [INCLUDEDIR...]: DIR/bus.conf for a private bus that
 # plays the system bus (the policy of Debian's system.conf), listening on
-# DIR/system_bus_socket, reading DIR/system.d and the INCLUDEDIRs.
+# DIR/system_bus_socket, reading DIR/system.d and the INCLUDEDIRs. The
+# configuration is test/private-bus.conf.in (bench/bench.py uses it too).
+BUS_CONF_TEMPLATE="$TEST_DIR/../private-bus.conf.in"
 write_bus_config() {
 	local dir=$1 inc
 	shift
 	{
-		cat <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <pidfile>$dir/dbus.pid</pidfile>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=$dir/system_bus_socket</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>$dir/system.d</includedir>
-EOF
+		sed "s|@DIR@|$dir|g" "$BUS_CONF_TEMPLATE"
 		for inc in "$@"; do
 			printf '  <includedir>%s</includedir>\n' "$inc"
 		done
