@@ -457,7 +457,7 @@ int client_set_config(Client *c, const ClientConfig *config) {
                 return -ENOMEM;
         client_config_free(c->config);
         c->config = copy;
-        secret_digest(config->secret, config->secret_size, c->config_secret_sha256);
+        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         return 0;
 }
 
@@ -489,7 +489,7 @@ int client_new(Server *server, const ClientConfig *config, const ClientConfig *s
                 client_unref(c);
                 return -ENOMEM;
         }
-        secret_digest(config->secret, config->secret_size, c->config_secret_sha256);
+        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         if (config->secret_size)
                 memcpy(c->secret, config->secret, config->secret_size);
         c->secret_size = config->secret_size;

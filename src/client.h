@@ -46,7 +46,7 @@ typedef struct Client {
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
         ClientConfig *config;       /* clients.conf's settings for it, as last read */
-        uint8_t config_secret_sha256[32];
+        uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */
         uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
         size_t encrypted_secret_size;
 

@@ -3,21 +3,37 @@
 
 #include <gnutls/crypto.h>
 #include <gpgme.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "util.h"
 
-/* "mandos-state-1:" and the SHA-256 of the configured secret, in hex: the
- * configured secret (a few KiB of OpenPGP ciphertext) has far more than
- * 256 bits of entropy, and a fixed-length passphrase avoids gpg's limits. */
-static int derive_passphrase(const uint8_t *secret, size_t size, char buf[static 16 + 64 + 1]) {
-        uint8_t digest[32];
-        int n;
+/* The passphrase for a client's run-time secret. The configured secret (a
+ * few KiB of OpenPGP ciphertext) has far more than 256 bits of entropy;
+ * what is derived from it is fixed-length, which avoids gpg's limits.
+ *
+ * Version 2: an HMAC-SHA256 keyed with the configured secret over a label
+ * of its own, so it shares nothing with the change-detection digest that
+ * the state file keeps (state.c, secret_digest()): the state file alone
+ * opens no secret. Version 1 (state files of version 1) used the plain
+ * SHA-256 of the configured secret, which those files also stored; it is
+ * only ever used to read such a file once. */
+#define PASSPHRASE_LABEL "mandos state: run-time secret passphrase"
+#define PASSPHRASE_MAX (16 + 64 + 1)
 
-        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, digest) < 0)
+static int derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size, char buf[static PASSPHRASE_MAX]) {
+        uint8_t digest[32];
+        int n, r;
+
+        if (kdf == SECRET_KDF_LEGACY_SHA256)
+                r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, digest);
+        else
+                r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, PASSPHRASE_LABEL, strlen(PASSPHRASE_LABEL),
+                                     digest);
+        if (r < 0)
                 return -EIO;
-        n = sprintf(buf, "mandos-state-1:");
+        n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
         for (size_t i = 0; i < sizeof(digest); i++)
                 n += sprintf(buf + n, "%02x", digest[i]);
         explicit_bzero(digest, sizeof(digest));
@@ -54,11 +70,14 @@ static void gpg_kill_agent(const char *home) {
         gpgme_release(ctx);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) remove(path);
+        return 0;
+}
+
+/* Only our own mkdtemp() directory: depth first, never following a link. */
 static void remove_tree(const char *dir) {
-        char cmd[128];
-        /* Only our own mkdtemp() directory, whose name we made. */
-        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
-        (void) system(cmd);
+        (void) nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static void gpg_done(Gpg *g) {
@@ -117,15 +136,15 @@ static int gpg_init(Gpg *g, char *passphrase, const char **ret_error) {
 
 typedef enum { ENCRYPT, DECRYPT } Direction;
 
-static int secret_crypt(Direction d, const uint8_t *config_secret, size_t config_size, const uint8_t *in_buf, size_t size,
-                 uint8_t **ret, size_t *ret_size, const char **ret_error) {
-        char passphrase[16 + 64 + 1];
+static int secret_crypt(Direction d, SecretKdf kdf, const uint8_t *config_secret, size_t config_size,
+                        const uint8_t *in_buf, size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        char passphrase[PASSPHRASE_MAX];
         gpgme_data_t in = NULL, out = NULL;
         gpgme_error_t e;
         Gpg g;
         int r;
 
-        r = derive_passphrase(config_secret, config_size, passphrase);
+        r = derive_passphrase(kdf, config_secret, config_size, passphrase);
         if (r < 0)
                 return r;
         r = gpg_init(&g, passphrase, ret_error);
@@ -167,10 +186,11 @@ finish:
 
 int secret_encrypt(const uint8_t *config_secret, size_t config_size, const uint8_t *plain, size_t size,
                    uint8_t **ret, size_t *ret_size, const char **ret_error) {
-        return secret_crypt(ENCRYPT, config_secret, config_size, plain, size, ret, ret_size, ret_error);
+        return secret_crypt(ENCRYPT, SECRET_KDF_HMAC, config_secret, config_size, plain, size, ret, ret_size,
+                            ret_error);
 }
 
-int secret_decrypt(const uint8_t *config_secret, size_t config_size, const uint8_t *cipher, size_t size,
-                   uint8_t **ret, size_t *ret_size, const char **ret_error) {
-        return secret_crypt(DECRYPT, config_secret, config_size, cipher, size, ret, ret_size, ret_error);
+int secret_decrypt(SecretKdf kdf, const uint8_t *config_secret, size_t config_size, const uint8_t *cipher,
+                   size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error) {
+        return secret_crypt(DECRYPT, kdf, config_secret, config_size, cipher, size, ret, ret_size, ret_error);
 }

@@ -102,7 +102,7 @@ static SavedClient *saved_removed_new(const ClientConfig *config, const uint8_t 
         /* Only the digest of the secret is kept. */
         r->config->secret = erase_and_free(r->config->secret, r->config->secret_size);
         r->config->secret_size = 0;
-        memcpy(r->config_secret_sha256, digest, 32);
+        memcpy(r->config_secret_digest, digest, 32);
         return r;
 }
 
@@ -132,7 +132,7 @@ static ssize_t removed_find(Server *s, const char *name) {
 }
 
 void server_remember_removed(Server *s, Client *c) {
-        SavedClient *r = saved_removed_new(c->config, c->config_secret_sha256);
+        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest);
         if (r)
                 (void) removed_add(s, r);
 }
@@ -262,6 +262,52 @@ static void check_expiry(ClientConfig *m, ClientTimes *t) {
         }
 }
 
+/* A version 1 file's run-time secret, encrypted again with the current
+ * passphrase: the old one can be computed from that file alone. Once per
+ * such client, at the first start after an upgrade. */
+static int migrate_secret(Client *c, const ClientConfig *config, const uint8_t *plain, size_t n) {
+        _cleanup_free_ uint8_t *cipher = NULL;
+        size_t cipher_size = 0;
+        const char *why = NULL;
+        int r;
+
+        r = secret_encrypt(config->secret, config->secret_size, plain, n, &cipher, &cipher_size, &why);
+        if (r < 0)
+                return log_error_errno(r, "Could not encrypt the run-time secret of %s again: %s", c->name,
+                                       strempty(why));
+        r = client_restore_secret(c, plain, n, cipher, cipher_size);
+        if (r < 0)
+                return r;
+        log_info("Run-time secret of %s moved to the state's current encryption", c->name);
+        /* Replace the old file at once: it opens with the old passphrase. */
+        server_state_dirty(c->server, true);
+        return 0;
+}
+
+/* Rule 3: a run-time secret, if the configured one still opens it. */
+static void restore_secret(Client *c, const ClientConfig *config, const SavedClient *saved) {
+        SecretKdf kdf = saved->version == 1 ? SECRET_KDF_LEGACY_SHA256 : SECRET_KDF_HMAC;
+        uint8_t *plain = NULL;
+        size_t n = 0;
+        const char *why = NULL;
+        int r;
+
+        if (!saved->encrypted_secret)
+                return;
+        r = secret_decrypt(kdf, config->secret, config->secret_size, saved->encrypted_secret,
+                           saved->encrypted_secret_size, &plain, &n, &why);
+        if (r < 0) {
+                log_debug("Failed to decrypt %s old secret (%s): the configured one is used", c->name,
+                          strempty(why));
+                return;
+        }
+        if (kdf == SECRET_KDF_HMAC)
+                (void) client_restore_secret(c, plain, n, saved->encrypted_secret, saved->encrypted_secret_size);
+        else
+                (void) migrate_secret(c, config, plain, n);
+        erase_and_free(plain, n);
+}
+
 static int restore_client(Server *s, const ClientConfig *config, const SavedClient *saved) {
         _cleanup_(client_config_freep) ClientConfig *merged = merge_settings(config, saved->config, saved->runtime);
         ClientTimes times = saved->times;
@@ -277,21 +323,7 @@ static int restore_client(Server *s, const ClientConfig *config, const SavedClie
         client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
                        times.last_approval_request, times.last_checker_status);
 
-        /* Rule 3: a run-time secret, if the configured one still opens it. */
-        if (saved->encrypted_secret) {
-                uint8_t *plain = NULL;
-                size_t n = 0;
-                const char *why = NULL;
-                r = secret_decrypt(config->secret, config->secret_size, saved->encrypted_secret,
-                                   saved->encrypted_secret_size, &plain, &n, &why);
-                if (r >= 0) {
-                        (void) client_restore_secret(c, plain, n, saved->encrypted_secret,
-                                                     saved->encrypted_secret_size);
-                        erase_and_free(plain, n);
-                } else
-                        log_debug("Failed to decrypt %s old secret (%s): the configured one is used", c->name,
-                                  strempty(why));
-        }
+        restore_secret(c, config, saved);
         client_start(c);
         return 0;
 }
@@ -299,9 +331,9 @@ static int restore_client(Server *s, const ClientConfig *config, const SavedClie
 static bool config_unchanged(const ClientConfig *config, const SavedClient *then) {
         uint8_t digest[32];
 
-        secret_digest(config->secret, config->secret_size, digest);
+        secret_digest_for(then->version ?: STATE_VERSION, config->secret, config->secret_size, digest);
         return client_config_settings_equal(config, then->config) &&
-               memcmp(digest, then->config_secret_sha256, sizeof(digest)) == 0;
+               memcmp(digest, then->config_secret_digest, sizeof(digest)) == 0;
 }
 
 /* A configured client that is not live yet: new, or removed earlier. */
@@ -328,13 +360,26 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
 
         /* Removals persist (rule 6), for clients still configured (rule 7:
          * one that left clients.conf is simply forgotten). */
-        for (size_t i = 0; state && i < state->n_removed; i++)
-                if (clients_conf_find(conf, state->removed[i]->config->name)) {
-                        SavedClient *copy = saved_removed_new(state->removed[i]->config,
-                                                              state->removed[i]->config_secret_sha256);
-                        if (!copy || removed_add(s, copy) < 0)
-                                return log_oom();
+        for (size_t i = 0; state && i < state->n_removed; i++) {
+                const SavedClient *then = state->removed[i];
+                const ClientConfig *config = clients_conf_find(conf, then->config->name);
+                uint8_t digest[32];
+
+                if (!config)
+                        continue;
+                memcpy(digest, then->config_secret_digest, sizeof(digest));
+                if (then->version != STATE_VERSION) {
+                        /* An older file's digest: kept only while the section is
+                         * unchanged (else the client comes back anyway), as the
+                         * current digest of the same secret. */
+                        if (!config_unchanged(config, then))
+                                continue;
+                        secret_digest(config->secret, config->secret_size, digest);
                 }
+                SavedClient *copy = saved_removed_new(then->config, digest);
+                if (!copy || removed_add(s, copy) < 0)
+                        return log_oom();
+        }
         /* Saved clients first, in their order (rules 1–4)… */
         for (size_t i = 0; state && i < state->n_clients; i++) {
                 const ClientConfig *config = clients_conf_find(conf, state->clients[i]->config->name);
@@ -417,7 +462,7 @@ static int reload_client(Server *s, Client *c, const ClientConfig *now) {
                 NOTE("enabled");
         }
         secret_digest(now->secret, now->secret_size, digest);
-        if (memcmp(digest, c->config_secret_sha256, sizeof(digest)) != 0) {
+        if (memcmp(digest, c->config_secret_digest, sizeof(digest)) != 0) {
                 if (client_set_config(c, now) < 0)
                         return log_oom();
                 (void) client_set_secret(c, now->secret, now->secret_size);

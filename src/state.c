@@ -14,9 +14,21 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
-        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret) < 0)
+#define DIGEST_LABEL "mandos state: configured secret digest"
+
+void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
+        int r;
+
+        if (version == 1)
+                r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret);
+        else
+                r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, DIGEST_LABEL, strlen(DIGEST_LABEL), ret);
+        if (r < 0)
                 memset(ret, 0, 32);
+}
+
+void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
+        secret_digest_for(STATE_VERSION, secret, size, ret);
 }
 
 bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b) {
@@ -104,7 +116,7 @@ static json_object *config_to_json(const ClientConfig *c, const uint8_t digest[s
         _cleanup_free_ char *d = hex(digest, 32);
 
         if (o && d)
-                json_object_object_add(o, "secret_sha256", json_object_new_string(d));
+                json_object_object_add(o, "secret_digest", json_object_new_string(d));
         return o;
 }
 
@@ -131,7 +143,7 @@ static json_object *client_to_json(const Client *c) {
         json_object_object_add(r, "last_checker_status", json_object_new_int(c->last_checker_status));
 
         json_object_object_add(o, "name", json_object_new_string(c->name));
-        json_object_object_add(o, "config", config_to_json(c->config, c->config_secret_sha256));
+        json_object_object_add(o, "config", config_to_json(c->config, c->config_secret_digest));
         json_object_object_add(o, "runtime", r);
         if (c->encrypted_secret) {
                 gnutls_datum_t in = { c->encrypted_secret, (unsigned) c->encrypted_secret_size }, out = {};
@@ -150,7 +162,7 @@ static json_object *removed_to_json(const SavedClient *s) {
         if (!o)
                 return NULL;
         json_object_object_add(o, "name", json_object_new_string(s->config->name));
-        json_object_object_add(o, "config", config_to_json(s->config, s->config_secret_sha256));
+        json_object_object_add(o, "config", config_to_json(s->config, s->config_secret_digest));
         return o;
 }
 
@@ -319,7 +331,8 @@ static ClientConfig *settings_from_json(Reader *rd, json_object *o, const char *
         return c;
 }
 
-static SavedClient *saved_from_json(Reader *rd, json_object *o, bool live) {
+static SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool live) {
+        const char *digest_name = version == 1 ? "secret_sha256" : "secret_digest";
         json_object *name = member(rd, o, "name", json_type_string);
         json_object *config = member(rd, o, "config", json_type_object);
         json_object *runtime = live ? member(rd, o, "runtime", json_type_object) : NULL;
@@ -333,10 +346,11 @@ static SavedClient *saved_from_json(Reader *rd, json_object *o, bool live) {
                 fail(rd, "out of memory");
                 return NULL;
         }
+        s->version = version;
         s->config = settings_from_json(rd, config, json_object_get_string(name));
-        json_object *digest = member(rd, config, "secret_sha256", json_type_string);
-        if (digest && unhex(json_object_get_string(digest), s->config_secret_sha256, 32) < 0)
-                fail(rd, "'secret_sha256' of %s is not 64 hex digits", json_object_get_string(name));
+        json_object *digest = member(rd, config, digest_name, json_type_string);
+        if (digest && unhex(json_object_get_string(digest), s->config_secret_digest, 32) < 0)
+                fail(rd, "'%s' of %s is not 64 hex digits", digest_name, json_object_get_string(name));
         if (live) {
                 s->runtime = settings_from_json(rd, runtime, json_object_get_string(name));
                 s->times = (ClientTimes) {
@@ -366,7 +380,8 @@ static SavedClient *saved_from_json(Reader *rd, json_object *o, bool live) {
         return s;
 }
 
-static int read_list(Reader *rd, json_object *root, const char *key, bool live, SavedClient ***ret, size_t *n) {
+static int read_list(Reader *rd, json_object *root, const char *key, unsigned version, bool live,
+                     SavedClient ***ret, size_t *n) {
         json_object *array = member(rd, root, key, json_type_array);
         size_t len = array ? json_object_array_length(array) : 0;
 
@@ -374,7 +389,7 @@ static int read_list(Reader *rd, json_object *root, const char *key, bool live, 
         if (!*ret)
                 return -ENOMEM;
         for (size_t i = 0; i < len && !rd->error; i++) {
-                SavedClient *s = saved_from_json(rd, json_object_array_get_idx(array, i), live);
+                SavedClient *s = saved_from_json(rd, json_object_array_get_idx(array, i), version, live);
                 if (s)
                         (*ret)[(*n)++] = s;
         }
@@ -419,6 +434,7 @@ int state_load(const char *path, State **ret, char **ret_error) {
         enum json_tokener_error jerr;
         Reader rd = {};
         json_object *root, *v;
+        unsigned version = 0;
         size_t size = 0;
         int r;
 
@@ -441,12 +457,15 @@ int state_load(const char *path, State **ret, char **ret_error) {
         if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "format", &v) ||
             !streq(strempty(json_object_get_string(v)), STATE_FORMAT))
                 fail(&rd, "not a mandos state file");
-        else if (!json_object_object_get_ex(root, "version", &v) || json_object_get_int(v) != STATE_VERSION)
-                fail(&rd, "unknown version (this server reads version %d)", STATE_VERSION);
+        else if (!json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int) ||
+                 json_object_get_int(v) < 1 || json_object_get_int(v) > STATE_VERSION)
+                fail(&rd, "unknown version (this server reads versions 1 to %d)", STATE_VERSION);
+        else
+                version = (unsigned) json_object_get_int(v);
         if (!rd.error)
-                r = read_list(&rd, root, "clients", true, &s->clients, &s->n_clients);
+                r = read_list(&rd, root, "clients", version, true, &s->clients, &s->n_clients);
         if (!rd.error && r >= 0)
-                r = read_list(&rd, root, "removed", false, &s->removed, &s->n_removed);
+                r = read_list(&rd, root, "removed", version, false, &s->removed, &s->n_removed);
         json_object_put(root);
         if (r < 0)
                 return r;

@@ -4,10 +4,10 @@
 /* Persistent state: what the server knows at run time that clients.conf
  * does not say (a client disabled by expiry or by an admin, settings
  * changed over D-Bus, clients removed, the times of the last checks), so
- * that a restart — or a crash — forgets none of it (SPEC §6).
+ * that a restart — or a crash — forgets none of it (docs/STATE.md).
  *
  * File: STATEDIR/clients.json, mode 0600, JSON (format "mandos-state",
- * version 1, documented in docs/STATE.md). It is written atomically (a
+ * version 2, documented in docs/STATE.md; version 1 is read too). It is written atomically (a
  * temporary file, fsync, rename, fsync of the directory) after changes,
  * and never deleted on load. It holds no plaintext secret: a secret set at
  * run time is kept OpenPGP-encrypted (src/secret-crypt.h). */
@@ -20,7 +20,7 @@
 
 #define STATE_FILE_NAME "clients.json"
 #define STATE_FORMAT "mandos-state"
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 /* The run-time values of a client beyond its settings. Times are
  * CLOCK_REALTIME µs, 0 = none. */
@@ -35,7 +35,8 @@ typedef struct ClientTimes {
 
 typedef struct SavedClient {
         ClientConfig *config;        /* clients.conf as when saved; secret: only its digest */
-        uint8_t config_secret_sha256[32];
+        uint8_t config_secret_digest[32];
+        unsigned version;            /* of the file it came from: 1 = legacy digest and passphrase */
         ClientConfig *runtime;       /* the settings in force; no secret */
         ClientTimes times;
         uint8_t *encrypted_secret;   /* a run-time secret, or NULL: the configured one */
@@ -65,8 +66,13 @@ typedef struct Client Client;
 int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
                size_t n_removed);
 
-/* The SHA-256 of a configured secret, as the state keeps it. */
+/* The digest of a configured secret that the state keeps to see whether it
+ * changed: an HMAC-SHA256 keyed with the secret over a label of its own,
+ * unrelated to the passphrase of run-time secrets (secret-crypt.h).
+ * secret_digest_for() gives the digest of a given file version (1: the
+ * plain SHA-256 that version 1 files stored). */
 void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
+void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);
 
 /* Whether two client settings are equal, secret aside. */
 bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b);

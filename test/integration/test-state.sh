@@ -23,7 +23,7 @@ state_ok() {
 	"$PY" - "$1" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-assert s["format"] == "mandos-state" and s["version"] == 1
+assert s["format"] == "mandos-state" and s["version"] == 2
 for c in s["clients"]:
     for part in ("config", "runtime"):
         for k in ("key_id", "host", "checker", "timeout", "interval", "enabled"):
