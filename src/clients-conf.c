@@ -107,7 +107,10 @@ static int report(char ***v, size_t *n, const char *path, unsigned line, const c
         if (r < 0)
                 return -ENOMEM;
 
-        r = asprintf(&s, "%s:%u: %s%s%s%s%s%s", path, line,
+        char where[16] = "";
+        if (line > 0)
+                (void) snprintf(where, sizeof(where), ":%u", line);
+        r = asprintf(&s, "%s%s: %s%s%s%s%s%s", path, where,
                      section ? "[" : "", strempty(section), section ? "] " : "",
                      strempty(key), key ? ": " : "", why);
         if (r < 0)
@@ -670,6 +673,11 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
                 return -ENOMEM;
 
         n = scandir(ddir, &names, conf_d_filter, alphasort);
+        if (n < 0 && errno != ENOENT && r >= 0) {
+                /* Missing is fine; there but not listable hides clients. */
+                conf->unreadable = true;
+                r = problem(conf, ddir, 0, NULL, NULL, "cannot list: %m");
+        }
         for (int i = 0; i < n; i++) {
                 _cleanup_(ini_file_freep) IniFile *f = NULL;
                 _cleanup_free_ char *p = NULL;

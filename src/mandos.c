@@ -62,6 +62,16 @@ static int load_clients(const Settings *settings, ClientsConf **ret) {
         r = clients_conf_load_all(settings->configdir, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
+        if ((*ret)->unreadable) {
+                /* Starting with part of the clients would forget the rest,
+                 * and save that over their state (a disabled host would
+                 * come back enabled once the file is readable again). */
+                for (size_t i = 0; i < (*ret)->n_problems; i++)
+                        log_error("%s", (*ret)->problems[i]);
+                *ret = clients_conf_free(*ret);
+                log_error("Not starting: the client configuration in %s could not be read", settings->configdir);
+                return -EIO;
+        }
         for (size_t i = 0; i < (*ret)->n_problems; i++)
                 log_error("%s (client skipped)", (*ret)->problems[i]);
         for (size_t i = 0; i < (*ret)->n_warnings; i++)
