@@ -452,8 +452,12 @@ static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s
         /* The reference interpolates every key, known or not, at start-up:
          * a bad one anywhere spoils the section. */
         for (const char **k = keys; *k; k++)
-                if (!streq(*k, "secret"))
-                        free(get_value(&r, *k));
+                if (!streq(*k, "secret")) {
+                        char *v = get_value(&r, *k);
+                        /* It may have interpolated the secret. */
+                        if (v)
+                                erase_and_free(v, strlen(v));
+                }
         if (r.failed)
                 goto fail;
 

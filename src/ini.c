@@ -24,20 +24,30 @@
 #define INI_MAX_VALUE_SIZE (4 * 1024 * 1024)
 #define INI_READ_CHUNK (64 * 1024)
 
-/* A growable, always NUL-terminated byte string. */
+/* A growable, always NUL-terminated byte string. Values may be secrets
+ * (clients.conf): it never leaves a copy behind, neither when it grows (no
+ * realloc) nor when it is freed (ini_buf_erase). */
 typedef struct IniBuf {
         char *data;
         size_t len, cap;
 } IniBuf;
+
+static void ini_buf_erase(IniBuf *b) {
+        b->data = erase_and_free(b->data, b->cap);
+        *b = (IniBuf) {};
+}
 
 static int ini_buf_append(IniBuf *b, const char *p, size_t n) {
         if (n > SIZE_MAX / 4 - b->len)
                 return -ENOMEM;
         if (b->cap - b->len <= n) {
                 size_t cap = (b->len + n + 1) * 2;
-                char *d = realloc(b->data, cap);
+                char *d = malloc(cap);
                 if (!d)
                         return -ENOMEM;
+                if (b->data)
+                        memcpy(d, b->data, b->len + 1);
+                erase_and_free(b->data, b->cap);
                 b->data = d;
                 b->cap = cap;
         }
@@ -210,7 +220,7 @@ typedef struct IniParser {
 
 static void ini_parser_done(IniParser *p) {
         free(p->index.slots);
-        free(p->value.data);
+        ini_buf_erase(&p->value);
 }
 
 _printf_(3, 4)
@@ -256,13 +266,13 @@ static int ini_value_end(IniParser *p) {
         /* Lines were stripped, so rstrip() of the joined value drops just the trailing empty lines. */
         while (v->len > 0 && v->data[v->len - 1] == '\n')
                 v->len--;
-        s = realloc(v->data, v->len + 1);
+        s = strndup(v->data, v->len);
         if (!s)
                 return -ENOMEM;
-        s[v->len] = 0;
-        free(p->entry->value);
+        if (p->entry->value)
+                erase_and_free(p->entry->value, strlen(p->entry->value));
         p->entry->value = s;
-        *v = (IniBuf) {};
+        ini_buf_erase(v);
         p->entry = NULL;
         return 0;
 }
@@ -735,7 +745,7 @@ int ini_get(const IniFile *f, const IniSection *s, const char *key, char **ret, 
         if (r >= 0)
                 r = ini_buf_append(&c.out, "", 0); /* an empty value is "", not NULL */
         if (r < 0) {
-                free(c.out.data);
+                ini_buf_erase(&c.out);
                 if (ret_error)
                         *ret_error = c.error;
                 else

@@ -5,12 +5,14 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -79,10 +81,11 @@ static int load_clients(const Settings *settings, ClientsConf **ret) {
         return 0;
 }
 
-/* The reference's choice (SPEC §1.5): the first pair of names that both
- * exist as users; else 65534. Unlike the reference, also drop root's
- * supplementary groups. */
-static int drop_privileges(void) {
+/* The reference's choice (mandos(8), PRIVILEGES): the first pair of names
+ * that both exist as users; else 65534. Unlike the reference, also drop
+ * root's supplementary groups, and fail closed: a server started as root
+ * that cannot leave root stops, unless mandos.conf says run_as_root. */
+static int drop_privileges(const Settings *settings) {
         static const char *const pairs[][2] = {
                 { "_mandos", "_mandos" },
                 { "mandos", "mandos" },
@@ -93,6 +96,10 @@ static int drop_privileges(void) {
 
         if (geteuid() != 0)
                 return 0;
+        if (settings->run_as_root) {
+                log_warning("Running as root, as mandos.conf's run_as_root asks");
+                return 0;
+        }
         for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
                 struct passwd *user = getpwnam(pairs[i][0]);
                 struct passwd *group = user ? getpwnam(pairs[i][1]) : NULL;
@@ -102,17 +109,36 @@ static int drop_privileges(void) {
                         break;
                 }
         }
-        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-                /* As the reference: without the capability (a unit whose
-                 * bounding set lacks CAP_SETUID), go on as we are. */
-                if (errno != EPERM)
-                        return log_error_errno(errno, "Failed to setuid/setgid to %u:%u: %m", uid, gid);
-                log_warning("Failed to setuid/setgid to %u:%u: %m", uid, gid);
-                return 0;
-        }
+        /* Unlike the reference, which carries on as root when it lacks the
+         * capability (a unit whose bounding set has no CAP_SETUID). */
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+                return log_error_errno(errno, "Failed to setuid/setgid to %u:%u, not running as root: %m",
+                                       uid, gid);
         /* Core dumps could hold secrets; setuid makes us non-dumpable, keep it so. */
         (void) prctl(PR_SET_DUMPABLE, 0);
         log_debug("Did setuid/setgid to %u:%u", uid, gid);
+        return 0;
+}
+
+/* The server itself needs no capability. One it was given for its checkers
+ * (CAP_NET_RAW for fping, as the shipped unit's AmbientCapabilities=) stays
+ * in the permitted, inheritable and ambient sets, so that checkers get it at
+ * exec, but leaves the effective set: the network-facing code cannot use it.
+ * Root (run_as_root) keeps its effective set. */
+static int drop_effective_capabilities(void) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+
+        if (geteuid() == 0)
+                return 0;
+        if (syscall(SYS_capget, &header, data) < 0)
+                return log_error_errno(errno, "Failed to read our capabilities: %m");
+        if (!data[0].effective && !data[1].effective)
+                return 0;
+        data[0].effective = data[1].effective = 0;
+        if (syscall(SYS_capset, &header, data) < 0)
+                return log_error_errno(errno, "Failed to clear our effective capabilities: %m");
+        log_debug("Cleared the effective capabilities; the ambient ones stay for checkers");
         return 0;
 }
 
@@ -314,7 +340,9 @@ int main(int argc, char *argv[]) {
         }
         if (!settings.foreground)
                 pid_fd = open_pid_file(&pid_path);
-        r = drop_privileges();
+        r = drop_privileges(&settings);
+        if (r >= 0)
+                r = drop_effective_capabilities();
         if (r >= 0 && !settings.foreground)
                 r = daemonize();
         if (r < 0) {

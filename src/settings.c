@@ -30,6 +30,7 @@ static const char *const server_defaults[] = {
         "zeroconf",    "True",
         "max_checkers", STRINGIFY(CHECKER_MAX_RUNNING_DEFAULT),
         "max_connections", STRINGIFY(MAX_CONNECTIONS_DEFAULT),
+        "run_as_root", "False",
         NULL,
 };
 
@@ -298,6 +299,7 @@ static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd)
             (r = conf_boolean(f, "restore", &s->restore)) ||
             (r = conf_boolean(f, "foreground", &s->foreground)) ||
             (r = conf_boolean(f, "zeroconf", &s->zeroconf)) ||
+            (r = conf_boolean(f, "run_as_root", &s->run_as_root)) ||
             (r = conf_integer(f, "port", 0, 65535, port)) ||
             (r = conf_integer(f, "socket", 0, INT_MAX, socket_fd)) ||
             (r = conf_integer(f, "max_checkers", 1, 100000, &max_checkers)) ||

@@ -18,6 +18,42 @@ ensure_keys alpha
 CONFDIR="$SCRATCH/conf"
 write_config "$CONFDIR" "$(client_section alpha)"
 
+# check_memory HOW: the server's memory holds the secret only as the bytes
+# it serves: no line of its base64 text from clients.conf survives the
+# parse (the file's text, the values, their continuation lines and
+# interpolations are wiped). Read as root through /proc/PID/mem.
+check_memory() {
+	local how=$1 hits
+	hits=$("$PY" - "$MANDOS_PID" "$(key_dir alpha)/section.conf" <<'PY'
+import re, sys
+pid, section = sys.argv[1], sys.argv[2]
+text = open(section).read()
+b64 = re.search(r"^secret\s*=\s*\n((?:[ \t]+.*\n?)+)", text, re.M).group(1)
+needles = [l.strip().encode() for l in b64.splitlines() if len(l.strip()) >= 24]
+assert needles, "no base64 line to look for"
+hits = 0
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        addr, perms = line.split()[:2]
+        if not perms.startswith("rw"):
+            continue
+        lo, hi = (int(x, 16) for x in addr.split("-"))
+        try:
+            mem.seek(lo)
+            data = mem.read(hi - lo)
+        except OSError:
+            continue
+        hits += sum(data.count(n) for n in needles)
+print(hits)
+PY
+)
+	if [ "$hits" = 0 ]; then
+		ok "$how: no line of the secret's base64 text is left in the server's memory"
+	else
+		not_ok "$how: the secret's base64 text is still in the server's memory ($hits copies of its lines)"
+	fi
+}
+
 # check_not_dumpable: the kernel hands /proc/PID of a non-dumpable process
 # to root, and refuses its environ (ptrace access) to its own user.
 check_not_dumpable() {
@@ -92,6 +128,7 @@ run() {
 	# It listens before it drops privileges: wait until it has started.
 	check "$how: the server starts its main loop" log_has "Starting main loop" 10
 	check_not_dumpable "$how"
+	check_memory "$how"
 	expect_secret "$how: alpha gets its secret" alpha "[::1]:$PORT"
 	expect_secret "$how: alpha gets its secret again" alpha "[::1]:$PORT"
 	stop_mandos TERM

@@ -404,6 +404,11 @@ part_checker() {
 
 	main=$(sd_main_pid mandos.service)
 	cg=$(sd_prop mandos.service ControlGroup)
+	if cap_has "$main" 13; then
+		not_ok "the server itself holds no CAP_NET_RAW in its effective set ($(sd_run grep ^Cap "/proc/$main/status" 2>&1 | tr '\n' ' '))"
+	else
+		ok "the server itself holds no CAP_NET_RAW in its effective set (its checkers get it, below)"
+	fi
 	if jwait 10 "Checker for gw succeeded"; then
 		ok "fping finds the test host alive under the hardened unit: 'Checker for gw succeeded'"
 	else
