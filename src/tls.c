@@ -48,6 +48,87 @@ int tls_priority_allows_rawpk(const char *priority) {
         return r;
 }
 
+int tls_key_cost_check(const gnutls_datum_t *spki, const char **ret_why) {
+        gnutls_pubkey_t key;
+        gnutls_datum_t n = {}, e = {};
+        unsigned bits = 0;
+        int r;
+
+        *ret_why = NULL;
+        r = gnutls_pubkey_init(&key);
+        if (r < 0)
+                return r;
+        r = gnutls_pubkey_import(key, spki, GNUTLS_X509_FMT_DER);
+        if (r < 0) {
+                *ret_why = "unreadable key";
+                goto out;
+        }
+        switch (gnutls_pubkey_get_pk_algorithm(key, &bits)) {
+        case GNUTLS_PK_EDDSA_ED25519:
+        case GNUTLS_PK_EDDSA_ED448:
+        case GNUTLS_PK_ECDSA: /* only the named curves GnuTLS knows: P-256 to P-521 */
+                r = 0;
+                break;
+        case GNUTLS_PK_RSA:
+        case GNUTLS_PK_RSA_PSS:
+                /* A check costs about bits(n)^2 * bits(e): bound both. */
+                if (bits > TLS_RSA_MODULUS_BITS_MAX) {
+                        *ret_why = "RSA modulus above 16384 bits";
+                        r = GNUTLS_E_PK_INVALID_PUBKEY;
+                        break;
+                }
+                r = gnutls_pubkey_export_rsa_raw2(key, &n, &e, GNUTLS_EXPORT_FLAG_NO_LZ);
+                if (r < 0) {
+                        *ret_why = "unreadable RSA key";
+                        break;
+                }
+                if (e.size > TLS_RSA_EXPONENT_BYTES_MAX) {
+                        *ret_why = "RSA public exponent above 2^32";
+                        r = GNUTLS_E_PK_INVALID_PUBKEY;
+                }
+                break;
+        default:
+                /* DSA (whose cost grows with its modulus; no TLS 1.3 peer can sign
+                 * with it), GOST, and whatever GnuTLS may add later. */
+                *ret_why = "key algorithm not accepted";
+                r = GNUTLS_E_UNKNOWN_PK_ALGORITHM;
+        }
+out:
+        gnutls_free(n.data);
+        gnutls_free(e.data);
+        gnutls_pubkey_deinit(key);
+        return r;
+}
+
+/* Refuse a costly peer key as soon as the peer has presented it, before
+ * GnuTLS checks any signature with it (the CertificateVerify comes next in
+ * TLS 1.3, the ServerKeyExchange in TLS 1.2). Called for every handshake
+ * message sent or received: it checks once, when the key first shows up.
+ * The refusal reason is kept as the session's pointer (a static string). */
+static int key_cost_hook(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                         const gnutls_datum_t *msg) {
+        const gnutls_datum_t *peers;
+        const char *why = NULL;
+        unsigned n = 0;
+        int r;
+
+        if (gnutls_session_get_ptr(s))
+                return GNUTLS_E_CERTIFICATE_ERROR; /* refused already */
+        peers = gnutls_certificate_get_peers(s, &n);
+        if (!peers || n == 0)
+                return 0;
+        r = tls_key_cost_check(&peers[0], &why);
+        if (r < 0) {
+                gnutls_session_set_ptr(s, (void *) (why ?: gnutls_strerror(r)));
+                return r;
+        }
+        return 0;
+}
+
+const char *tls_session_refused_key(gnutls_session_t s) {
+        return gnutls_session_get_ptr(s);
+}
+
 int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
         gnutls_session_t s;
         int r;
@@ -68,6 +149,7 @@ int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
                 return r;
         }
         gnutls_handshake_set_private_extensions(s, 1);
+        gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, key_cost_hook);
         gnutls_transport_set_int(s, fd);
         *ret = s;
         return 0;
