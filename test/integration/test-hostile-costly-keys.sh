@@ -80,6 +80,21 @@ check "the server refused many of them (>= 10 per peer): none cost it a signatur
 	test "$refused" -ge $((PEERS_N * 10))
 check "no costly peer completed a handshake" grep -q "^connected [0-9]* completed 0 " "$out"
 check "the server is still running" alive "$MANDOS_PID"
+
+# The dearest key still accepted (the same modulus, e just below 2^32) is
+# checked, not refused: its bad signature fails the handshake.
+refused_before=$(log_count 'Refused the key')
+failed_before=$(log_count 'Handshake failed')
+ticks_before=$(cpu_ticks "$MANDOS_PID")
+"$COSTLY_KEY_PEER" --host 127.0.0.1 --port "$PORT" --pubkey "$KEYS/dearest-rsa-16384.pub.pem" \
+	--connections 2 --seconds 1 >"$out" 2>&1
+sleep 0.2
+connected=$(sed -n 's/^connected \([0-9]*\) .*/\1/p' "$out")
+diag "dearest accepted key: ${connected:-?} handshakes, the server spent" \
+	"$((($(cpu_ticks "$MANDOS_PID") - ticks_before) * 10000 / ${connected:-1})) us of CPU on each"
+check "the dearest accepted key is not refused" test "$(log_count 'Refused the key')" = "$refused_before"
+check "its (bad) signature is checked: the handshakes fail" \
+	test "$(log_count 'Handshake failed')" -gt "$failed_before"
 expect_secret "alpha gets its secret after the costly peers" alpha "[::1]:$PORT"
 check "no secret went to anyone but alpha" \
 	test "$(grep -F 'Sending secret to ' "$MANDOS_LOG" | grep -vc 'Sending secret to alpha$')" = 0
