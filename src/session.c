@@ -296,6 +296,13 @@ static void step_handshake(Session *s) {
                 wait_for_tls(s);
                 return;
         }
+        if (r < 0 && tls_session_refused_key(s->tls)) {
+                LogFields f = session_fields(s, NULL);
+                log_struct(LOG_WARNING, &f, "Refused the key from %s before checking its signature: %s", s->peer,
+                           tls_session_refused_key(s->tls));
+                session_free(s);
+                return;
+        }
         if (r < 0) {
                 LogFields f = session_fields(s, NULL);
                 log_struct(LOG_WARNING, &f, "Handshake failed: %s", gnutls_strerror(r));

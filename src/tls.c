@@ -48,6 +48,107 @@ int tls_priority_allows_rawpk(const char *priority) {
         return r;
 }
 
+static int key_cost_check(gnutls_pubkey_t key, const char **ret_why) {
+        gnutls_datum_t n = {}, e = {};
+        unsigned bits = 0;
+        int r;
+
+        switch (gnutls_pubkey_get_pk_algorithm(key, &bits)) {
+        case GNUTLS_PK_EDDSA_ED25519:
+        case GNUTLS_PK_EDDSA_ED448:
+        case GNUTLS_PK_ECDSA: /* only the named curves GnuTLS knows: P-256 to P-521 */
+                return 0;
+        case GNUTLS_PK_RSA:
+        case GNUTLS_PK_RSA_PSS:
+                /* A check costs about bits(n)^2 * bits(e): bound both. */
+                if (bits > TLS_RSA_MODULUS_BITS_MAX) {
+                        *ret_why = "RSA modulus above 16384 bits";
+                        return GNUTLS_E_PK_INVALID_PUBKEY;
+                }
+                r = gnutls_pubkey_export_rsa_raw2(key, &n, &e, GNUTLS_EXPORT_FLAG_NO_LZ);
+                if (r < 0) {
+                        *ret_why = "unreadable RSA key";
+                        return r;
+                }
+                if (e.size > TLS_RSA_EXPONENT_BYTES_MAX) {
+                        *ret_why = "RSA public exponent above 2^32";
+                        r = GNUTLS_E_PK_INVALID_PUBKEY;
+                }
+                gnutls_free(n.data);
+                gnutls_free(e.data);
+                return r;
+        default:
+                /* DSA (whose cost grows with its modulus; no TLS 1.3 peer can sign
+                 * with it), GOST, and whatever GnuTLS may add later. */
+                *ret_why = "key algorithm not accepted";
+                return GNUTLS_E_UNKNOWN_PK_ALGORITHM;
+        }
+}
+
+/* The key of a raw public key (a SubjectPublicKeyInfo) or of an X.509
+ * certificate, as the peer sent it. */
+static int check_der(const gnutls_datum_t *der, gnutls_certificate_type_t type, const char **ret_why) {
+        gnutls_pubkey_t key;
+        int r;
+
+        *ret_why = NULL;
+        r = gnutls_pubkey_init(&key);
+        if (r < 0)
+                return r;
+        if (type == GNUTLS_CRT_X509)
+                r = gnutls_pubkey_import_x509_raw(key, der, GNUTLS_X509_FMT_DER, 0);
+        else
+                r = gnutls_pubkey_import(key, der, GNUTLS_X509_FMT_DER);
+        if (r < 0)
+                *ret_why = "unreadable key";
+        else
+                r = key_cost_check(key, ret_why);
+        gnutls_pubkey_deinit(key);
+        return r;
+}
+
+int tls_key_cost_check(const gnutls_datum_t *spki, const char **ret_why) {
+        return check_der(spki, GNUTLS_CRT_RAWPK, ret_why);
+}
+
+/* Refuse a costly peer key as soon as the peer has presented it, before
+ * GnuTLS checks any signature with it (the CertificateVerify comes next in
+ * TLS 1.3, the ServerKeyExchange in TLS 1.2). Called for every handshake
+ * message sent or received: it checks once, when the key first shows up.
+ * The session's pointer keeps the outcome: key_accepted, or the reason for
+ * the refusal (a static string). */
+static const char key_accepted[] = "";
+
+static int key_cost_hook(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                         const gnutls_datum_t *msg) {
+        const gnutls_datum_t *peers;
+        const char *why = NULL;
+        unsigned n = 0;
+        int r;
+
+        if (gnutls_session_get_ptr(s) == key_accepted)
+                return 0;
+        if (gnutls_session_get_ptr(s))
+                return GNUTLS_E_CERTIFICATE_ERROR; /* refused already */
+        peers = gnutls_certificate_get_peers(s, &n);
+        if (!peers || n == 0)
+                return 0;
+        /* An X.509 peer (if the priority string lets one in) is checked too:
+         * tls_peer_key_id() refuses it only after its signature was checked. */
+        r = check_der(&peers[0], gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS), &why);
+        if (r < 0) {
+                gnutls_session_set_ptr(s, (void *) (why ?: gnutls_strerror(r)));
+                return r;
+        }
+        gnutls_session_set_ptr(s, (void *) key_accepted);
+        return 0;
+}
+
+const char *tls_session_refused_key(gnutls_session_t s) {
+        const char *why = gnutls_session_get_ptr(s);
+        return why == key_accepted ? NULL : why;
+}
+
 int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
         gnutls_session_t s;
         int r;
@@ -68,6 +169,7 @@ int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
                 return r;
         }
         gnutls_handshake_set_private_extensions(s, 1);
+        gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, key_cost_hook);
         gnutls_transport_set_int(s, fd);
         *ret = s;
         return 0;

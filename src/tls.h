@@ -24,8 +24,24 @@ void tls_context_done(TlsContext *t);
  * GnuTLS error for a string that does not compile. */
 int tls_priority_allows_rawpk(const char *priority);
 
-/* A non-blocking client session on fd. Returns 0 or a GnuTLS error. */
+/* The dearest peer keys accepted (tls_key_cost_check). */
+#define TLS_RSA_MODULUS_BITS_MAX 16384
+#define TLS_RSA_EXPONENT_BYTES_MAX 4 /* e < 2^32 */
+
+/* Whether checking a signature with the key of a DER SubjectPublicKeyInfo
+ * costs little enough to be done on the event loop: Ed25519, Ed448, ECDSA,
+ * and RSA up to 16384 bits with a public exponent below 2^32. Returns 0, or
+ * a negative GnuTLS error with *ret_why set for the log. */
+int tls_key_cost_check(const gnutls_datum_t *spki, const char **ret_why);
+
+/* A non-blocking client session on fd. Returns 0 or a GnuTLS error. Its
+ * handshake fails, before any signature is checked, if the peer presents a
+ * key tls_key_cost_check() refuses; tls.c owns the session's pointer
+ * (gnutls_session_set_ptr) for that. */
 int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret);
+
+/* Why the session's handshake refused the peer's key, or NULL. */
+const char *tls_session_refused_key(gnutls_session_t s);
 
 /* The key ID of a DER SubjectPublicKeyInfo: SHA-256, upper-case hex.
  * Returns 0 or a GnuTLS error. */

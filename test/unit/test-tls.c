@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <gnutls/abstract.h>
+#include <stdlib.h>
+
 #include "settings.h"
 #include "test.h"
 #include "tls.h"
@@ -72,9 +75,101 @@ static void test_rawpk_detection_follows_the_priority_string(void) {
         check(tls_priority_allows_rawpk("NORMAL") == 0);
 }
 
+/* tls_key_cost_check() on a PEM public key file; its reason, or "" if accepted. */
+static int cost_check_file(const char *path, const char **ret_why) {
+        gnutls_datum_t pem, der;
+        int r;
+
+        r = gnutls_load_file(path, &pem);
+        if (r < 0) {
+                fprintf(stderr, "cannot read %s: %s\n", path, gnutls_strerror(r));
+                return -1000;
+        }
+        r = gnutls_pem_base64_decode2("PUBLIC KEY", &pem, &der);
+        gnutls_free(pem.data);
+        if (r < 0)
+                return -1000;
+        r = tls_key_cost_check(&der, ret_why);
+        gnutls_free(der.data);
+        return r;
+}
+
+/* The SPKI of an RSA key with a modulus of `bits` bits (all ones: GnuTLS
+ * does not check it is a product of primes) and public exponent e. */
+static int cost_check_rsa(unsigned bits, uint64_t e, const char **ret_why) {
+        unsigned char *m = malloc(bits / 8), eb[8];
+        gnutls_datum_t md = { m, bits / 8 }, ed = { eb, sizeof(eb) }, der = {};
+        gnutls_pubkey_t key;
+        int r;
+
+        if (!m)
+                return -1000;
+        memset(m, 0xff, bits / 8);
+        for (int i = 0; i < 8; i++)
+                eb[i] = (unsigned char) (e >> (56 - 8 * i));
+        r = gnutls_pubkey_init(&key);
+        if (r >= 0)
+                r = gnutls_pubkey_import_rsa_raw(key, &md, &ed);
+        if (r >= 0)
+                r = gnutls_pubkey_export2(key, GNUTLS_X509_FMT_DER, &der);
+        gnutls_pubkey_deinit(key);
+        free(m);
+        if (r < 0)
+                return -1000;
+        r = tls_key_cost_check(&der, ret_why);
+        gnutls_free(der.data);
+        return r;
+}
+
+static void test_cheap_keys_are_accepted(void) {
+        gnutls_datum_t der = { (unsigned char *) pubkey_der, sizeof(pubkey_der) };
+        const char *why = "unset";
+
+        /* Every type Debian's mandos-keygen --tls-keytype makes. */
+        check_int(tls_key_cost_check(&der, &why), 0);
+        check(why == NULL);
+        check_int(cost_check_file("keys/mandos-keygen-rsa.pub.pem", &why), 0);
+        check_int(cost_check_file("keys/mandos-keygen-ecdsa.pub.pem", &why), 0);
+        check_int(cost_check_file("keys/mandos-keygen-ed448.pub.pem", &why), 0);
+        /* The dearest RSA keys accepted: 16384 bits, e just below 2^32. */
+        check_int(cost_check_file("../integration/costly-key/dearest-rsa-16384.pub.pem", &why), 0);
+        check_int(cost_check_rsa(16384, 65537, &why), 0);
+        check_int(cost_check_rsa(16384, UINT32_MAX, &why), 0);
+        check_int(cost_check_rsa(2048, 3, &why), 0);
+}
+
+static void test_costly_keys_are_refused(void) {
+        const char *why = NULL;
+
+        /* e as large as n: some 0.5 s per signature check. */
+        check(cost_check_file("../integration/costly-key/costly-rsa-16384.pub.pem", &why) < 0);
+        check_streq(why, "RSA public exponent above 2^32");
+        why = NULL;
+        check(cost_check_rsa(2048, (uint64_t) UINT32_MAX + 2, &why) < 0);
+        check_streq(why, "RSA public exponent above 2^32");
+        why = NULL;
+        check(cost_check_rsa(16384 + 8, 65537, &why) < 0);
+        check_streq(why, "RSA modulus above 16384 bits");
+}
+
+static void test_dsa_and_unreadable_keys_are_refused(void) {
+        unsigned char junk[] = { 0x30, 0x03, 0x01, 0x02 };
+        gnutls_datum_t der = { junk, sizeof(junk) };
+        const char *why = NULL;
+
+        check(cost_check_file("keys/dsa-2048.pub.pem", &why) < 0);
+        check_streq(why, "key algorithm not accepted");
+        why = NULL;
+        check(tls_key_cost_check(&der, &why) < 0);
+        check_streq(why, "unreadable key");
+}
+
 TEST_MAIN(TEST(test_key_id_is_upper_case_sha256_of_spki),
           TEST(test_key_id_from_pem_matches_certtool),
           TEST(test_key_id_of_garbage_is_an_error),
           TEST(test_default_priority_compiles),
           TEST(test_bad_priority_is_refused_with_position),
-          TEST(test_rawpk_detection_follows_the_priority_string))
+          TEST(test_rawpk_detection_follows_the_priority_string),
+          TEST(test_cheap_keys_are_accepted),
+          TEST(test_costly_keys_are_refused),
+          TEST(test_dsa_and_unreadable_keys_are_refused))
