@@ -56,12 +56,12 @@ start_mandos || bail "server does not start"
 # The old key (charlie's own) connects and waits for its approval.
 run_client "$SCRATCH/old.out" charlie
 old_pid=$client_pid
-assert_log "Client charlie needs approval" 3
+assert_log "Client charlie needs approval" "$(vg_scale 3)"
 
 # bravo waits too, and is then taken out of clients.conf; charlie's key rotates.
 run_client "$SCRATCH/bravo.out" bravo
 bravo_pid=$client_pid
-assert_log "Client bravo needs approval" 3
+assert_log "Client bravo needs approval" "$(vg_scale 3)"
 write_config "$CONFDIR" \
 	"$(rotated_section 'checker = true' 'approval_delay = PT4S' 'approved_by_default = True')"
 kill -HUP "$MANDOS_PID"
@@ -81,7 +81,7 @@ kill_pid "$bravo_pid"
 # The new key (delta's TLS key, charlie's OpenPGP key) is served, after the delay.
 run_client "$SCRATCH/new.out" delta
 new_pid=$client_pid
-wait_output 10 "$SCRATCH/new.out"
+wait_output "$(vg_scale 10)" "$SCRATCH/new.out"
 check "the new key gets charlie's secret" test "$(cat "$SCRATCH/new.out")" = "$(secret_of charlie)"
 kill_pid "$new_pid"
 check "the server is still running" alive "$MANDOS_PID"
