@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "checker.h"
+#include "deadline.h"
 #include "secret-crypt.h"
 #include "state.h"
 #include "log.h"
@@ -45,7 +46,8 @@ static void set_bool(Client *c, bool *field, bool value, ClientProperty p) {
         client_changed(c, p);
 }
 
-/* Arm (or re-arm) a one-shot CLOCK_REALTIME timer. */
+/* Arm (or re-arm) a one-shot timer at a CLOCK_BOOTTIME deadline: a wall
+ * clock set forward must not fire it early (src/deadline.h). */
 static void arm_timer(Client *c, sd_event_source **source, uint64_t when, sd_event_time_handler_t handler,
                       const char *what) {
         int r;
@@ -57,7 +59,7 @@ static void arm_timer(Client *c, sd_event_source **source, uint64_t when, sd_eve
                 if (r >= 0)
                         r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(c->server->event, source, CLOCK_REALTIME, when, USEC_PER_MSEC,
+                r = sd_event_add_time(c->server->event, source, CLOCK_BOOTTIME, when, USEC_PER_MSEC,
                                       handler, c);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the %s timer of %s: %m", what, c->name);
@@ -78,7 +80,8 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         /* Waiting for a free checker slot is our doing, not the host's:
          * look again shortly (client_checker_started extends expiry). */
         if (c->checker_queued) {
-                arm_timer(c, &c->disable_timer, now_realtime() + USEC_PER_SEC, on_expired, "expiry");
+                arm_timer(c, &c->disable_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
+                          "expiry");
                 return 0;
         }
         log_struct(LOG_WARNING, &((LogFields) { .client = c->name, .key_id = c->key_id,
@@ -89,33 +92,44 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void set_expires(Client *c, uint64_t expires) {
-        set_time(c, &c->expires, expires, CLIENT_EXPIRES);
-        if (expires)
-                arm_timer(c, &c->disable_timer, expires, on_expired, "expiry");
+/* Expiry at a boottime deadline (0: none), shown as the wall time wall. */
+static void set_expires_shown(Client *c, uint64_t deadline, uint64_t wall) {
+        c->expires_deadline = deadline;
+        set_time(c, &c->expires, deadline ? wall : 0, CLIENT_EXPIRES);
+        if (deadline)
+                arm_timer(c, &c->disable_timer, deadline, on_expired, "expiry");
         else
                 disarm_timer(c->disable_timer);
 }
 
+/* Expiry at a boottime deadline (0: none), shown as the wall time now plus
+ * what remains (docs/DBUS-API.md, Expires). */
+static void set_expires(Client *c, uint64_t deadline, ClockNow now) {
+        set_expires_shown(c, deadline, deadline_to_wall(deadline, now));
+}
+
 void client_bump_timeout(Client *c, uint64_t usec) {
+        ClockNow now = clock_now();
+
         if (!c->enabled)
                 return;
-        set_expires(c, now_realtime() + usec);
+        set_expires(c, deadline_after(now.boot, usec), now);
 }
 
 /* ---------------------------------------------------------------- checkers */
 
 static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
-        uint64_t now = now_realtime();
+        ClockNow now = clock_now();
+        uint64_t next = deadline_after(now.boot, c->interval);
 
         /* Every interval from now on. */
-        arm_timer(c, &c->checker_timer, now + c->interval, on_checker_timer, "checker");
+        arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
         if (c->checker_randomized) {
                 /* The first, randomly delayed run (SPEC §4.2). */
                 c->checker_randomized = false;
-                if (c->expires < now + c->interval)
-                        set_expires(c, now + c->interval);
+                if (c->expires_deadline < next)
+                        set_expires(c, next, now);
         }
         client_start_checker(c);
         return 0;
@@ -124,7 +138,8 @@ static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* SPEC §4.2 init_checker: the next checker after a random delay within one
  * interval (start-up) or after one interval; expiry one interval after that. */
 static void init_checker(Client *c, bool randomize) {
-        uint64_t delay = c->interval, now = now_realtime();
+        uint64_t delay = c->interval;
+        ClockNow now = clock_now();
 
         if (randomize && c->interval > 0) {
                 uint64_t r = 0;
@@ -132,8 +147,8 @@ static void init_checker(Client *c, bool randomize) {
                 delay = (r % (c->interval / USEC_PER_MSEC + 1)) * USEC_PER_MSEC;
         }
         c->checker_randomized = randomize;
-        arm_timer(c, &c->checker_timer, now + delay, on_checker_timer, "checker");
-        set_expires(c, now + delay + c->interval);
+        arm_timer(c, &c->checker_timer, deadline_after(now.boot, delay), on_checker_timer, "checker");
+        set_expires(c, deadline_after(deadline_after(now.boot, delay), c->interval), now);
 }
 
 void client_start_checker(Client *c) {
@@ -167,9 +182,10 @@ void client_checker_started(Client *c, Checker *checker, const char *command, bo
         client_changed(c, CLIENT_CHECKER_RUNNING);
         /* A checker that waited for a slot gets one interval to report,
          * as the first one does (SPEC §4.2). */
-        uint64_t now = now_realtime();
-        if (waited && c->enabled && c->expires < now + c->interval)
-                set_expires(c, now + c->interval);
+        ClockNow now = clock_now();
+        uint64_t end = deadline_after(now.boot, c->interval);
+        if (waited && c->enabled && c->expires_deadline < end)
+                set_expires(c, end, now);
         if (client_live(c))
                 server_checker_started(c->server, c);
 }
@@ -233,7 +249,10 @@ void client_enable(Client *c) {
 }
 
 static void disable(Client *c) {
-        set_expires(c, 0);
+        set_expires_shown(c, 0, 0);
+        /* An Approve or Deny given before is for this enabled period only. */
+        c->approved = -1;
+        disarm_timer(c->approval_timer);
         disarm_timer(c->checker_timer);
         client_stop_checker(c);
         c->enabled = false;
@@ -277,8 +296,8 @@ void client_approve(Client *c, bool approve) {
         c->approved = approve;
         /* One window per client: a later Approve extends it rather than being
          * cut short by an earlier one's timer (SPEC §4.6, a reference quirk). */
-        arm_timer(c, &c->approval_timer, now_realtime() + c->approval_duration, on_approval_window_end,
-                  "approval");
+        arm_timer(c, &c->approval_timer, deadline_after(clock_now().boot, c->approval_duration),
+                  on_approval_window_end, "approval");
         if (client_live(c))
                 server_wake_approval_waiters(c->server, c);
 }
@@ -318,20 +337,21 @@ static int check_duration(uint64_t usec, const char **ret_error) {
 }
 
 int client_set_timeout(Client *c, uint64_t usec, const char **ret_error) {
-        uint64_t old = c->timeout, now = now_realtime();
+        uint64_t old = c->timeout, deadline;
+        ClockNow now = clock_now();
 
         if (check_duration(usec, ret_error) < 0)
                 return -EINVAL;
         set_duration(c, &c->timeout, usec, CLIENT_TIMEOUT);
-        if (!c->enabled || !c->expires)
+        if (!c->enabled || !c->expires_deadline)
                 return 0;
-        /* Expiry moves by the difference (SPEC §5.4). */
-        uint64_t expires = usec >= old ? c->expires + (usec - old)
-                                       : (c->expires > old - usec ? c->expires - (old - usec) : 0);
-        if (expires <= now)
+        /* Expiry moves by the difference (SPEC §5.4), and so does the
+         * wall time shown for it. */
+        deadline = deadline_shift(c->expires_deadline, old, usec);
+        if (deadline <= now.boot)
                 client_disable(c);
         else
-                set_expires(c, expires);
+                set_expires_shown(c, deadline, deadline_shift(c->expires, old, usec));
         return 0;
 }
 
@@ -353,7 +373,8 @@ int client_set_interval(Client *c, uint64_t usec, const char **ret_error) {
         /* As the reference: re-arm the periodic timer, and check now. */
         if (c->enabled && c->checker_timer) {
                 c->checker_randomized = false;
-                arm_timer(c, &c->checker_timer, now_realtime() + usec, on_checker_timer, "checker");
+                arm_timer(c, &c->checker_timer, deadline_after(clock_now().boot, usec), on_checker_timer,
+                          "checker");
                 client_start_checker(c);
         }
         return 0;
@@ -540,7 +561,8 @@ int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const u
 }
 
 void client_start(Client *c) {
-        uint64_t now = now_realtime(), restored = c->expires;
+        ClockNow now = clock_now();
+        uint64_t restored = c->expires, deadline;
 
         if (!c->enabled)
                 return;
@@ -549,9 +571,13 @@ void client_start(Client *c) {
                 c->last_enabled = c->created;
         init_checker(c, true);
         /* A restored expiry still ahead is kept exactly (the reference
-         * recomputes it, forgetting a recent successful check). */
-        if (restored > now)
-                set_expires(c, restored);
+         * recomputes it, forgetting a recent successful check): what
+         * remained of it on the wall clock becomes a boottime deadline,
+         * within bounds should the wall clock be far behind now. */
+        deadline = deadline_from_wall(restored, now,
+                                      deadline_restore_cap(c->timeout, c->extended_timeout, c->interval));
+        if (deadline)
+                set_expires(c, deadline, now);
 }
 
 Client *client_ref(Client *c) {

@@ -66,10 +66,12 @@ typedef struct Client {
         bool approved_by_default;
         bool enabled;
 
-        /* Run-time state; times are CLOCK_REALTIME µs, 0 = none. */
+        /* Run-time state; times are CLOCK_REALTIME µs, 0 = none, for D-Bus,
+         * the state file and checkers to show; timers use expires_deadline. */
         uint64_t created;
         uint64_t last_enabled;
-        uint64_t expires;
+        uint64_t expires;           /* the wall time at arming + what remained */
+        uint64_t expires_deadline;  /* CLOCK_BOOTTIME µs, 0 = none (src/deadline.h) */
         uint64_t last_checked_ok;
         uint64_t last_approval_request;
         int last_checker_status;    /* exit code, -1 killed by a signal, -2 never ran */

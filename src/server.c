@@ -294,6 +294,15 @@ void server_wake_approval_waiters(Server *s, Client *c) {
         }
 }
 
+void server_drop_stale_sessions(Server *s) {
+        Session *next;
+
+        for (Session *session = s->sessions; session; session = next) {
+                next = session->next;
+                session_recheck_client(session);
+        }
+}
+
 /* The table entry for key_id goes to the first client, in configuration
  * order, that has it (after a client left or changed its key ID). */
 static void key_id_reassign(Server *s, const char *key_id) {
@@ -319,6 +328,8 @@ int server_set_client_key_id(Server *s, Client *c, const char *key_id) {
         r = client_set_key_id(c, key_id);
         key_id_reassign(s, old);
         key_id_reassign(s, c->key_id);
+        /* A connection made with the old key waits no more (it gets nothing). */
+        server_drop_stale_sessions(s);
         return r;
 }
 
@@ -345,6 +356,8 @@ void server_forget_client(Server *s, Client *c, bool remember) {
                 key_id_reassign(s, c->key_id);
         client_disable_quietly(c);
         client_detach(c);
+        /* Disabling woke its waiting connections; none may outlive it. */
+        server_drop_stale_sessions(s);
         if (s->bus)
                 bus_remove_client(s->bus, c);
         /* The removal outlives a restart (SPEC §6.4 rule 6). */

@@ -104,6 +104,9 @@ void server_need_approval(Server *s, Client *c);
 /* Connections of c waiting for approval look again (approval, denial,
  * enable, disable). */
 void server_wake_approval_waiters(Server *s, Client *c);
+/* After a key ID change or a removal: connections waiting for approval
+ * whose key no longer leads to their client end, with nothing. */
+void server_drop_stale_sessions(Server *s);
 
 void server_session_link(Server *s, Session *session);
 void server_session_unlink(Server *s, Session *session);

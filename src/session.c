@@ -178,8 +178,45 @@ static void start_bye(Session *s) {
         session_step(s);
 }
 
+static void approval_end(Session *s);
+
+/* Why the connection no longer speaks for its client, or NULL if it does:
+ * it is served only while the key it proved is the client's key_id and the
+ * server still finds this very client under it. A key replaced in
+ * clients.conf (man/mandos-clients.conf.5.xml, key_id) or a removed client
+ * must not be served to a connection made before the change. */
+static const char *session_stale(const Session *s) {
+        const Client *c = s->client;
+
+        /* (The name table lets go first when a client is removed.) */
+        if (c->removed || server_find_client_by_name(s->server, c->name) != c)
+                return "the client was removed";
+        if (!streq(c->key_id, s->key_id) || server_find_client(s->server, s->key_id) != c)
+                return "the client's key ID changed";
+        return NULL;
+}
+
+/* A stale connection gets nothing: no secret, and no Rejected signal (it is
+ * no longer the client's connection), only the TLS bye. */
+static bool drop_if_stale(Session *s) {
+        const char *why = session_stale(s);
+
+        if (!why)
+                return false;
+        LogFields f = session_fields(s, NULL);
+        log_struct(LOG_WARNING, &f, "Connection from %s for client %s gets nothing: %s since it connected",
+                   s->peer, s->client->name, why);
+        approval_end(s);
+        start_bye(s);
+        return true;
+}
+
 static void start_send(Session *s) {
         Client *c = s->client;
+
+        /* Checked again right before sending: the wait may have been long. */
+        if (drop_if_stale(s))
+                return;
 
         /* A private copy: the client's secret may be replaced meanwhile. */
         s->secret = malloc(c->secret_size ?: 1);
@@ -213,6 +250,8 @@ static void approval_check(Session *s) {
         Client *c = s->client;
         LogFields f = session_fields(s, NULL);
 
+        if (drop_if_stale(s))
+                return;
         if (!c->enabled) {
                 log_struct(LOG_INFO, &f, "Client %s is disabled", c->name);
                 reject(s, "Disabled");
@@ -233,6 +272,11 @@ static void approval_check(Session *s) {
         (void) sd_event_source_set_io_events(s->io, EPOLLRDHUP);
         (void) sd_event_now(s->server->event, CLOCK_MONOTONIC, &s->approval_since);
         set_state_until(s, SESSION_APPROVAL, s->approval_remaining);
+}
+
+void session_recheck_client(Session *s) {
+        if (s->state == SESSION_APPROVAL)
+                (void) drop_if_stale(s);
 }
 
 void session_approval_wake(Session *s) {

@@ -72,6 +72,9 @@ Session *session_free(Session *s);
 
 /* The client's approval, denial, enabling or disabling: look again. */
 void session_approval_wake(Session *s);
+/* A client's key ID changed or a client was removed: a connection waiting
+ * for approval that no longer speaks for its client ends now, with nothing. */
+void session_recheck_client(Session *s);
 
 /* The protocol line (SPEC §3.2), as read: accepted if its first
  * whitespace-separated field is a Python int ≤ 1. Returns 0 or -EINVAL
