@@ -9,6 +9,7 @@
 
 #include "client.h"
 #include "duration.h"
+#include "launcher.h"
 #include "log.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@ struct CheckerManager {
 
         bool use_scopes;             /* false once the manager proved unreachable */
         sd_bus *bus;                 /* to the systemd manager, for scopes */
+        sd_bus *launcher;            /* or to the root launcher, which makes them */
         sd_bus_slot *job_removed;
         unsigned serial;
 
@@ -268,6 +270,11 @@ static void checker_release(Checker *ch) {
 static void stop_scope(Checker *ch) {
         CheckerManager *m = ch->manager;
 
+        if (ch->scope && m->launcher) {
+                (void) launcher_stop_scope(m->launcher, ch->scope);
+                ch->scope = mfree(ch->scope);
+                return;
+        }
         if (!ch->scope || !m->bus)
                 return;
         (void) sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
@@ -281,7 +288,7 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (ch->go_fd >= 0) {
                 /* The scope never came: run the checker where it is. */
                 log_warning("The systemd manager did not set up %s in time; the checker runs outside it",
-                            ch->scope);
+                            ch->scope ?: "the checker's scope");
                 checker_release(ch);
                 return 0;
         }
@@ -501,12 +508,44 @@ static char *scope_name(const char *client, unsigned serial) {
         return buf;
 }
 
+/* The launcher's answer: the scope's name, or why not. */
+static int on_launcher_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Checker *ch = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *unit;
+
+        ch->start_slot = sd_bus_slot_unref(ch->start_slot);
+        if (e || sd_bus_message_read(reply, "s", &unit) < 0 || !(ch->scope = strdup(unit)))
+                log_warning("No scope for the checker of PID %d (%s); it runs as a plain process group",
+                            (int) ch->pid, e ? e->message ?: e->name : "bad reply");
+        checker_release(ch);
+        return 0;
+}
+
+static int arm_scope_timer(Checker *ch) {
+        CheckerManager *m = ch->manager;
+        uint64_t now;
+        int r;
+
+        /* Should the manager never answer, run the checker anyway after a while. */
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &ch->timer, CLOCK_MONOTONIC, now + 5 * USEC_PER_SEC, 0,
+                                      on_kill_timer, ch);
+        return r;
+}
+
 static int start_scope(Checker *ch, const Client *c) {
         CheckerManager *m = ch->manager;
         _cleanup_free_ char *description = NULL;
         sd_bus_message *msg = NULL;
-        uint64_t now;
         int r;
+
+        if (m->launcher) {
+                r = launcher_start_scope_async(m->launcher, ch->pid, c->name, c->timeout + 10 * USEC_PER_SEC,
+                                               &ch->start_slot, on_launcher_scope_reply, ch);
+                return r < 0 ? r : arm_scope_timer(ch);
+        }
 
         ch->scope = scope_name(c->name, ++m->serial);
         if (!ch->scope || asprintf(&description, "Mandos checker for %s", c->name) < 0)
@@ -533,12 +572,7 @@ static int start_scope(Checker *ch, const Client *c) {
         sd_bus_message_unref(msg);
         if (r < 0)
                 return r;
-        /* Should the manager never answer, run the checker anyway after a while. */
-        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &ch->timer, CLOCK_MONOTONIC, now + 5 * USEC_PER_SEC, 0,
-                                      on_kill_timer, ch);
-        return r;
+        return arm_scope_timer(ch);
 }
 
 static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
@@ -552,7 +586,7 @@ static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
                 log_error("Could not format string \"%s\"", c->checker_command);
                 return r;
         }
-        scope = m->use_scopes && manager_connect_systemd(m) >= 0;
+        scope = m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0);
         if (scope && pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
 
@@ -717,7 +751,7 @@ unsigned checker_manager_queued(const CheckerManager *m) {
 }
 
 int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr, bool use_scopes,
-                        CheckerManager **ret) {
+                        sd_bus *launcher, CheckerManager **ret) {
         CheckerManager *m = calloc(1, sizeof(CheckerManager));
 
         if (!m)
@@ -725,8 +759,9 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
         m->event = sd_event_ref(event);
         m->max_running = max_running ?: 1;
         m->keep_stderr = keep_stderr;
-        m->use_scopes = use_scopes;
-        if (!use_scopes)
+        m->launcher = launcher;
+        m->use_scopes = use_scopes || launcher;
+        if (!m->use_scopes)
                 log_info("Not running as root: checkers run as plain process groups");
         *ret = m;
         return 0;

@@ -34,9 +34,11 @@ typedef struct Checker Checker;
 typedef struct CheckerManager CheckerManager;
 
 /* keep_stderr: leave the checkers' stderr on ours (debug mode), else /dev/null.
- * use_scopes: try the systemd manager for scope units first. */
+ * use_scopes: try the systemd manager for scope units first.
+ * launcher: if not NULL, ask the root launcher for scopes instead
+ * (src/launcher.h); borrowed, it must outlive the manager. */
 int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr, bool use_scopes,
-                        CheckerManager **ret);
+                        sd_bus *launcher, CheckerManager **ret);
 /* Stops (SIGKILL) every checker still running. */
 CheckerManager *checker_manager_free(CheckerManager *m);
 

@@ -15,6 +15,81 @@
 #include "ini.h"
 #include "util.h"
 
+/* The ConfFiles of the load under way (clients_conf_load_all_files), or
+ * NULL: the parser reaches secfiles deep in a section. */
+static ConfFiles *io;
+
+int conf_files_add(ConfFiles *f, char kind, const char *path, int error, const char *why, const void *data,
+                   size_t size) {
+        ConfFile *n, *e;
+
+        n = realloc(f->files, (f->n + 1) * sizeof(ConfFile));
+        if (!n)
+                return -ENOMEM;
+        f->files = n;
+        e = &f->files[f->n];
+        *e = (ConfFile) { .kind = kind, .error = error, .size = size };
+        e->path = strdup(path);
+        e->why = why ? strdup(why) : NULL;
+        e->data = malloc(size + 1);
+        if (!e->path || (why && !e->why) || !e->data) {
+                free(e->path);
+                free(e->why);
+                free(e->data);
+                return -ENOMEM;
+        }
+        if (size)
+                memcpy(e->data, data, size);
+        e->data[size] = 0;
+        f->n++;
+        return 0;
+}
+
+void conf_files_done(ConfFiles *f) {
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->files[i].path);
+                free(f->files[i].why);
+                erase_and_free(f->files[i].data, f->files[i].size + 1);
+        }
+        free(f->files);
+        *f = (ConfFiles) { .replay = f->replay };
+}
+
+static const ConfFile *io_find(char kind, const char *path) {
+        for (size_t i = 0; i < io->n; i++)
+                if (io->files[i].kind == kind && streq(io->files[i].path, path))
+                        return &io->files[i];
+        return NULL;
+}
+
+/* Parse an ini file of kind 'c' or 'd' the current way (see io). */
+static int io_parse(char kind, const char *path, const char *const *defaults, IniFile **ret) {
+        char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!io)
+                return ini_parse_file(path, defaults, ret);
+        if (io->replay) {
+                const ConfFile *e = io_find(kind, path);
+                if (!e)
+                        return -ENOENT;
+                if (e->error)
+                        return -e->error;
+                return ini_parse_string(path, (const char *) e->data, e->size, defaults, ret);
+        }
+        r = ini_read_file(path, &text, &size);
+        if (r == -ENOMEM)
+                return r;
+        if (conf_files_add(io, kind, path, r < 0 ? -r : 0, NULL, text ?: "", size) < 0)
+                r = -ENOMEM;
+        else if (r >= 0)
+                r = ini_parse_string(path, text, size, defaults, ret);
+        if (text)
+                erase_and_free(text, size + 1);
+        return r;
+}
+
 /* configparser defaults of the reference's Client class (SPEC §2.2). */
 static const char *const client_defaults[] = {
         "timeout",             "PT5M",
@@ -336,6 +411,48 @@ typedef struct SectionReader {
         bool failed;
 } SectionReader;
 
+static int io_read_secfile(const char *path, uint8_t **ret, size_t *ret_size, const char **why) {
+        static char why_buf[128];
+        const ConfFile *e;
+        int r;
+
+        if (!io)
+                return read_secfile(path, ret, ret_size, why);
+        if (io->replay) {
+                e = io_find('s', path);
+                if (!e) {
+                        *why = "not among the files the launcher read";
+                        return -ENOENT;
+                }
+                if (e->error) {
+                        if (e->why) {
+                                snprintf(why_buf, sizeof(why_buf), "%s", e->why);
+                                *why = why_buf;
+                        }
+                        return -e->error;
+                }
+                *ret = malloc(e->size ?: 1);
+                if (!*ret)
+                        return -ENOMEM;
+                if (e->size)
+                        memcpy(*ret, e->data, e->size);
+                *ret_size = e->size;
+                return 0;
+        }
+        *ret = NULL;
+        *ret_size = 0;
+        r = read_secfile(path, ret, ret_size, why);
+        if (r == -ENOMEM)
+                return r;
+        if (conf_files_add(io, 's', path, r < 0 ? -r : 0, r < 0 ? *why : NULL, r < 0 ? "" : (const void *) *ret,
+                           r < 0 ? 0 : *ret_size) < 0) {
+                if (r >= 0)
+                        *ret = erase_and_free(*ret, *ret_size);
+                return -ENOMEM;
+        }
+        return r;
+}
+
 static unsigned key_line(SectionReader *r, const char *key) {
         const IniEntry *e = ini_lookup(r->file, r->section, key);
         return e && e->line ? e->line : r->section->line;
@@ -412,7 +529,7 @@ static void get_secret(SectionReader *r, ClientConfig *c) {
                         return;
                 vars = expand_vars(v);
                 path = vars ? expand_user(vars) : NULL;
-                k = path ? read_secfile(path, &c->secret, &c->secret_size, &why) : -ENOMEM;
+                k = path ? io_read_secfile(path, &c->secret, &c->secret_size, &why) : -ENOMEM;
                 if (k < 0) {
                         (void) problem(r->conf, r->file->path, key_line(r, "secfile"), r->section->name,
                                        "secfile", "cannot read '%s': %s", path ?: v, why ?: strerror(-k));
@@ -650,7 +767,7 @@ static const char **defaults_of(const IniFile *f) {
         return v;
 }
 
-int clients_conf_load_all(const char *dir, ClientsConf **ret) {
+static int load_all(const char *dir, ClientsConf **ret) {
         _cleanup_(ini_file_freep) IniFile *main_file = NULL;
         _cleanup_(clients_conf_freep) ClientsConf *conf = calloc(1, sizeof(ClientsConf));
         _cleanup_free_ char *path = NULL, *ddir = NULL;
@@ -660,7 +777,7 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
 
         if (!conf || asprintf(&path, "%s/clients.conf", dir) < 0 || asprintf(&ddir, "%s/clients.d", dir) < 0)
                 return -ENOMEM;
-        r = ini_parse_file(path, client_defaults, &main_file);
+        r = io_parse('c', path, client_defaults, &main_file);
         if (r == -ENOENT)
                 r = ini_parse_string(path, "", 0, client_defaults, &main_file);
         if (r == -ENOMEM)
@@ -676,11 +793,39 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
         if (main_file && !defaults)
                 return -ENOMEM;
 
-        n = scandir(ddir, &names, conf_d_filter, alphasort);
+        if (io && io->replay) {
+                const ConfFile *l = io_find('l', ddir);
+                n = 0;
+                if (l) {
+                        n = -1;
+                        errno = l->error;
+                } else {
+                        names = calloc(io->n + 1, sizeof(struct dirent *));
+                        if (!names)
+                                return -ENOMEM;
+                        /* Drop-ins in the launcher's order; only their base names matter. */
+                        for (size_t i = 0; i < io->n; i++) {
+                                const char *p = io->files[i].path;
+                                size_t dl = strlen(ddir);
+                                if (io->files[i].kind != 'd' || strncmp(p, ddir, dl) != 0 || p[dl] != '/' ||
+                                    strchr(p + dl + 1, '/') || strlen(p + dl + 1) >= sizeof(names[0]->d_name))
+                                        continue;
+                                names[n] = calloc(1, sizeof(struct dirent));
+                                if (!names[n])
+                                        break;
+                                strcpy(names[n]->d_name, p + dl + 1);
+                                n++;
+                        }
+                }
+        } else
+                n = scandir(ddir, &names, conf_d_filter, alphasort);
         if (n < 0 && errno != ENOENT && r >= 0) {
                 /* Missing is fine; there but not listable hides clients. */
+                int e = errno;
                 conf->unreadable = true;
-                r = problem(conf, ddir, 0, NULL, NULL, "cannot list: %m");
+                if (io && !io->replay && conf_files_add(io, 'l', ddir, e, NULL, "", 0) < 0)
+                        return -ENOMEM;
+                r = problem(conf, ddir, 0, NULL, NULL, "cannot list: %s", strerror(e));
         }
         for (int i = 0; i < n; i++) {
                 _cleanup_(ini_file_freep) IniFile *f = NULL;
@@ -689,7 +834,7 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
                 if (r >= 0 && asprintf(&p, "%s/%s", ddir, names[i]->d_name) < 0)
                         r = -ENOMEM;
                 if (r >= 0) {
-                        int k = ini_parse_file(p, defaults ? defaults : client_defaults, &f);
+                        int k = io_parse('d', p, defaults ? defaults : client_defaults, &f);
                         if (k == -ENOMEM)
                                 r = k;
                         else if (k < 0) {
@@ -706,4 +851,17 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret) {
                 return r;
         *ret = TAKE_PTR(conf);
         return 0;
+}
+
+int clients_conf_load_all_files(const char *dir, ConfFiles *files, ClientsConf **ret) {
+        int r;
+
+        io = files;
+        r = load_all(dir, ret);
+        io = NULL;
+        return r;
+}
+
+int clients_conf_load_all(const char *dir, ClientsConf **ret) {
+        return clients_conf_load_all_files(dir, NULL, ret);
 }

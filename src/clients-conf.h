@@ -77,6 +77,35 @@ static inline void client_config_freep(ClientConfig **c) {
  * problem, and only the first is used. */
 int clients_conf_load_all(const char *dir, ClientsConf **ret);
 
+/* The files a load read, as bytes: what the root launcher hands the
+ * unprivileged server (src/launcher.h), which parses them as if it had read
+ * them itself. kind: 'c' clients.conf, 'd' a drop-in (in name order), 'l'
+ * the drop-in directory could not be listed, 's' a secfile. error: 0 or the
+ * errno of the failed read (why: its text, if not strerror's). */
+typedef struct ConfFile {
+        char kind;
+        char *path;
+        int error;
+        char *why;
+        uint8_t *data;             /* may hold secrets: wiped when freed */
+        size_t size;
+} ConfFile;
+
+typedef struct ConfFiles {
+        ConfFile *files;
+        size_t n;
+        bool replay;               /* read from files[], not from the file system */
+} ConfFiles;
+
+int conf_files_add(ConfFiles *f, char kind, const char *path, int error, const char *why, const void *data,
+                   size_t size);
+void conf_files_done(ConfFiles *f);
+
+/* clients_conf_load_all(), with files: NULL reads the file system; with
+ * files->replay false, reads it and records every file read into files;
+ * with files->replay true, reads only files (a file not there is missing). */
+int clients_conf_load_all_files(const char *dir, ConfFiles *files, ClientsConf **ret);
+
 /* Python binascii.a2b_base64 (non-strict): characters outside the
  * alphabet are skipped; a '=' pad sequence ends the data; a leftover
  * partial quantum is an error. Returns 0, -EINVAL (with *ret_error set to a

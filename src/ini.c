@@ -583,6 +583,29 @@ int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret)
         return ini_parse_string(path, text.data, text.len, defaults, ret);
 }
 
+int ini_read_file(const char *path, char **ret, size_t *ret_size) {
+        _cleanup_(ini_erase_bufp) IniBuf text = {};
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char *d;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = ini_read_all(fd, &text);
+        if (r < 0)
+                return r;
+        /* An exact copy, so that the caller knows what to erase. */
+        d = malloc(text.len + 1);
+        if (!d)
+                return -ENOMEM;
+        if (text.len)
+                memcpy(d, text.data, text.len);
+        d[text.len] = 0;
+        *ret = d;
+        *ret_size = text.len;
+        return 0;
+}
+
 static void ini_section_done(IniSection *s) {
         for (size_t i = 0; i < s->n_entries; i++) {
                 free(s->entries[i].key);

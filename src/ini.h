@@ -54,6 +54,11 @@ int ini_parse_string(const char *path, const char *text, size_t size,
 /* Read and parse a file. Returns -errno if it cannot be read (-ENOENT if missing). */
 int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret);
 
+/* Read a file as ini_parse_file() does (same size limit), without parsing:
+ * *ret (NUL-terminated, *ret_size bytes before the NUL) is the caller's, to
+ * erase_and_free(*ret, *ret_size + 1). Returns -errno. */
+int ini_read_file(const char *path, char **ret, size_t *ret_size);
+
 IniFile *ini_file_free(IniFile *f);
 
 static inline void ini_file_freep(IniFile **f) {

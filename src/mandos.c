@@ -18,6 +18,7 @@
 
 #include "bus.h"
 #include "clients-conf.h"
+#include "launcher.h"
 #include "listener.h"
 #include "log.h"
 #include "server.h"
@@ -81,18 +82,36 @@ static int load_clients(const Settings *settings, ClientsConf **ret) {
         return 0;
 }
 
-/* The reference's choice (mandos(8), PRIVILEGES): the first pair of names
- * that both exist as users; else 65534. Unlike the reference, also drop
- * root's supplementary groups, and fail closed: a server started as root
- * that cannot leave root stops, unless mandos.conf says run_as_root. */
+/* CAP_NET_RAW for the checkers (fping) across the setuid: in the
+ * permitted, inheritable and ambient sets only, as the unit's
+ * AmbientCapabilities= used to give it (drop_effective_capabilities()). */
+static int keep_net_raw_for_checkers(void) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+
+        if (syscall(SYS_capget, &header, data) < 0)
+                return -errno;
+        /* Whatever else PR_SET_KEEPCAPS kept goes. */
+        data[0].permitted &= UINT32_C(1) << CAP_NET_RAW;
+        data[0].inheritable = data[0].permitted;
+        data[0].effective = 0;
+        data[1].permitted = data[1].inheritable = data[1].effective = 0;
+        if (syscall(SYS_capset, &header, data) < 0)
+                return -errno;
+        if (data[0].permitted && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The reference's choice of user (launcher_server_user()). Unlike the
+ * reference, also drop root's supplementary groups, and fail closed: a
+ * server started as root that cannot leave root stops, unless mandos.conf
+ * says run_as_root. */
 static int drop_privileges(const Settings *settings) {
-        static const char *const pairs[][2] = {
-                { "_mandos", "_mandos" },
-                { "mandos", "mandos" },
-                { "nobody", "nogroup" },
-        };
-        uid_t uid = 65534;
-        gid_t gid = 65534;
+        bool net_raw = prctl(PR_CAPBSET_READ, CAP_NET_RAW) > 0;
+        uid_t uid;
+        gid_t gid;
+        int r;
 
         if (geteuid() != 0)
                 return 0;
@@ -100,20 +119,20 @@ static int drop_privileges(const Settings *settings) {
                 log_warning("Running as root, as mandos.conf's run_as_root asks");
                 return 0;
         }
-        for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
-                struct passwd *user = getpwnam(pairs[i][0]);
-                struct passwd *group = user ? getpwnam(pairs[i][1]) : NULL;
-                if (user && group) {
-                        uid = user->pw_uid;
-                        gid = group->pw_gid;
-                        break;
-                }
-        }
+        launcher_server_user(&uid, &gid);
+        if (net_raw && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                net_raw = false;
         /* Unlike the reference, which carries on as root when it lacks the
          * capability (a unit whose bounding set has no CAP_SETUID). */
         if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
                 return log_error_errno(errno, "Failed to setuid/setgid to %u:%u, not running as root: %m",
                                        uid, gid);
+        if (net_raw) {
+                (void) prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+                r = keep_net_raw_for_checkers();
+                if (r < 0)
+                        return log_error_errno(r, "Failed to drop the capabilities kept across setuid: %m");
+        }
         /* Core dumps could hold secrets; setuid makes us non-dumpable, keep it so. */
         (void) prctl(PR_SET_DUMPABLE, 0);
         log_debug("Did setuid/setgid to %u:%u", uid, gid);
@@ -217,7 +236,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static int run_server(const Settings *settings, ClientsConf **conf, int listen_fd, int pid_fd, const char *pid_path) {
+static int run_server(const Settings *settings, ClientsConf **conf, int listen_fd, int pid_fd, const char *pid_path,
+                      sd_bus *launcher) {
         _cleanup_(server_freep) Server *server = NULL;
         State *state = NULL;
         Zeroconf *zeroconf = NULL;
@@ -243,7 +263,12 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
                 return log_error_errno(r, "Failed to watch signals: %m");
         }
 
-        r = server_new(event, settings, &server);
+        if (launcher && (r = sd_bus_attach_event(launcher, event, SD_EVENT_PRIORITY_NORMAL)) < 0) {
+                sd_event_unref(event);
+                sd_bus_flush_close_unref(launcher);
+                return log_error_errno(r, "Failed to watch the launcher's channel: %m");
+        }
+        r = server_new(event, settings, launcher, &server);
         if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
                 log_error("Disabling D-Bus: the system bus or our names are not available");
         if (r >= 0)
@@ -287,8 +312,10 @@ int main(int argc, char *argv[]) {
         _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
         _cleanup_free_ char *pid_path = NULL;
         Settings settings;
-        bool activated;
-        int listen_fd, pid_fd = -1, r;
+        sd_bus *launcher = NULL;
+        pid_t launcher_pid = 0;
+        bool activated, launched;
+        int listen_fd, pid_fd = -1, link_fd = -1, r = 0;
 
         switch (settings_load(&settings, argc, argv)) {
         case SETTINGS_RUN:
@@ -340,16 +367,38 @@ int main(int argc, char *argv[]) {
         }
         if (!settings.foreground)
                 pid_fd = open_pid_file(&pid_path);
-        r = drop_privileges(&settings);
+        /* Root: a launcher keeps what needs root, the server drops it
+         * (src/launcher.h). The launcher is the final server's child. */
+        launched = geteuid() == 0 && !settings.run_as_root;
+        if (launched) {
+                uid_t uid;
+                gid_t gid;
+                int fds[] = { listen_fd, pid_fd };
+
+                launcher_server_user(&uid, &gid);
+                if (!settings.foreground)
+                        r = daemonize();
+                if (r >= 0)
+                        r = launcher_fork(settings.configdir, uid, gid, fds, ELEMENTSOF(fds), &link_fd,
+                                          &launcher_pid);
+        }
+        if (r >= 0)
+                r = drop_privileges(&settings);
         if (r >= 0)
                 r = drop_effective_capabilities();
-        if (r >= 0 && !settings.foreground)
+        if (r >= 0 && !settings.foreground && !launched)
                 r = daemonize();
+        if (r >= 0 && link_fd >= 0) {
+                r = launcher_connect(link_fd, &launcher);
+                link_fd = -1;
+        }
         if (r < 0) {
                 (void) close(listen_fd);
+                if (link_fd >= 0)
+                        (void) close(link_fd);
                 goto finish;
         }
-        r = run_server(&settings, &conf, listen_fd, pid_fd, pid_path);
+        r = run_server(&settings, &conf, listen_fd, pid_fd, pid_path, launcher);
 
 finish:
         settings_done(&settings);

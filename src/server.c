@@ -8,7 +8,7 @@
 #include "log.h"
 #include "util.h"
 
-int server_new(sd_event *event, const Settings *settings, Server **ret) {
+int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Server **ret) {
         _cleanup_(server_freep) Server *s = calloc(1, sizeof(Server));
         const char *error_pos = NULL;
         int r;
@@ -18,13 +18,16 @@ int server_new(sd_event *event, const Settings *settings, Server **ret) {
         s->event = sd_event_ref(event);
         s->settings = settings;
         s->listen_fd = -1;
+        s->launcher = launcher;
         s->by_key_id = hashmap_new();
         s->by_name = hashmap_new();
         if (!s->by_key_id || !s->by_name)
                 return log_oom();
 
-        /* Transient scopes need the manager's manage-units right: root's. */
-        r = checker_manager_new(event, settings->max_checkers, settings->debug, geteuid() == 0, &s->checkers);
+        /* Transient scopes need the manager's manage-units right: root's,
+         * ours or the launcher's. */
+        r = checker_manager_new(event, settings->max_checkers, settings->debug, geteuid() == 0, launcher,
+                                &s->checkers);
         if (r < 0)
                 return log_oom();
 
@@ -50,6 +53,7 @@ Server *server_free(Server *s) {
         free(s->clients);
         server_state_done(s);
         s->checkers = checker_manager_free(s->checkers);
+        s->launcher = sd_bus_flush_close_unref(s->launcher);
         s->bus = bus_free(s->bus);
         hashmap_free(s->by_key_id);
         hashmap_free(s->by_name);

@@ -32,6 +32,7 @@ typedef struct Server {
 
         Bus *bus;                  /* NULL without D-Bus */
         CheckerManager *checkers;
+        sd_bus *launcher;          /* the root launcher's channel; NULL without one */
 
         char *statedir;
         SavedClient **removed;     /* removed at run time, as the state file keeps them */
@@ -46,7 +47,8 @@ typedef struct Server {
         uint64_t n_secrets_sent;
 } Server;
 
-int server_new(sd_event *event, const Settings *settings, Server **ret);
+/* launcher: the channel to the root launcher (src/launcher.h), or NULL; taken. */
+int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Server **ret);
 Server *server_free(Server *s);
 static inline void server_freep(Server **s) {
         if (*s)

@@ -74,10 +74,14 @@ expect_nothing "charlie's old keys get nothing" charlie "[::1]:$PORT" 3
 assert_log "Client not found for key ID: $(key_id_of charlie)"
 
 # A configuration the server cannot read is not an empty one: nothing changes.
-chmod 000 "$CONFDIR/clients.conf"
+# (Started as root, the server's root launcher reads it: a directory in
+# its place is what even root cannot read as a file.)
+mv "$CONFDIR/clients.conf" "$CONFDIR/clients.conf.saved"
+mkdir "$CONFDIR/clients.conf"
 kill -HUP "$MANDOS_PID"
 assert_log "Reload refused: the configuration could not be read; nothing changed"
-chmod 644 "$CONFDIR/clients.conf"
+rmdir "$CONFDIR/clients.conf"
+mv "$CONFDIR/clients.conf.saved" "$CONFDIR/clients.conf"
 expect_secret "bravo is still served after a refused reload" bravo "[::1]:$PORT"
 
 stop_mandos TERM

@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "launcher.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/fsuid.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <systemd/sd-id128.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SYSTEMD_DEST "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
+#define LAUNCHER_ERROR "se.recompile.Mandos.Launcher1.Error.Refused"
+#define LAUNCHER_ERROR_NO_MANAGER "se.recompile.Mandos.Launcher1.Error.NoManager"
+#define PENDING_MAX 256
+#define CLIENT_NAME_MAX 200
+
+void launcher_server_user(uid_t *ret_uid, gid_t *ret_gid) {
+        static const char *const pairs[][2] = {
+                { "_mandos", "_mandos" },
+                { "mandos", "mandos" },
+                { "nobody", "nogroup" },
+        };
+
+        *ret_uid = 65534;
+        *ret_gid = 65534;
+        for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+                struct passwd *user = getpwnam(pairs[i][0]);
+                struct passwd *group = user ? getpwnam(pairs[i][1]) : NULL;
+                if (user && group) {
+                        *ret_uid = user->pw_uid;
+                        *ret_gid = group->pw_gid;
+                        return;
+                }
+        }
+}
+
+/* ================================================================ launcher side */
+
+typedef struct Launcher Launcher;
+
+typedef struct Pending {
+        struct Pending *next;
+        Launcher *launcher;
+        sd_bus_message *call; /* the server's request, answered when the job ends */
+        char *unit;
+        char *job;
+        sd_bus_slot *slot;
+} Pending;
+
+struct Launcher {
+        sd_event *event;
+        sd_bus *system;       /* as root; NULL if there is no manager */
+        sd_bus *link;         /* to the server */
+        pid_t server;
+        uid_t uid;
+        gid_t gid;
+        const char *configdir;
+        unsigned serial;
+        char **scopes;        /* made, and not stopped yet */
+        size_t n_scopes;
+        Pending *pending;
+        unsigned n_pending;
+};
+
+static Pending *pending_free(Launcher *l, Pending *p) {
+        for (Pending **q = &l->pending; *q; q = &(*q)->next)
+                if (*q == p) {
+                        *q = p->next;
+                        l->n_pending--;
+                        break;
+                }
+        sd_bus_message_unref(p->call);
+        sd_bus_slot_unref(p->slot);
+        free(p->unit);
+        free(p->job);
+        free(p);
+        return NULL;
+}
+
+static int refuse(sd_bus_message *m, sd_bus_error *error, const char *format, ...) _printf_(3, 4);
+static int refuse(sd_bus_message *m, sd_bus_error *error, const char *format, ...) {
+        _cleanup_free_ char *why = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&why, format, ap) < 0)
+                why = NULL;
+        va_end(ap);
+        log_warning("Launcher: refused %s: %s", sd_bus_message_get_member(m) ?: "?", why ?: "out of memory");
+        return sd_bus_error_set(error, LAUNCHER_ERROR, why ?: "refused");
+}
+
+/* Read /proc/PID/FILE as the server's user: under ProtectProc=invisible
+ * root sees another user's processes only with CAP_SYS_PTRACE, which the
+ * launcher does not have; the server's user sees its own (dumpable) ones,
+ * and no other user's. */
+static int read_proc(const Launcher *l, pid_t pid, const char *file, char *buf, size_t size) {
+        char path[64];
+        ssize_t n;
+        int fd, e;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        (void) setfsgid(l->gid);
+        (void) setfsuid(l->uid);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        e = errno;
+        (void) setfsuid(0);
+        (void) setfsgid(0);
+        if (fd < 0)
+                return -e;
+        n = read(fd, buf, size - 1);
+        e = errno;
+        (void) close(fd);
+        if (n < 0)
+                return -e;
+        buf[n] = 0;
+        return 0;
+}
+
+/* Is pid an unreaped child of the server, running as the server's user?
+ * Returns 0, or -errno with *why. The pidfd pins the process across the
+ * reads: if it is still alive after them, it is the one they described. */
+static int verify_pid(const Launcher *l, uint32_t pid, const char **why) {
+        _cleanup_close_ int pidfd = -1;
+        char stat[1024], status[4096];
+        const char *p;
+        int ppid = 0;
+        char state = 0;
+        unsigned uids[4];
+
+        if (pid <= 1 || pid > INT32_MAX || (pid_t) pid == getpid() || (pid_t) pid == l->server) {
+                *why = "not a child of the server";
+                return -EPERM;
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+        if (pidfd < 0) {
+                *why = "no such process";
+                return -errno;
+        }
+        if (read_proc(l, (pid_t) pid, "stat", stat, sizeof(stat)) < 0 ||
+            read_proc(l, (pid_t) pid, "status", status, sizeof(status)) < 0) {
+                *why = "not a process of the server's user";
+                return -EPERM;
+        }
+        p = strrchr(stat, ')');
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2) {
+                *why = "unreadable /proc/PID/stat";
+                return -EINVAL;
+        }
+        if (ppid != l->server) {
+                *why = "not a child of the server";
+                return -EPERM;
+        }
+        if (state == 'Z' || state == 'X') {
+                *why = "already exited";
+                return -ESRCH;
+        }
+        p = strstr(status, "\nUid:");
+        if (!p || sscanf(p + 5, "%u %u %u %u", &uids[0], &uids[1], &uids[2], &uids[3]) != 4 ||
+            uids[0] != l->uid || uids[1] != l->uid || uids[2] != l->uid || uids[3] != l->uid) {
+                *why = "not running as the server's user";
+                return -EPERM;
+        }
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+                *why = "exited while being checked";
+                return -ESRCH;
+        }
+        return 0;
+}
+
+/* Unit names allow [A-Za-z0-9:_.-]; anything else becomes \xNN. */
+static char *scope_name(const char *client, unsigned serial) {
+        FILE *f;
+        char *buf = NULL;
+        size_t size = 0;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fputs("mandos-checker-", f);
+        for (const unsigned char *p = (const unsigned char *) client; *p; p++)
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    *p == ':' || *p == '_' || *p == '.' || *p == '-')
+                        fputc(*p, f);
+                else
+                        fprintf(f, "\\x%02x", *p);
+        fprintf(f, "-%u.scope", serial);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static bool client_name_ok(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > CLIENT_NAME_MAX)
+                return false;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static int scopes_add(Launcher *l, const char *unit) {
+        char **n = realloc(l->scopes, (l->n_scopes + 1) * sizeof(char *));
+
+        if (!n)
+                return -ENOMEM;
+        l->scopes = n;
+        if (!(l->scopes[l->n_scopes] = strdup(unit)))
+                return -ENOMEM;
+        l->n_scopes++;
+        return 0;
+}
+
+static bool scopes_remove(Launcher *l, const char *unit) {
+        for (size_t i = 0; i < l->n_scopes; i++)
+                if (streq(l->scopes[i], unit)) {
+                        free(l->scopes[i]);
+                        l->scopes[i] = l->scopes[--l->n_scopes];
+                        return true;
+                }
+        return false;
+}
+
+static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Pending *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *job;
+
+        p->slot = sd_bus_slot_unref(p->slot);
+        if (e || sd_bus_message_read(reply, "o", &job) < 0 || !(p->job = strdup(job))) {
+                log_warning("Launcher: the systemd manager refused the scope %s: %s", p->unit,
+                            e ? e->message ?: e->name : "bad reply");
+                (void) sd_bus_reply_method_errorf(p->call, LAUNCHER_ERROR_NO_MANAGER, "the manager refused %s: %s",
+                                                  p->unit, e ? e->message ?: e->name : "bad reply");
+                pending_free(p->launcher, p);
+        }
+        return 0;
+}
+
+static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
+        Launcher *l = userdata;
+        const char *job, *unit, *result;
+        uint32_t id;
+
+        if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
+                return 0;
+        for (Pending *p = l->pending; p; p = p->next)
+                if (p->job && streq(p->job, job)) {
+                        if (streq(result, "done") && scopes_add(l, p->unit) >= 0) {
+                                log_debug("Launcher: made %s", p->unit);
+                                (void) sd_bus_reply_method_return(p->call, "s", p->unit);
+                        } else
+                                (void) sd_bus_reply_method_errorf(p->call, LAUNCHER_ERROR_NO_MANAGER,
+                                                                  "scope %s: %s", unit, result);
+                        pending_free(l, p);
+                        break;
+                }
+        return 0;
+}
+
+static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Launcher *l = userdata;
+        _cleanup_free_ char *description = NULL;
+        sd_bus_message *msg = NULL;
+        const char *client, *why = NULL;
+        uint64_t runtime;
+        uint32_t pid;
+        Pending *p;
+        int r;
+
+        r = sd_bus_message_read(m, "ust", &pid, &client, &runtime);
+        if (r < 0)
+                return refuse(m, error, "bad arguments");
+        if (!client_name_ok(client))
+                return refuse(m, error, "bad client name");
+        r = verify_pid(l, pid, &why);
+        if (r < 0)
+                return refuse(m, error, "PID %u: %s", pid, why);
+        if (!l->system)
+                return sd_bus_error_set(error, LAUNCHER_ERROR_NO_MANAGER, "no systemd manager");
+        if (l->n_pending >= PENDING_MAX || l->n_scopes >= LAUNCHER_SCOPES_MAX)
+                return refuse(m, error, "too many scopes");
+        runtime = MAX(MIN(runtime, LAUNCHER_SCOPE_RUNTIME_MAX), LAUNCHER_SCOPE_RUNTIME_MIN);
+
+        p = calloc(1, sizeof(Pending));
+        if (!p)
+                return -ENOMEM;
+        p->launcher = l;
+        p->call = sd_bus_message_ref(m);
+        p->unit = scope_name(client, ++l->serial);
+        p->next = l->pending;
+        l->pending = p;
+        l->n_pending++;
+        if (!p->unit || asprintf(&description, "Mandos checker for %s", client) < 0) {
+                pending_free(l, p);
+                return -ENOMEM;
+        }
+        r = sd_bus_message_new_method_call(l->system, &msg, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "ss", p->unit, "fail");
+        /* Fixed properties: this PID only, the documented limits, no dependencies. */
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a(sv)", 7,
+                                          "Description", "s", description,
+                                          "TimeoutStopUSec", "t", (uint64_t) 5 * USEC_PER_SEC,
+                                          "PIDs", "au", 1, pid,
+                                          "CollectMode", "s", "inactive-or-failed",
+                                          "TasksMax", "t", (uint64_t) LAUNCHER_SCOPE_TASKS_MAX,
+                                          "MemoryMax", "t", LAUNCHER_SCOPE_MEMORY_MAX,
+                                          "RuntimeMaxUSec", "t", runtime);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a(sa(sv))", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(l->system, &p->slot, msg, on_start_reply, p, 0);
+        sd_bus_message_unref(msg);
+        if (r < 0) {
+                pending_free(l, p);
+                return r;
+        }
+        log_debug("Launcher: asked for %s (PID %u)", p->unit, pid);
+        return 1; /* answered when the job ends */
+}
+
+static int method_stop_scope(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Launcher *l = userdata;
+        const char *unit;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &unit);
+        if (r < 0)
+                return refuse(m, error, "bad arguments");
+        if (!scopes_remove(l, unit))
+                return refuse(m, error, "%s is not a scope of ours", strlen(unit) > 300 ? "(long name)" : unit);
+        if (l->system)
+                (void) sd_bus_call_method_async(l->system, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                                "StopUnit", NULL, NULL, "ss", unit, "replace");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_read_configuration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Launcher *l = userdata;
+        _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
+        ConfFiles files = {};
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = clients_conf_load_all_files(l->configdir, &files, &conf);
+        if (r >= 0)
+                r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_sensitive(reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ysisay)");
+        for (size_t i = 0; r >= 0 && i < files.n; i++) {
+                const ConfFile *f = &files.files[i];
+                r = sd_bus_message_open_container(reply, 'r', "ysisay");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "ysis", (uint8_t) f->kind, f->path, f->error,
+                                                  strempty(f->why));
+                if (r >= 0)
+                        r = sd_bus_message_append_array(reply, 'y', f->data, f->size);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        conf_files_done(&files);
+        if (r < 0)
+                log_error_errno(r, "Launcher: could not hand over the configuration: %m");
+        return r < 0 ? r : 1;
+}
+
+static const sd_bus_vtable launcher_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("ReadConfiguration", "", "a(ysisay)", method_read_configuration, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("StartCheckerScope", "ust", "s", method_start_scope, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("StopCheckerScope", "s", "", method_stop_scope, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* Keep what reading root-only files and setfsuid() need; nothing else, ever. */
+static void launcher_bound_capabilities(void) {
+        static const int keep[] = { CAP_DAC_READ_SEARCH, CAP_SETUID, CAP_SETGID };
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+        uint64_t mask = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
+                mask |= UINT64_C(1) << keep[i];
+        for (int c = 0; c <= 63; c++)
+                if (!(mask & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_READ, c) > 0)
+                        (void) prctl(PR_CAPBSET_DROP, c);
+        (void) prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        if (syscall(SYS_capget, &header, data) < 0)
+                return;
+        data[0].permitted &= (uint32_t) mask;
+        data[1].permitted &= (uint32_t) (mask >> 32);
+        data[0].effective = data[0].permitted;
+        data[1].effective = data[1].permitted;
+        data[0].inheritable = data[1].inheritable = 0;
+        if (syscall(SYS_capset, &header, data) < 0)
+                log_warning("Launcher: could not bound its capabilities: %m");
+        (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+static int launcher_connect_system(Launcher *l) {
+        int r;
+
+        r = sd_bus_open_system(&l->system);
+        if (r >= 0)
+                r = sd_bus_attach_event(l->system, l->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_match_signal(l->system, NULL, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "JobRemoved",
+                                        on_job_removed, l);
+        if (r >= 0)
+                r = sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "Subscribe", NULL,
+                                       NULL, NULL);
+        if (r < 0) {
+                log_info("No systemd manager reachable (%s): checkers run as plain process groups", strerror(-r));
+                l->system = sd_bus_flush_close_unref(l->system);
+        }
+        return r;
+}
+
+/* Nothing the launcher made outlives it. */
+static void launcher_stop_all(Launcher *l) {
+        if (!l->system)
+                return;
+        for (Pending *p = l->pending; p; p = p->next)
+                if (p->unit)
+                        (void) scopes_add(l, p->unit);
+        for (size_t i = 0; i < l->n_scopes; i++) {
+                log_debug("Launcher: stopping %s", l->scopes[i]);
+                (void) sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
+                                          NULL, NULL, "ss", l->scopes[i], "replace");
+        }
+}
+
+static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid, gid_t gid) {
+        Launcher l = { .server = server, .uid = uid, .gid = gid, .configdir = configdir };
+        sd_id128_t id;
+        sigset_t mask;
+        int r;
+
+        /* Dies with the server; if it is already gone, go at once. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != server)
+                return -ESRCH;
+        (void) signal(SIGINT, SIG_IGN);
+        (void) signal(SIGHUP, SIG_IGN);
+        (void) signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+        launcher_bound_capabilities();
+
+        r = sd_event_new(&l.event);
+        if (r >= 0)
+                r = sd_event_add_signal(l.event, NULL, SIGTERM, on_term, &l);
+        if (r < 0)
+                return log_error_errno(r, "Launcher: no event loop: %m");
+        /* The system bus as root, first, and for the launcher only. */
+        (void) launcher_connect_system(&l);
+
+        r = sd_id128_randomize(&id);
+        if (r >= 0)
+                r = sd_bus_new(&l.link);
+        if (r >= 0)
+                r = sd_bus_set_fd(l.link, fd, fd);
+        if (r >= 0)
+                r = sd_bus_set_server(l.link, 1, id);
+        /* Both ends were made by root: EXTERNAL would compare the server's
+         * UID with root's, the socketpair's creator. The pair is private. */
+        if (r >= 0)
+                r = sd_bus_set_anonymous(l.link, 1);
+        if (r >= 0)
+                r = sd_bus_set_exit_on_disconnect(l.link, 1);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(l.link, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE, launcher_vtable, &l);
+        if (r >= 0)
+                r = sd_bus_attach_event(l.link, l.event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_start(l.link);
+        if (r < 0)
+                log_error_errno(r, "Launcher: cannot serve the channel: %m");
+        else {
+                log_debug("Launcher running (PID %d) for the server %d", (int) getpid(), (int) server);
+                r = sd_event_loop(l.event);
+        }
+        launcher_stop_all(&l);
+        while (l.pending)
+                pending_free(&l, l.pending);
+        for (size_t i = 0; i < l.n_scopes; i++)
+                free(l.scopes[i]);
+        free(l.scopes);
+        l.link = sd_bus_flush_close_unref(l.link);
+        l.system = sd_bus_flush_close_unref(l.system);
+        sd_event_unref(l.event);
+        log_debug("Launcher exiting");
+        return r;
+}
+
+int launcher_fork(const char *configdir, uid_t server_uid, gid_t server_gid, const int *close_fds,
+                  size_t n_close_fds, int *ret_fd, pid_t *ret_pid) {
+        pid_t server = getpid(), pid;
+        int pair[2];
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return log_error_errno(errno, "Failed to make the launcher's channel: %m");
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+                (void) close(pair[0]);
+                (void) close(pair[1]);
+                return log_error_errno(errno, "Failed to fork the launcher: %m");
+        }
+        if (pid == 0) {
+                /* Never the network socket, nor the server's end. */
+                for (size_t i = 0; i < n_close_fds; i++)
+                        if (close_fds[i] >= 0)
+                                (void) close(close_fds[i]);
+                (void) close(pair[0]);
+                _exit(launcher_main(configdir, pair[1], server, server_uid, server_gid) < 0 ? EXIT_FAILURE
+                                                                                           : EXIT_SUCCESS);
+        }
+        (void) close(pair[1]);
+        *ret_fd = pair[0];
+        *ret_pid = pid;
+        return 0;
+}
+
+/* ================================================================ server side */
+
+int launcher_connect(int fd, sd_bus **ret) {
+        sd_bus *b = NULL;
+        int r;
+
+        r = sd_bus_new(&b);
+        if (r >= 0)
+                r = sd_bus_set_fd(b, fd, fd);
+        if (r >= 0)
+                r = sd_bus_set_anonymous(b, 1);
+        if (r >= 0)
+                r = sd_bus_start(b);
+        if (r < 0) {
+                sd_bus_unref(b);
+                return log_error_errno(r, "Failed to talk to the launcher: %m");
+        }
+        *ret = b;
+        return 0;
+}
+
+int launcher_read_configuration(sd_bus *link, ConfFiles *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        ConfFiles files = { .replay = true };
+        int r;
+
+        r = sd_bus_call_method(link, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE, "ReadConfiguration", &error, &reply,
+                               NULL);
+        if (r < 0)
+                return log_error_errno(r, "The launcher did not hand over the configuration: %s",
+                                       error.message ?: strerror(-r));
+        r = sd_bus_message_enter_container(reply, 'a', "(ysisay)");
+        while (r > 0) {
+                const char *path, *why;
+                const void *data;
+                size_t size;
+                uint8_t kind;
+                int32_t err;
+
+                r = sd_bus_message_enter_container(reply, 'r', "ysisay");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "ysis", &kind, &path, &err, &why);
+                if (r >= 0)
+                        r = sd_bus_message_read_array(reply, 'y', &data, &size);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = conf_files_add(&files, (char) kind, path, err, *why ? why : NULL, data, size);
+                if (r >= 0)
+                        r = 1;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        sd_bus_message_unref(reply);
+        if (r < 0) {
+                conf_files_done(&files);
+                return log_error_errno(r, "Bad configuration from the launcher: %m");
+        }
+        *ret = files;
+        return 0;
+}
+
+int launcher_start_scope_async(sd_bus *link, pid_t pid, const char *client, uint64_t runtime_max,
+                               sd_bus_slot **ret_slot, sd_bus_message_handler_t callback, void *userdata) {
+        return sd_bus_call_method_async(link, ret_slot, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE,
+                                        "StartCheckerScope", callback, userdata, "ust", (uint32_t) pid, client,
+                                        runtime_max);
+}
+
+int launcher_stop_scope(sd_bus *link, const char *unit) {
+        return sd_bus_call_method_async(link, NULL, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE, "StopCheckerScope",
+                                        NULL, NULL, "s", unit);
+}
