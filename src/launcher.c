@@ -170,7 +170,8 @@ static int verify_pid(const Launcher *l, uint32_t pid, const char **why) {
                 *why = "not running as the server's user";
                 return -EPERM;
         }
-        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+        /* EPERM (no CAP_KILL over the server's user) still means alive. */
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 && errno == ESRCH) {
                 *why = "exited while being checked";
                 return -ESRCH;
         }
@@ -395,9 +396,12 @@ static const sd_bus_vtable launcher_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-/* Keep what reading root-only files and setfsuid() need; nothing else, ever. */
+/* Keep what reading root-only files and setfsuid() need; nothing else, ever.
+ * CAP_NET_RAW only so that the server's checkers, which hold it, are
+ * readable in /proc with the launcher's fsuid set to theirs (a target's
+ * permitted set must be within the reader's effective one, ptrace(2)). */
 static void launcher_bound_capabilities(void) {
-        static const int keep[] = { CAP_DAC_READ_SEARCH, CAP_SETUID, CAP_SETGID };
+        static const int keep[] = { CAP_DAC_READ_SEARCH, CAP_SETUID, CAP_SETGID, CAP_NET_RAW };
         struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
         uint64_t mask = 0;

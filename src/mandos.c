@@ -3,6 +3,7 @@
 /* mandos: hands each host of a fleet the OpenPGP-encrypted password of its
  * root file system, over TLS, when the host proves its key (SPEC.md). */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -101,6 +102,42 @@ static int keep_net_raw_for_checkers(void) {
         if (data[0].permitted && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0) < 0)
                 return -errno;
         return 0;
+}
+
+/* A unit without User= gets its StateDirectory= owned by root (systemd
+ * chowns it to the unit's user): give the directory and the files in it,
+ * those root owns, to the user the server becomes. Never following a link. */
+static void give_state_dir(const char *dir, uid_t uid, gid_t gid) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        DIR *d;
+
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0)
+                return;
+        if (fchown(fd, uid, gid) < 0) {
+                log_warning("Could not give %s to the server's user: %m", dir);
+                return;
+        }
+        d = fdopendir(dup(fd));
+        if (!d)
+                return;
+        for (struct dirent *e; (e = readdir(d));)
+                if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                    st.st_uid == 0)
+                        (void) fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW);
+        closedir(d);
+}
+
+static void give_state_dirs(const Settings *settings, uid_t uid, gid_t gid) {
+        _cleanup_free_ char *dirs = strdup(getenv("STATE_DIRECTORY") ?: "");
+        char *p, *save = NULL;
+
+        if (!dirs)
+                return;
+        for (p = strtok_r(dirs, ":", &save); p; p = strtok_r(NULL, ":", &save))
+                give_state_dir(p, uid, gid);
+        if (!isempty(settings->statedir))
+                give_state_dir(settings->statedir, uid, gid);
 }
 
 /* The reference's choice of user (launcher_server_user()). Unlike the
@@ -376,6 +413,7 @@ int main(int argc, char *argv[]) {
                 int fds[] = { listen_fd, pid_fd };
 
                 launcher_server_user(&uid, &gid);
+                give_state_dirs(&settings, uid, gid);
                 if (!settings.foreground)
                         r = daemonize();
                 if (r >= 0)

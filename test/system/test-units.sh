@@ -146,6 +146,12 @@ printf '[DEFAULT]\n' >"$CONF/mandos.conf"
 	client_section charlie 'checker = true'
 	echo
 } >"$CONF/clients.conf.new"
+# sleeper's checker outlives nothing: it runs until it is killed.
+{
+	cat "$CONF/clients.conf.new"
+	section sleeper host=sleeper.invalid 'checker=sleep 300; true' interval=1s timeout=10m
+	echo
+} >"$CONF/clients.conf.kill"
 
 # ------------------------------------------------------------- manager
 
@@ -233,9 +239,10 @@ else
 	not_ok "journalctl --update-catalog ($(head -c 300 "$SCRATCH/update-catalog.log"))"
 fi
 
-# The configuration: readable by the server's group only.
+# The configuration: Debian's layout, readable by root only (the server's
+# root launcher reads it for the server).
 install_conf() {
-	sd_run install -D -o root -g _mandos -m 0640 "$CONF/$1" "/etc/mandos/$2"
+	sd_run install -D -o root -g root -m 0600 "$CONF/$1" "/etc/mandos/$2"
 }
 install_conf mandos.conf mandos.conf && install_conf clients.conf clients.conf ||
 	bail "cannot write the namespace's /etc/mandos"
@@ -287,7 +294,7 @@ listen_inode() {
 # ---------------------------------------------- 1. socket activation
 
 part_activation() {
-	local out uid t0
+	local out uid t0 main eff launcher inode
 
 	if sd_run systemctl start mandos.socket; then
 		ok "systemctl start mandos.socket"
@@ -313,8 +320,23 @@ part_activation() {
 		journal -o short-precise | tail -n 20 | sed 's/^/#   /'
 		return 1
 	fi
-	uid=$(sd_uid_of "$(sd_main_pid mandos.service)")
+	main=$(sd_main_pid mandos.service)
+	uid=$(sd_uid_of "$main")
 	check "the server runs as _mandos (uid $uid)" test "$uid" = "$MANDOS_UID"
+	# shellcheck disable=SC2016 # awk's $2
+	eff=$(sd_run awk '/^CapEff:/ { print $2 }' "/proc/$main/status" 2>/dev/null)
+	check "the server, which holds the listening socket, has an empty effective capability set (CapEff $eff)" \
+		test -n "$eff" -a "$((16#${eff:-1}))" = 0
+	launcher=$(sd_children "$main" | while read -r c; do
+		[ "$(sd_uid_of "$c")" = 0 ] && echo "$c"; done | head -n 1)
+	inode=$(listen_inode)
+	inode=${inode%% *}
+	if [ -n "$launcher" ] && [ -n "$inode" ] &&
+		! sd_run ls -l "/proc/$launcher/fd" 2>/dev/null | grep -q "socket:\[$inode\]"; then
+		ok "the root launcher (PID $launcher, a child of the server) does not hold the listening socket"
+	else
+		not_ok "a root launcher (child of the server: '${launcher:-none}') without the listening socket (inode $inode)"
+	fi
 	expect_secret "over IPv4 too (127.0.0.1:$PORT, dual stack)" bravo "127.0.0.1:$PORT" 15
 	diag "status: $(sd_prop mandos.service StatusText)"
 	return 0
@@ -400,7 +422,7 @@ cap_has() {
 }
 
 part_checker() {
-	local n pid cg uid parent gparent main out
+	local n pid cg uid parent gparent main out scope scg
 
 	main=$(sd_main_pid mandos.service)
 	cg=$(sd_prop mandos.service ControlGroup)
@@ -420,10 +442,8 @@ part_checker() {
 	wait_until 3 gw_ok
 	out=$(prop gw LastCheckerStatus)
 	check "gw's LastCheckerStatus on the bus is 0 ($out)" test "$out" = "n 0"
-	out=$(journal -o cat | grep -F 'plain process groups' | head -n 1)
-	check "the server says its checkers run as plain process groups: '$out'" test -n "$out"
-	out=$(sd_units 'mandos-checker-*' | tr '\n' ' ')
-	check "no checker scope exists (${out:-none})" test -z "$out"
+	out=$(journal -o cat | grep -F 'plain process group' | head -n 1)
+	check "the server never says its checkers run as plain process groups (${out:-nothing})" test -z "$out"
 
 	# The host's link goes down: fping waits for answers, long enough to be seen.
 	n=$(jcount "Checker for gw failed")
@@ -435,12 +455,23 @@ part_checker() {
 		uid=$(sd_uid_of "$pid")
 		parent=$(sd_stat_field "$pid" 4)
 		gparent=$(sd_stat_field "$parent" 4)
-		if [ "$uid" = "$MANDOS_UID" ] && [ "$(sd_cgroup_of "$pid")" = "$cg" ] &&
+		scope=$(sd_units 'mandos-checker-gw-*' | head -n 1)
+		scg=$(sd_prop "$scope" ControlGroup)
+		if [ "$uid" = "$MANDOS_UID" ] && [ -n "$scope" ] && [ "$(sd_cgroup_of "$pid")" = "$scg" ] &&
 			{ [ "$parent" = "$main" ] || [ "$gparent" = "$main" ]; }; then
-			ok "the checker (PID $pid, '$(sd_args "$pid")') runs as _mandos in the service's cgroup $cg, a child of the server"
+			ok "the checker (PID $pid, '$(sd_args "$pid")') runs as _mandos in its scope $scope ($scg), a child of the server"
 		else
-			not_ok "the checker (PID $pid) runs as _mandos (uid $uid) in $cg (it is in $(sd_cgroup_of "$pid"))," \
+			not_ok "the checker (PID $pid) runs as _mandos (uid $uid) in a scope '$scope' ($scg; it is in $(sd_cgroup_of "$pid"))," \
 				"started by the server $main (its parent $parent, grandparent $gparent)"
+		fi
+		out=$(sd_units 'mandos-checker-*' | tr '\n' ' ')
+		check "systemctl list-units 'mandos-checker-*' shows it: $out" test -n "$out"
+		if [ -n "$scope" ]; then
+			sd_run systemctl stop "$scope"
+			# shellcheck disable=SC2016
+			wait_until 5 eval '[ -z "$(sd_run cat /proc/$pid/stat 2>/dev/null | grep -v " Z ")" ]'
+			out=$(sd_run cat "/proc/$pid/stat" 2>/dev/null | grep -v ' Z ')
+			check "systemctl stop $scope kills the checker (PID $pid)" test -z "$out"
 		fi
 		if cap_has "$pid" 13; then
 			ok "the checker has CAP_NET_RAW (effective)"
@@ -611,6 +642,50 @@ part_reload() {
 	check "charlie is on the bus, enabled ($out)" test "$out" = "b true"
 }
 
+# ------------------------------------- 7. SIGKILL of the server, stop
+
+# sleeper_pids: the PIDs of sleeper's running checkers.
+sleeper_pids() { sd_pids_with_args "sleep 300"; }
+
+part_kill() {
+	local main1 main2 pids scope out p left
+
+	install_conf clients.conf.kill clients.conf || bail "cannot edit the namespace's clients.conf"
+	sd_run systemctl reload mandos
+	pids=$(wait_until 10 sleeper_pids)
+	scope=$(sd_units 'mandos-checker-sleeper-*' | head -n 1)
+	if [ -n "$pids" ] && [ -n "$scope" ]; then
+		ok "after a reload of the root-only clients.conf, sleeper's checker runs (PID $pids) in $scope"
+	else
+		not_ok "after a reload, sleeper's checker runs in a scope (PIDs '$pids', scope '$scope')"
+	fi
+	main1=$(sd_main_pid mandos.service)
+	sd_run kill -KILL "$main1"
+	sleep 1
+	# shellcheck disable=SC2016
+	wait_until 15 eval 'main2=$(sd_main_pid mandos.service); [ -n "$main2" ] && [ "$main2" != 0 ] && [ "$main2" != "$main1" ] && is_active'
+	main2=$(sd_main_pid mandos.service)
+	check "SIGKILL of the server ($main1): systemd restarts the service (new server $main2, $(service_state))" \
+		test -n "$main2" -a "$main2" != "$main1" -a "$main2" != 0
+	left=''
+	for p in $pids; do
+		[ "$(sd_args "$p")" = "sleep 300" ] && left+=" $p"
+	done
+	out=$(sd_run systemctl is-active "$scope" 2>/dev/null)
+	check "no checker of the killed server outlives it (left:${left:- none}; $scope: $out)" \
+		test -z "$left" -a "$out" != active
+	out=$(prop lapsed Enabled)
+	check "the state survives the SIGKILL: lapsed is still disabled ($out)" test "$out" = "b false"
+	expect_secret "the restarted server serves alpha" alpha "[::1]:$PORT" 15
+
+	pids=$(wait_until 10 sleeper_pids)
+	sd_run systemctl stop mandos.service
+	out=$(sd_units 'mandos-checker-*' | while read -r u; do sd_run systemctl is-active "$u"; done | grep -c '^active$')
+	left=$(sleeper_pids | tr '\n' ' ')
+	check "systemctl stop mandos.service kills the checkers (was: $pids; left: ${left:-none}) and their scopes ($out active)" \
+		test -z "$left" -a "$out" = 0
+}
+
 # ------------------------------------------------ 6. verify, security
 
 part_analyze() {
@@ -686,6 +761,7 @@ if part_activation; then
 	part_checker
 	part_restart
 	part_reload
+	part_kill
 else
 	not_ok "mandos.service does not run: parts 2-5 not tried"
 fi
