@@ -5,7 +5,8 @@
  * loop (SPEC §3): the protocol line, the TLS handshake (we are the TLS
  * client), the peer's key ID, the client lookup, the secret, the TLS bye.
  * Every step has a deadline; a peer that misses it is dropped. Nothing
- * blocks, so one slow peer never delays another. */
+ * blocks, so one slow peer never delays another, and nothing a peer sends
+ * is kept without bound: the bye reads and discards a few KiB at most. */
 
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
@@ -17,10 +18,22 @@
 
 /* Per-step deadlines (µs): a peer has this long to send its protocol
  * line, then again to complete the handshake, then to take the secret and
- * answer the TLS close. */
-#define SESSION_LINE_TIMEOUT      (10 * USEC_PER_SEC)
-#define SESSION_HANDSHAKE_TIMEOUT (10 * USEC_PER_SEC)
-#define SESSION_SEND_TIMEOUT      (10 * USEC_PER_SEC)
+ * answer the TLS close. A refused peer (unknown key, bad certificate,
+ * disabled, denied) gets only SESSION_BYE_REFUSED_TIMEOUT for the close:
+ * there is nothing left to deliver to it. */
+#define SESSION_LINE_TIMEOUT        (10 * USEC_PER_SEC)
+#define SESSION_HANDSHAKE_TIMEOUT   (10 * USEC_PER_SEC)
+#define SESSION_SEND_TIMEOUT        (10 * USEC_PER_SEC)
+#define SESSION_BYE_REFUSED_TIMEOUT (1 * USEC_PER_SEC)
+
+/* In the bye we send our close alert and a FIN, then read and throw away
+ * what the peer still sends until its end of file, at most this much: the
+ * real mandos-client sends only its own close alert (a few dozen bytes).
+ * After the secret we read on rather than close at once, because closing a
+ * socket with unread data sends a reset, which can destroy the secret still
+ * on its way; a peer that sends more than the bound is cut off. */
+#define SESSION_BYE_DRAIN_REFUSED (4 * 1024)
+#define SESSION_BYE_DRAIN_SERVED  (64 * 1024)
 
 /* The protocol line is "1\r\n"; anything longer than this is not one. */
 #define SESSION_LINE_MAX 256
@@ -63,6 +76,10 @@ struct Session {
         uint8_t *secret;            /* a private copy while sending; wiped */
         size_t secret_size;
         size_t secret_sent;
+
+        bool served;                /* the whole secret went out: the bye delivers it */
+        bool bye_alert_sent;        /* our close alert and FIN are out; draining now */
+        size_t bye_drained;         /* bytes read and thrown away in the bye */
 };
 
 /* Take over an accepted, non-blocking socket. Returns 0 or a negative errno
