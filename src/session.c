@@ -236,6 +236,18 @@ static void approval_check(Session *s) {
         set_state_until(s, SESSION_APPROVAL, s->approval_remaining);
 }
 
+SessionEvict session_evictable(const Session *s) {
+        switch (s->state) {
+        case SESSION_READ_LINE:
+        case SESSION_HANDSHAKE:
+                return SESSION_EVICT_UNIDENTIFIED;
+        case SESSION_BYE:
+                return s->served ? SESSION_EVICT_NEVER : SESSION_EVICT_REFUSED;
+        default:
+                return SESSION_EVICT_NEVER; /* waiting for approval, or sending */
+        }
+}
+
 void session_approval_wake(Session *s) {
         uint64_t now, elapsed;
 

@@ -87,6 +87,21 @@ struct Session {
 int session_new(Server *server, int fd, const struct sockaddr_storage *peer, Session **ret);
 Session *session_free(Session *s);
 
+/* Whether the server may drop s to make room for a new connection, and
+ * how readily (src/server.c picks the oldest of the highest rank):
+ * SESSION_EVICT_REFUSED, a peer refused and in the bye, has nothing left
+ * to get; SESSION_EVICT_UNIDENTIFIED, before the handshake ended, may still
+ * be a real client; SESSION_EVICT_NEVER for a client waiting for approval,
+ * being sent its secret, or in the bye after it (dropping that could reset
+ * the connection under the secret; only a peer that proved a configured key
+ * gets there, and only for SESSION_SEND_TIMEOUT). */
+typedef enum SessionEvict {
+        SESSION_EVICT_NEVER,
+        SESSION_EVICT_UNIDENTIFIED,
+        SESSION_EVICT_REFUSED,
+} SessionEvict;
+SessionEvict session_evictable(const Session *s);
+
 /* The client's approval, denial, enabling or disabling: look again. */
 void session_approval_wake(Session *s);
 
