@@ -97,6 +97,18 @@ diag "server RSS before the floods: $(status_kb "$MANDOS_PID" VmRSS) kB"
 # the old server gave it 10 s.
 close_max=$(vg_scale 3)
 
+# 0. Ten peers with unknown keys that send nothing more and never answer
+# the close: each gets our close alert and FIN at once, and is closed
+# after about 1 s.
+flood "10 refused, holding" --connections 10 --after hold --hold 15
+check "ten refused peers that hold complete their handshakes" test "$?" = 0
+check "...get the server's FIN at once (fins=$(summary_field fins), max_fin_s=$(summary_field max_fin_s))" \
+	awk -v n="$(summary_field fins)" -v t="$(summary_field max_fin_s)" -v m="$(vg_scale 1)" \
+	'BEGIN { exit !(n == 10 && t <= m) }'
+check "...and are closed within $close_max s (closed_by_server=$(summary_field closed_by_server), max_close_s=$(summary_field max_close_s))" \
+	awk -v n="$(summary_field closed_by_server)" -v t="$(summary_field max_close_s)" -v m="$close_max" \
+	'BEGIN { exit !(n == 10 && t <= m) }'
+
 # 1. Ten peers with unknown keys, 8 MiB of junk each, then they hold.
 memory_base
 flood "10 x 8 MiB after refusal" --connections 10 --junk 8M --after hold --hold 15

@@ -21,9 +21,11 @@
  *   --junk BYTES     after the handshake, send BYTES of application data
  *                    (suffixes K, M), in full records, before --after.
  *   --after close    close at once (no TLS close alert);
- *           hold     (the default) neither read nor answer nor close: wait
- *                    until the server closes (seen with POLLRDHUP, without
- *                    reading) or --hold seconds (default 15) pass;
+ *           hold     (the default) neither read nor answer nor close, until
+ *                    the server has closed the socket or --hold seconds
+ *                    (default 15) pass. Its FIN is seen without reading
+ *                    (POLLRDHUP); after it, one junk byte every 100 ms
+ *                    draws a reset once the server has closed;
  *           read     read application data until the server's close alert
  *                    or end of file, then close without answering.
  *   --reconnect      start over after each connection ends (after --pause
@@ -34,9 +36,10 @@
  *
  * One line per connection on stdout, then a summary line:
  *   summary: connections=N handshakes=H failed=F junk_sent=B received=R
- *            closed_by_server=C max_close_s=T
- * "closed_by_server" counts the held connections the server ended, and
- * max_close_s the longest it took, from the end of the junk. Exit status 0
+ *            fins=N max_fin_s=T closed_by_server=C max_close_s=T
+ * "fins" counts the held connections the server sent its FIN on, and
+ * "closed_by_server" those it closed (reset, or hung up); the max_*_s are
+ * the longest each took, from the end of the junk. Exit status 0
  * if every connection completed at least one handshake, 1 if not, 2 on a
  * usage error. Only loopback addresses are accepted.
  */
@@ -97,9 +100,9 @@ static struct {
 
 typedef struct {
         unsigned index;
-        unsigned handshakes, failed, closed_by_server;
+        unsigned handshakes, failed, fins, closed_by_server;
         uint64_t junk_sent, received;
-        double max_close;
+        double max_fin, max_close;
         char last_error[128];
 } Conn;
 
@@ -314,27 +317,45 @@ static void send_junk(Conn *c, gnutls_session_t s) {
         }
 }
 
-/* Neither read nor answer: wait for the server's end of file (or reset). */
+static void note_close(double since, unsigned *count, double *max) {
+        double took = now_s() - since;
+        (*count)++;
+        if (took > *max)
+                *max = took;
+}
+
+/* Neither read nor answer nor close: stay in the server's table for as long
+ * as it lets us. Its FIN (its close alert's end of file) shows as
+ * POLLRDHUP, without reading; after it a close() of the server's sends
+ * nothing, so one byte every PROBE_INTERVAL (never a TLS close alert: junk
+ * the server must throw away) draws a reset once the socket is gone. */
+#define PROBE_INTERVAL 0.1
 static void hold(Conn *c, int fd, double since) {
         double until = since + P.hold;
+        bool fin = false;
 
         for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-                double left = until - now_s();
+                struct pollfd p = { .fd = fd, .events = fin ? 0 : POLLRDHUP };
+                double left = until - now_s(), wait = fin && left > PROBE_INTERVAL ? PROBE_INTERVAL : left;
                 int r;
 
                 if (left <= 0)
                         return;
-                r = poll(&p, 1, (int) (left * 1000) + 1);
+                r = poll(&p, 1, (int) (wait * 1000) + 1);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
                         return;
-                if (r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-                        double took = now_s() - since;
-                        c->closed_by_server++;
-                        if (took > c->max_close)
-                                c->max_close = took;
+                if (p.revents & (POLLHUP | POLLERR)) {
+                        note_close(since, &c->closed_by_server, &c->max_close);
+                        return;
+                }
+                if (!fin && (p.revents & POLLRDHUP)) {
+                        fin = true;
+                        note_close(since, &c->fins, &c->max_fin);
+                }
+                if (fin && send(fd, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+                        note_close(since, &c->closed_by_server, &c->max_close);
                         return;
                 }
         }
@@ -528,25 +549,29 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < n; i++) {
                 Conn *x = &conns[i];
                 pthread_join(threads[i], NULL);
-                printf("conn %u: handshakes=%u failed=%u junk_sent=%llu received=%llu closed_by_server=%u "
-                       "max_close_s=%.3f%s%s\n",
+                printf("conn %u: handshakes=%u failed=%u junk_sent=%llu received=%llu fins=%u max_fin_s=%.3f "
+                       "closed_by_server=%u max_close_s=%.3f%s%s\n",
                        x->index, x->handshakes, x->failed, (unsigned long long) x->junk_sent,
-                       (unsigned long long) x->received, x->closed_by_server, x->max_close,
+                       (unsigned long long) x->received, x->fins, x->max_fin, x->closed_by_server, x->max_close,
                        x->last_error[0] ? " last_error=" : "", x->last_error);
                 total.handshakes += x->handshakes;
                 total.failed += x->failed;
                 total.junk_sent += x->junk_sent;
                 total.received += x->received;
+                total.fins += x->fins;
                 total.closed_by_server += x->closed_by_server;
+                if (x->max_fin > total.max_fin)
+                        total.max_fin = x->max_fin;
                 if (x->max_close > total.max_close)
                         total.max_close = x->max_close;
                 if (x->handshakes == 0)
                         total.index++; /* connections that never got through */
         }
-        printf("summary: connections=%lu handshakes=%u failed=%u junk_sent=%llu received=%llu "
-               "closed_by_server=%u max_close_s=%.3f\n",
+        printf("summary: connections=%lu handshakes=%u failed=%u junk_sent=%llu received=%llu fins=%u "
+               "max_fin_s=%.3f closed_by_server=%u max_close_s=%.3f\n",
                n, total.handshakes, total.failed, (unsigned long long) total.junk_sent,
-               (unsigned long long) total.received, total.closed_by_server, total.max_close);
+               (unsigned long long) total.received, total.fins, total.max_fin, total.closed_by_server,
+               total.max_close);
         gnutls_priority_deinit(P.priority);
         gnutls_certificate_free_credentials(P.cred);
         free(threads);
