@@ -371,7 +371,7 @@ static void bye_drain(Session *s) {
                 }
                 s->bye_drained += (size_t) n;
         }
-        log_debug("Connection from %s sent more than %zu bytes after the TLS close: dropping it", s->peer,
+        log_debug("Connection from %s sent more than %zu bytes in the TLS bye: dropping it", s->peer,
                   limit);
         session_free(s);
 }
