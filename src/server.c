@@ -122,17 +122,26 @@ Client *server_find_client(Server *s, const char *key_id) {
 /* File descriptors kept for what is not a connection (checkers, bus, state file). */
 #define SERVER_FDS_RESERVED 128
 
-/* Make room for a new connection by dropping the oldest one that has not
- * proved its key yet (the list is newest first). False if there is none. */
-static bool server_drop_oldest_unauthenticated(Server *s, const char *why) {
+/* Make room for a new connection by dropping the oldest session that is
+ * not about to get a secret (the list is newest first): a refused peer in
+ * the bye before one that has not identified itself yet, which may still
+ * be a real client; never a client waiting for approval or being served
+ * (session_evictable()). False if there is none. */
+static bool server_drop_oldest_evictable(Server *s, const char *why) {
         Session *oldest = NULL;
+        SessionEvict best = SESSION_EVICT_NEVER;
 
-        for (Session *x = s->sessions; x; x = x->next)
-                if (x->state == SESSION_READ_LINE || x->state == SESSION_HANDSHAKE)
+        for (Session *x = s->sessions; x; x = x->next) {
+                SessionEvict e = session_evictable(x);
+                if (e != SESSION_EVICT_NEVER && e >= best) {
+                        best = e;
                         oldest = x;
+                }
+        }
         if (!oldest)
                 return false;
-        log_warning("%s: dropping the oldest unauthenticated connection, from %s", why, oldest->peer);
+        log_warning("%s: dropping the oldest %s connection, from %s", why,
+                    best == SESSION_EVICT_REFUSED ? "refused" : "unauthenticated", oldest->peer);
         session_free(oldest);
         return true;
 }
@@ -183,14 +192,14 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                                 log_warning_errno(r, "Failed to accept a connection: %m");
                                 return 0;
                         }
-                        if (server_drop_oldest_unauthenticated(s, "Out of file descriptors"))
+                        if (server_drop_oldest_evictable(s, "Out of file descriptors"))
                                 continue;
                         server_pause_accepting(s, r);
                         return 0;
                 }
                 if (s->n_sessions >= s->max_sessions &&
-                    !server_drop_oldest_unauthenticated(s, "Too many connections")) {
-                        log_warning("Too many connections (%u), none of them unauthenticated: refusing one",
+                    !server_drop_oldest_evictable(s, "Too many connections")) {
+                        log_warning("Too many connections (%u), none of them to drop: refusing one",
                                     s->n_sessions);
                         (void) close(cfd);
                         continue;

@@ -42,7 +42,9 @@ typedef struct Server {
 
         Session *sessions;         /* open connections, newest first */
         unsigned n_sessions;
-        unsigned max_sessions;     /* max_connections, or fewer if file descriptors are short */
+        unsigned max_sessions;     /* max_connections, or fewer if file descriptors are short;
+                                    * when full, a new one displaces the oldest evictable one
+                                    * (session_evictable()) */
         sd_event_source *accept_resume; /* out of file descriptors: accept again later */
         uint64_t n_secrets_sent;
 } Server;

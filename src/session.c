@@ -25,7 +25,7 @@ static const uint64_t state_timeouts[_SESSION_STATE_MAX] = {
         [SESSION_HANDSHAKE] = SESSION_HANDSHAKE_TIMEOUT,
         [SESSION_APPROVAL]  = 0, /* the approval delay itself */
         [SESSION_SEND]      = SESSION_SEND_TIMEOUT,
-        [SESSION_BYE]       = SESSION_SEND_TIMEOUT,
+        [SESSION_BYE]       = SESSION_BYE_REFUSED_TIMEOUT, /* see start_bye() */
 };
 
 static void session_step(Session *s);
@@ -173,8 +173,9 @@ static void start_handshake(Session *s) {
         session_step(s);
 }
 
+/* Refused peers get a short bye; a served one the time to take its secret. */
 static void start_bye(Session *s) {
-        set_state(s, SESSION_BYE);
+        set_state_until(s, SESSION_BYE, s->served ? SESSION_SEND_TIMEOUT : SESSION_BYE_REFUSED_TIMEOUT);
         session_step(s);
 }
 
@@ -277,6 +278,18 @@ static void approval_check(Session *s) {
 void session_recheck_client(Session *s) {
         if (s->state == SESSION_APPROVAL)
                 (void) drop_if_stale(s);
+}
+
+SessionEvict session_evictable(const Session *s) {
+        switch (s->state) {
+        case SESSION_READ_LINE:
+        case SESSION_HANDSHAKE:
+                return SESSION_EVICT_UNIDENTIFIED;
+        case SESSION_BYE:
+                return s->served ? SESSION_EVICT_NEVER : SESSION_EVICT_REFUSED;
+        default:
+                return SESSION_EVICT_NEVER; /* waiting for approval, or sending */
+        }
 }
 
 void session_approval_wake(Session *s) {
@@ -389,18 +402,52 @@ static void step_send(Session *s) {
         log_struct(LOG_INFO, &f, "Sending secret to %s", s->client->name);
         client_secret_sent(s->client);
         approval_end(s);
+        s->served = true;
         start_bye(s);
 }
 
-static void step_bye(Session *s) {
-        int r = gnutls_bye(s->tls, GNUTLS_SHUT_RDWR);
-        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-                wait_for_tls(s);
-                return;
+/* Read and throw away what the peer sends until its end of file, within
+ * the bound (session.h): never through GnuTLS, which would keep it all. */
+static void bye_drain(Session *s) {
+        size_t limit = s->served ? SESSION_BYE_DRAIN_SERVED : SESSION_BYE_DRAIN_REFUSED;
+        char buf[4096];
+
+        while (s->bye_drained < limit) {
+                ssize_t n = recv(s->fd, buf, MIN(sizeof(buf), limit - s->bye_drained), 0);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n <= 0) {
+                        session_free(s); /* its end of file (or a reset): done */
+                        return;
+                }
+                s->bye_drained += (size_t) n;
         }
-        if (r < 0)
-                log_debug("GnuTLS bye failed: %s", gnutls_strerror(r));
+        log_debug("Connection from %s sent more than %zu bytes in the TLS bye: dropping it", s->peer,
+                  limit);
         session_free(s);
+}
+
+/* The TLS bye: our close alert (GNUTLS_SHUT_WR, see gnutls_bye(3)), a FIN,
+ * then bye_drain(). Not GNUTLS_SHUT_RDWR: waiting in GnuTLS for the peer's
+ * alert keeps every record the peer sends meanwhile, without bound. */
+static void step_bye(Session *s) {
+        if (!s->bye_alert_sent) {
+                int r = gnutls_bye(s->tls, GNUTLS_SHUT_WR);
+                if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                        wait_for_tls(s);
+                        return;
+                }
+                if (r < 0) {
+                        log_debug("GnuTLS bye failed: %s", gnutls_strerror(r));
+                        session_free(s);
+                        return;
+                }
+                s->bye_alert_sent = true;
+                /* A peer that reads to the end of file, as mandos-client does, gets it now. */
+                (void) shutdown(s->fd, SHUT_WR);
+                (void) sd_event_source_set_io_events(s->io, EPOLLIN);
+        }
+        bye_drain(s);
 }
 
 static void step_read_line(Session *s) {

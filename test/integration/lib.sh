@@ -311,11 +311,13 @@ KEY_CACHE="${BUILD_DIR:-$SCRATCH}/test-keys"
 # The secret mandos-keygen encrypts for client NAME.
 secret_of() { printf 'mandos integration test secret for %s' "$1"; }
 
-# ensure_keys NAME: generate (once per build tree) OpenPGP + TLS keys and the
-# clients.conf section for client NAME under $KEY_CACHE/NAME/, and
-# $KEY_CACHE/dhparams.pem. Safe to call from parallel tests (flock).
+# ensure_keys NAME [TLS_KEYTYPE]: generate (once per build tree) OpenPGP +
+# TLS keys (of TLS_KEYTYPE, as mandos-keygen --tls-keytype takes it; its
+# default if none) and the clients.conf section for client NAME under
+# $KEY_CACHE/NAME/, and $KEY_CACHE/dhparams.pem. Safe to call from parallel
+# tests (flock).
 ensure_keys() {
-	local name=$1 dir="$KEY_CACHE/$1" tmp lockfd
+	local name=$1 type=${2:-} dir="$KEY_CACHE/$1" tmp lockfd
 	mkdir -p "$KEY_CACHE" || bail "cannot create $KEY_CACHE"
 	exec {lockfd}>"$KEY_CACHE/.lock"
 	flock "$lockfd"
@@ -332,7 +334,7 @@ ensure_keys() {
 		tmp="$dir.tmp"
 		mkdir -p "$tmp"
 		secret_of "$name" >"$tmp/secret"
-		if ! mandos-keygen --dir "$tmp" --force >"$tmp/keygen.out" 2>&1 ||
+		if ! mandos-keygen --dir "$tmp" ${type:+--tls-keytype "$type"} --force >"$tmp/keygen.out" 2>&1 ||
 			! mandos-keygen --dir "$tmp" --password --passfile "$tmp/secret" \
 				--name "$name" >"$tmp/section.conf" 2>>"$tmp/keygen.out"; then
 			cat "$tmp/keygen.out" >&2

@@ -4,12 +4,16 @@
 #
 # The connection cap (mandos.conf max_connections, default 1024): when it is
 # reached, a new connection makes the server drop the oldest connection
-# that has not proved its key yet (protocol line or TLS handshake), never
-# one that has (waiting for approval); if none can be dropped, the new one
-# is refused. A real client still gets in while the cap is full.
+# that is not about to get a secret: first a refused one (a peer with an
+# unknown key, in the TLS bye), then one that has not proved its key yet
+# (protocol line or TLS handshake); never one waiting for approval, being
+# sent its secret, or in the bye after it. If none can be dropped, the new
+# one is refused. A real client still gets in while the cap is full, even
+# when refused peers that never answer the close fill it.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common
+[ -x "${TLS_PEER:-}" ] || bail "TLS_PEER is not set to the built test/peers/tls-peer"
 
 raise_fd_limit 4096
 ensure_keys alpha
@@ -118,7 +122,7 @@ check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
 PORT=
 
 # 3. max_connections = 1, held by a client waiting for approval: a new
-# connection is refused at once (nothing unauthenticated to drop).
+# connection is refused at once (nothing to drop).
 CONFDIR="$SCRATCH/conf-1"
 MANDOS_CONF_EXTRA="max_connections = 1" write_config "$CONFDIR" \
 	"$(client_section bravo 'approval_delay = PT4S' 'approved_by_default = True' 'checker = true')"
@@ -138,9 +142,49 @@ rc=$?
 diag "peer: $out"
 check "a new connection is closed at once" test "$rc" = 0
 check "...refused, as nothing could be dropped" \
-	log_has "Too many connections (1), none of them unauthenticated: refusing one" 2
+	log_has "Too many connections (1), none of them to drop: refusing one" 2
 wait "$bravo_pid"
 check "bravo still gets its secret" test "$(cat "$SCRATCH/bravo2.out")" = "$(secret_of bravo)"
+stop_mandos TERM
+check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
+PORT=
+
+# 4. max_connections = 20, full of refused peers: 30 peers with unknown keys
+# (test/peers/tls-peer.c) complete the handshake, are refused, and hold
+# their connection in the bye without ever answering the close; each one
+# the server closes connects again 200 ms later. The real client is served
+# at once, as a refused peer is dropped for it (before, refused peers could
+# not be dropped: the real client waited for their 10 s bye to end).
+CONFDIR="$SCRATCH/conf-20"
+MANDOS_CONF_EXTRA="max_connections = 20" write_config "$CONFDIR" "$(client_section alpha)"
+if ! start_mandos; then
+	not_ok "server starts with max_connections = 20"
+	finish
+fi
+ok "server starts with max_connections = 20"
+setsid "$TLS_PEER" --address 127.0.0.1 --port "$PORT" --connections 30 --after hold --hold 15 \
+	--reconnect --duration 20 --pause 200 --ready-file "$SCRATCH/refused.ready" \
+	>"$SCRATCH/refused.out" 2>&1 &
+refused_pid=$!
+remember_pid "$refused_pid"
+for _ in $(seq 100); do
+	[ -s "$SCRATCH/refused.ready" ] && break
+	sleep 0.1
+done
+check "30 refused peers have connected" test -s "$SCRATCH/refused.ready"
+check "...the cap is full of them" log_has "Too many connections" 5
+check "...refused ones are dropped for new ones" log_has "Too many connections: dropping the oldest refused connection" 5
+sleep 1
+t0=$(date +%s%N)
+got=$(fetch alpha "[::1]:$PORT" 15)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "alpha gets its secret while refused peers fill the cap" test "$got" = "$(secret_of alpha)"
+limit=$(vg_scale 5000)
+check "...the whole fetch within $limit ms (${ms} ms)" test "$ms" -le "$limit"
+kill_pid "$refused_pid"
+check "server still runs" alive "$MANDOS_PID"
+check "no connection was refused for want of one to drop ($(log_count 'refusing one') refused)" \
+	test "$(log_count 'refusing one')" = 0
 stop_mandos TERM
 check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
 finish

@@ -15,38 +15,10 @@ require_common
 
 TYPES="ed25519 rsa ecdsa ed448"
 
-# ensure_typed_keys NAME TYPE: ensure_keys NAME, with a TLS key of TYPE.
-ensure_typed_keys() {
-	local name=$1 type=$2 dir="$KEY_CACHE/$1" tmp lockfd
-	mkdir -p "$KEY_CACHE" || bail "cannot create $KEY_CACHE"
-	ensure_keys alpha # the DH parameters
-	exec {lockfd}>"$KEY_CACHE/.lock"
-	flock "$lockfd"
-	if [ ! -f "$dir/complete" ]; then
-		rm -rf "$dir" "$dir.tmp"
-		tmp="$dir.tmp"
-		mkdir -p "$tmp"
-		secret_of "$name" >"$tmp/secret"
-		if ! mandos-keygen --dir "$tmp" --tls-keytype "$type" --force >"$tmp/keygen.out" 2>&1 ||
-			! mandos-keygen --dir "$tmp" --password --passfile "$tmp/secret" \
-				--name "$name" >"$tmp/section.conf" 2>>"$tmp/keygen.out"; then
-			cat "$tmp/keygen.out" >&2
-			exec {lockfd}>&-
-			bail "mandos-keygen --tls-keytype $type failed for $name"
-		fi
-		certtool --key-id --hash=sha256 --load-pubkey "$tmp/tls-pubkey.pem" \
-			2>/dev/null | tr -d ' \n' | tr 'a-f' 'A-F' >"$tmp/key_id"
-		[ -s "$tmp/key_id" ] || { exec {lockfd}>&-; bail "certtool --key-id failed for $name"; }
-		touch "$tmp/complete"
-		mv "$tmp" "$dir"
-	fi
-	exec {lockfd}>&-
-}
-
 sections=()
 for type in $TYPES; do
 	t0=$(date +%s)
-	ensure_typed_keys "keytype-$type" "$type"
+	ensure_keys "keytype-$type" "$type"
 	diag "$type: $(certtool --pubkey-info --load-pubkey "$(key_dir "keytype-$type")/tls-pubkey.pem" 2>/dev/null |
 		sed -n 's/^\t\(Public Key Algorithm\|Algorithm Security Level\): //p' | tr '\n' ' ')($(($(date +%s) - t0)) s)"
 	sections+=("$(client_section "keytype-$type")")
