@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <systemd/sd-id128.h>
+#include <systemd/sd-login.h>
 
 #include "log.h"
 #include "util.h"
@@ -69,6 +70,7 @@ struct Launcher {
         size_t n_scopes;
         Pending *pending;
         unsigned n_pending;
+        char *own_service;    /* the service we run in, if any: its scopes are PartOf= it */
 };
 
 static Pending *pending_free(Launcher *l, Pending *p) {
@@ -313,9 +315,14 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                                            "StartTransientUnit");
         if (r >= 0)
                 r = sd_bus_message_append(msg, "ss", p->unit, "fail");
-        /* Fixed properties: this PID only, the documented limits, no dependencies. */
+        /* Fixed properties: this PID only, the documented limits, and no
+         * dependency but one the launcher chooses: part of our own service,
+         * so that stopping or restarting it (after the server died, too)
+         * stops the scope with it. */
         if (r >= 0)
-                r = sd_bus_message_append(msg, "a(sv)", 7,
+                r = sd_bus_message_open_container(msg, 'a', "(sv)");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "(sv)(sv)(sv)(sv)(sv)(sv)(sv)",
                                           "Description", "s", description,
                                           "TimeoutStopUSec", "t", (uint64_t) 5 * USEC_PER_SEC,
                                           "PIDs", "au", 1, pid,
@@ -323,6 +330,10 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                                           "TasksMax", "t", (uint64_t) LAUNCHER_SCOPE_TASKS_MAX,
                                           "MemoryMax", "t", LAUNCHER_SCOPE_MEMORY_MAX,
                                           "RuntimeMaxUSec", "t", runtime);
+        if (r >= 0 && l->own_service)
+                r = sd_bus_message_append(msg, "(sv)", "PartOf", "as", 1, l->own_service);
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
         if (r >= 0)
                 r = sd_bus_message_append(msg, "a(sa(sv))", 0);
         if (r >= 0)
@@ -443,6 +454,15 @@ static int launcher_connect_system(Launcher *l) {
         return r;
 }
 
+static void stop_unit(Launcher *l, const char *unit) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit", &error, NULL,
+                               "ss", unit, "replace") < 0 &&
+            !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                log_warning("Launcher: could not stop %s: %s", unit, error.message ?: "?");
+}
+
 /* Nothing the launcher made outlives it. */
 static void launcher_stop_all(Launcher *l) {
         if (!l->system)
@@ -450,11 +470,51 @@ static void launcher_stop_all(Launcher *l) {
         for (Pending *p = l->pending; p; p = p->next)
                 if (p->unit)
                         (void) scopes_add(l, p->unit);
-        for (size_t i = 0; i < l->n_scopes; i++) {
-                log_debug("Launcher: stopping %s", l->scopes[i]);
-                (void) sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
-                                          NULL, NULL, "ss", l->scopes[i], "replace");
+        if (l->n_scopes > 0)
+                log_info("Launcher: stopping the checker scopes it made (%zu)", l->n_scopes);
+        for (size_t i = 0; i < l->n_scopes; i++)
+                stop_unit(l, l->scopes[i]);
+}
+
+/* Checker scopes of an earlier run of our service that outlived it: its
+ * server was killed (systemd does not carry a restart over to the scopes
+ * that are PartOf= it). */
+static bool unit_part_of(Launcher *l, const char *path, const char *service) {
+        char **part_of = NULL;
+        bool found = false;
+
+        if (sd_bus_get_property_strv(l->system, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Unit", "PartOf",
+                                     NULL, &part_of) < 0)
+                return false;
+        for (char **p = part_of; *p; p++) {
+                found = found || streq(*p, service);
+                free(*p);
         }
+        free(part_of);
+        return found;
+}
+
+static void launcher_stop_stale(Launcher *l) {
+        sd_bus_message *reply = NULL;
+        const char *name, *path;
+        int r;
+
+        if (!l->system || !l->own_service)
+                return;
+        r = sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "ListUnitsByPatterns", NULL,
+                               &reply, "asas", 0, 1, "mandos-checker-*.scope");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL, &path,
+                                                 NULL, NULL, NULL)) > 0) {
+                if (!unit_part_of(l, path, l->own_service))
+                        continue;
+                log_info("Launcher: stopping %s, left by an earlier run of %s", name, l->own_service);
+                stop_unit(l, name);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Launcher: could not list the checker scopes left behind: %m");
+        sd_bus_message_unref(reply);
 }
 
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -486,6 +546,9 @@ static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid,
                 return log_error_errno(r, "Launcher: no event loop: %m");
         /* The system bus as root, first, and for the launcher only. */
         (void) launcher_connect_system(&l);
+        if (sd_pid_get_unit(0, &l.own_service) < 0 || !endswith(l.own_service, ".service"))
+                l.own_service = mfree(l.own_service);
+        launcher_stop_stale(&l);
 
         r = sd_id128_randomize(&id);
         if (r >= 0)
@@ -518,6 +581,7 @@ static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid,
         for (size_t i = 0; i < l.n_scopes; i++)
                 free(l.scopes[i]);
         free(l.scopes);
+        free(l.own_service);
         l.link = sd_bus_flush_close_unref(l.link);
         l.system = sd_bus_flush_close_unref(l.system);
         sd_event_unref(l.event);

@@ -79,6 +79,12 @@ static inline void *erase_and_free(void *p, size_t n) {
 
 #define _noreturn_ __attribute__((noreturn))
 
+/* s ends with suffix (NULL s: no). */
+static inline bool endswith(const char *s, const char *suffix) {
+        size_t n = s ? strlen(s) : 0, m = strlen(suffix);
+        return s && n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
 static inline void *mfree(void *p) {
         free(p);
         return NULL;

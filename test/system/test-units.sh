@@ -466,17 +466,17 @@ part_checker() {
 		fi
 		out=$(sd_units 'mandos-checker-*' | tr '\n' ' ')
 		check "systemctl list-units 'mandos-checker-*' shows it: $out" test -n "$out"
+		if cap_has "$pid" 13; then
+			ok "the checker has CAP_NET_RAW (effective)"
+		else
+			not_ok "the checker has CAP_NET_RAW (effective) ($(sd_run grep ^Cap "/proc/$pid/status" 2>&1 | tr '\n' ' '))"
+		fi
 		if [ -n "$scope" ]; then
 			sd_run systemctl stop "$scope"
 			# shellcheck disable=SC2016
 			wait_until 5 eval '[ -z "$(sd_run cat /proc/$pid/stat 2>/dev/null | grep -v " Z ")" ]'
 			out=$(sd_run cat "/proc/$pid/stat" 2>/dev/null | grep -v ' Z ')
 			check "systemctl stop $scope kills the checker (PID $pid)" test -z "$out"
-		fi
-		if cap_has "$pid" 13; then
-			ok "the checker has CAP_NET_RAW (effective)"
-		else
-			not_ok "the checker has CAP_NET_RAW (effective) ($(sd_run grep ^Cap "/proc/$pid/status" 2>&1 | tr '\n' ' '))"
 		fi
 	fi
 	if jwait 10 "Checker for gw failed" $((n + 1)); then
@@ -645,7 +645,11 @@ part_reload() {
 # ------------------------------------- 7. SIGKILL of the server, stop
 
 # sleeper_pids: the PIDs of sleeper's running checkers.
-sleeper_pids() { sd_pids_with_args "sleep 300"; }
+sleeper_pids() {
+	local p
+	p=$(sd_pids_with_args "sleep 300")
+	[ -n "$p" ] && printf '%s\n' "$p"
+}
 
 part_kill() {
 	local main1 main2 pids scope out p left
