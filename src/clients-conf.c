@@ -15,7 +15,8 @@
 #include "ini.h"
 #include "util.h"
 
-/* configparser defaults of the reference's Client class (SPEC §2.2). */
+/* configparser defaults of the reference's Client class
+ * (mandos-clients.conf(5), OPTIONS). */
 static const char *const client_defaults[] = {
         "timeout",             "PT5M",
         "extended_timeout",    "PT15M",
