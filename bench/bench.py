@@ -48,7 +48,8 @@ SMOKE = dict(tp_clients=10, concurrencies=[1, 10], tp_seconds=1,
              sizes=[1, 20], storm_clients=50, storm_seconds=4,
              fetch_every=1.0, handshake_seconds=1, start_timeout=60)
 
-# The targets of issue 8, checked on the numbers of this run.
+# The project's performance targets (README.md, Benchmark), checked on the
+# numbers of this run.
 TARGETS = [
     ("throughput at concurrency 1 >= 20x the reference", "ratio_ref", ("fetches_per_s", 1), 20, ">="),
     ("throughput at concurrency 50 >= 10x the reference", "ratio_ref", ("fetches_per_s", 50), 10, ">="),

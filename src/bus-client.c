@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The client objects "/clients/NAME" (SPEC §5.4): both client interfaces
- * with every property, method and signal of the reference, and the change
- * signals in the reference's order. */
+/* The client objects "/clients/NAME" (mandos-dbus-api(7), CLIENT OBJECTS):
+ * both client interfaces with every property, method and signal of the
+ * reference, and the change signals in the reference's order. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,7 +276,7 @@ DEFINE_CLIENT_METHOD(method_stop_checker, client_stop_checker)
         SD_BUS_WRITABLE_PROPERTY(name, type, get, set, offsetof(Client, field), EMITS_CHANGE | UNPRIVILEGED)
 
 /* The two client interfaces are the same but for the deprecation of the
- * second (SPEC §5.4). */
+ * second (mandos-dbus-api(7), DESCRIPTION). */
 #define CLIENT_VTABLE(flags)                                                                                 \
         {                                                                                                     \
                 SD_BUS_VTABLE_START(flags),                                                                   \
@@ -718,7 +718,8 @@ void bus_client_changed(Bus *b, Client *c, ClientProperty p) {
         v = find_property(client_vtable, client_property_names[p]);
         if (!v)
                 return;
-        /* A write-only value is never sent, only invalidated (SPEC §5.4). */
+        /* A write-only value is never sent, only invalidated
+         * (mandos-dbus-api(7), CHANGE SIGNALS). */
         if (!(v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION))
                 emit_property_changed(b, c, v);
         emit_properties_changed(b, c, v);

@@ -39,7 +39,8 @@ struct Bus {
 int bus_export_clients(Bus *b);
 
 /* The reference's object path of a client name, "/clients/foo_bar" for
- * "foo.bar" (SPEC §5.2); bytes outside [A-Za-z0-9_.-] become "_xx". */
+ * "foo.bar" (mandos-dbus-api(7), VALUES); bytes outside [A-Za-z0-9_.-] become
+ * "_xx". */
 int bus_client_object_path(const char *name, char **ret);
 
 /* a{sv}: every readable property of the client interface. */
@@ -51,7 +52,7 @@ int bus_client_append_interface_names(sd_bus_message *m);
 
 /* Send a message we built; a failure is logged, never fatal to the caller. */
 void bus_send(Bus *b, sd_bus_message *m);
-/* A signal on both interfaces, the primary one first (SPEC §5.3, §5.4);
- * types NULL for none. */
+/* A signal on both interfaces, the primary one first (mandos-dbus-api(7),
+ * DESCRIPTION); types NULL for none. */
 void bus_emit_twice(Bus *b, const char *path, const char *const interfaces[2], const char *member,
                     const char *types, va_list ap);

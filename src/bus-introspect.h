@@ -3,9 +3,9 @@
 
 /* Introspection XML, written from the same sd_bus_vtable tables sd-bus
  * dispatches with. We write it ourselves because sd-bus's writer cannot say
- * what the reference says (SPEC §5.4): a write-only property. Here a
- * writable property flagged SD_BUS_VTABLE_HIDDEN is write-only: listed with
- * access="write", left out of GetAll (sd-bus already skips hidden ones
+ * what the reference says (mandos-dbus-api(7), Secret): a write-only property.
+ * Here a writable property flagged SD_BUS_VTABLE_HIDDEN is write-only: listed
+ * with access="write", left out of GetAll (sd-bus already skips hidden ones
  * there), and its getter refuses. Every other flag means what it means to
  * sd-bus: DEPRECATED, METHOD_NO_REPLY, PROPERTY_CONST / EMITS_CHANGE /
  * EMITS_INVALIDATION become the usual annotations. */

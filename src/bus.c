@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The D-Bus connection and the server object "/" (SPEC §5.1–5.3): both
- * bus names, the server interface under both names, the ObjectManager in
- * the reference's layout, and our read-only server facts. The client
- * objects are in bus-client.c. */
+/* The D-Bus connection and the server object "/" (mandos-dbus-api(7), BUS
+ * NAMES AND ACCESS and THE SERVER OBJECT /): both bus names, the server
+ * interface under both names, the ObjectManager in the reference's layout, and
+ * our read-only server facts. The client objects are in bus-client.c. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -129,7 +129,8 @@ static int method_get_all_clients_with_properties(sd_bus_message *m, void *userd
         return reply_with_clients(m, userdata, "oa{sv}", bus_client_append_properties);
 }
 
-/* Used by mandos-ctl: path → the reference's four interfaces (SPEC §5.3). */
+/* Used by mandos-ctl: path → the reference's four interfaces
+ * (mandos-dbus-api(7), ObjectManager). */
 static int get_managed_objects(sd_bus_message *m, Bus *b) {
         return reply_with_clients(m, b, "oa{sa{sv}}", bus_client_append_interfaces);
 }
@@ -138,7 +139,7 @@ static int get_managed_objects(sd_bus_message *m, Bus *b) {
 #define DEPRECATED   SD_BUS_VTABLE_DEPRECATED
 
 /* The two server interfaces are the same but for the deprecation of the
- * second (SPEC §5.3). */
+ * second (mandos-dbus-api(7), DESCRIPTION). */
 #define SERVER_VTABLE(flags)                                                                                  \
         {                                                                                                      \
                 SD_BUS_VTABLE_START(flags),                                                                    \
@@ -409,7 +410,8 @@ int bus_add_client(Bus *b, Client *c) {
         free(c->object_path);
         c->object_path = TAKE_PTR(path);
 
-        /* InterfacesAdded, then ClientAdded on both interfaces (SPEC §5.3). */
+        /* InterfacesAdded, then ClientAdded on both interfaces
+         * (mandos-dbus-api(7), THE SERVER OBJECT /). */
         r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesAdded");
         if (r >= 0)
                 r = sd_bus_message_append(m, "o", c->object_path);
@@ -432,7 +434,8 @@ void bus_remove_client(Bus *b, Client *c) {
                 return;
         (void) hashmap_remove(b->clients, c->object_path);
 
-        /* InterfacesRemoved, then ClientRemoved on both interfaces (SPEC §5.3). */
+        /* InterfacesRemoved, then ClientRemoved on both interfaces
+         * (mandos-dbus-api(7), THE SERVER OBJECT /). */
         r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesRemoved");
         if (r >= 0)
                 r = sd_bus_message_append(m, "o", c->object_path);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* The D-Bus API on the system bus (SPEC §5): bus names se.recompile.Mandos
- * and se.bsnet.fukt.Mandos; "/" with the server interfaces and
- * org.freedesktop.DBus.ObjectManager; "/clients/NAME" with both client
+/* The D-Bus API on the system bus (mandos-dbus-api(7)): bus names
+ * se.recompile.Mandos and se.bsnet.fukt.Mandos; "/" with the server interfaces
+ * and org.freedesktop.DBus.ObjectManager; "/clients/NAME" with both client
  * interfaces. Everything the bus does to a client goes through client.c;
  * everything a client does reaches the bus through server.c. */
 

@@ -48,7 +48,7 @@ struct Checker {
 
 /* ---------------------------------------------------------------- templates */
 
-/* The names SPEC §4.4 offers to a checker command. */
+/* The names a checker command may use (mandos-clients.conf(5), EXPANSION). */
 static const char *const template_names[] = {
         "approval_delay", "approval_duration", "created", "dbus_object_path", "enabled", "expires",
         "fingerprint", "host", "interval", "key_id", "last_approval_request", "last_checked_ok",

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* Running checkers (SPEC §4.4): "/bin/sh -c COMMAND" with the client's
- * fields expanded and shell-quoted, in the server's unprivileged identity,
- * cwd "/", stdin and stdout on /dev/null.
+/* Running checkers (mandos(8), CHECKERS): "/bin/sh -c COMMAND" with the
+ * client's fields expanded and shell-quoted, in the server's unprivileged
+ * identity, cwd "/", stdin and stdout on /dev/null.
  *
  * Two backends behind one interface:
  *  - scope: the child is forked in its own process group, the systemd
@@ -52,8 +52,8 @@ void checker_cancel(CheckerManager *m, Client *c);
 unsigned checker_manager_running(const CheckerManager *m);
 unsigned checker_manager_queued(const CheckerManager *m);
 
-/* The checker command template: Python %-formatting with a mapping, where
- * only "%(name)s" (name one of the client fields of SPEC §4.4) and "%%"
+/* The checker command template: Python %-formatting with a mapping, where only
+ * "%(name)s" (name one of those of mandos-clients.conf(5), EXPANSION) and "%%"
  * are allowed. Returns 0, or -EINVAL with *ret_error (static). */
 int checker_template_validate(const char *template, const char **ret_error);
 /* Expand the template for c, each value shell-quoted as Python's shlex.quote. */

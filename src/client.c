@@ -126,7 +126,8 @@ static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         /* Every interval from now on. */
         arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
         if (c->checker_randomized) {
-                /* The first, randomly delayed run (SPEC §4.2). */
+                /* The first, randomly delayed run (docs/REFERENCE-BEHAVIOUR.md,
+                 * Checker scheduling). */
                 c->checker_randomized = false;
                 if (c->expires_deadline < next)
                         set_expires(c, next, now);
@@ -135,8 +136,9 @@ static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* SPEC §4.2 init_checker: the next checker after a random delay within one
- * interval (start-up) or after one interval; expiry one interval after that. */
+/* The reference's init_checker (docs/REFERENCE-BEHAVIOUR.md, Checker
+ * scheduling): the next checker after a random delay within one interval
+ * (start-up) or after one interval; expiry one interval after that. */
 static void init_checker(Client *c, bool randomize) {
         uint64_t delay = c->interval;
         ClockNow now = clock_now();
@@ -181,7 +183,7 @@ void client_checker_started(Client *c, Checker *checker, const char *command, bo
         log_info("Starting checker '%s' for %s", command, c->name);
         client_changed(c, CLIENT_CHECKER_RUNNING);
         /* A checker that waited for a slot gets one interval to report,
-         * as the first one does (SPEC §4.2). */
+         * as the first one does (mandos(8), CHECKERS). */
         ClockNow now = clock_now();
         uint64_t end = deadline_after(now.boot, c->interval);
         if (waited && c->enabled && c->expires_deadline < end)
@@ -295,7 +297,8 @@ static int on_approval_window_end(sd_event_source *s, uint64_t usec, void *userd
 void client_approve(Client *c, bool approve) {
         c->approved = approve;
         /* One window per client: a later Approve extends it rather than being
-         * cut short by an earlier one's timer (SPEC §4.6, a reference quirk). */
+         * cut short by an earlier one's timer as in the reference
+         * (docs/REFERENCE-BEHAVIOUR.md, Approval). */
         arm_timer(c, &c->approval_timer, deadline_after(clock_now().boot, c->approval_duration),
                   on_approval_window_end, "approval");
         if (client_live(c))
@@ -345,8 +348,8 @@ int client_set_timeout(Client *c, uint64_t usec, const char **ret_error) {
         set_duration(c, &c->timeout, usec, CLIENT_TIMEOUT);
         if (!c->enabled || !c->expires_deadline)
                 return 0;
-        /* Expiry moves by the difference (SPEC §5.4), and so does the
-         * wall time shown for it. */
+        /* Expiry moves by the difference (mandos-dbus-api(7), Timeout), and so
+         * does the wall time shown for it. */
         deadline = deadline_shift(c->expires_deadline, old, usec);
         if (deadline <= now.boot)
                 client_disable(c);

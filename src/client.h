@@ -2,9 +2,10 @@
 #pragma once
 
 /* A Client: one host's settings and run-time state, and its life cycle
- * (SPEC §4). Only the functions here change a Client; each change is
- * reported through server_client_changed() so that the bus, the log and
- * the state writer all hear of it in one place. */
+ * (mandos(8), CLIENTS, EXPIRY AND CHECKERS; docs/REFERENCE-BEHAVIOUR.md). Only
+ * the functions here change a Client; each change is reported through
+ * server_client_changed() so that the bus, the log and the state writer all
+ * hear of it in one place. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,7 +15,7 @@
 
 typedef struct Server Server;
 
-/* What changed: the D-Bus property of the same name (SPEC §5.4). */
+/* What changed: the D-Bus property of the same name (mandos-dbus-api(7)). */
 typedef enum ClientProperty {
         CLIENT_APPROVAL_DELAY,
         CLIENT_APPROVAL_DURATION,
@@ -91,14 +92,15 @@ typedef struct Client {
 /* A client from clients.conf's config, with the settings in force
  * (NULL: the same). */
 int client_new(Server *server, const ClientConfig *config, const ClientConfig *settings, Client **ret);
-/* Restored run-time values (SPEC §6.4 rule 2 applied by the caller). */
+/* Restored run-time values (docs/STATE.md, Merging at start, rule 2,
+ * applied by the caller). */
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
                     uint64_t last_approval_request, int last_checker_status);
 /* A run-time secret from the state file, already decrypted, with its ciphertext. */
 int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const uint8_t *encrypted, size_t encrypted_size);
-/* Once in the server's table: an enabled client gets its first checker at
- * a random moment within one interval, and expires one interval after that
- * unless a checker succeeds (SPEC §4.2, §4.3). */
+/* Once in the server's table: an enabled client gets its first checker at a
+ * random moment within one interval, and expires one interval after that
+ * unless a checker succeeds (docs/REFERENCE-BEHAVIOUR.md, Checker scheduling). */
 void client_start(Client *c);
 Client *client_ref(Client *c);
 Client *client_unref(Client *c);
@@ -121,7 +123,7 @@ void client_secret_sent(Client *c);
 /* Stop every timer and checker; the server is letting go of the client. */
 void client_detach(Client *c);
 
-/* Checkers (SPEC §4.3, §4.4). Starting is a no-op while one runs. */
+/* Checkers (mandos(8), CHECKERS). Starting is a no-op while one runs. */
 void client_start_checker(Client *c);
 void client_stop_checker(Client *c);
 static inline bool client_checker_running(const Client *c) {
@@ -133,8 +135,8 @@ static inline bool client_checker_running(const Client *c) {
 void client_checker_started(Client *c, Checker *checker, const char *command, bool waited);
 void client_checker_finished(Client *c, int exit_code, int signal);
 
-/* Approval (SPEC §4.6): open an approval (true) or denial (false) window
- * of approval_duration, and wake every waiting connection of c. */
+/* Approval (mandos(8), APPROVAL): open an approval (true) or denial (false)
+ * window of approval_duration, and wake every waiting connection of c. */
 void client_approve(Client *c, bool approve);
 /* Connections waiting for approval; each wait ends in session.c. */
 void client_approval_wait_begin(Client *c);

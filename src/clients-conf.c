@@ -90,7 +90,8 @@ static int io_parse(char kind, const char *path, const char *const *defaults, In
         return r;
 }
 
-/* configparser defaults of the reference's Client class (SPEC §2.2). */
+/* configparser defaults of the reference's Client class
+ * (mandos-clients.conf(5), OPTIONS). */
 static const char *const client_defaults[] = {
         "timeout",             "PT5M",
         "extended_timeout",    "PT15M",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* clients.conf → validated client settings (SPEC §2).
+/* clients.conf → validated client settings (mandos-clients.conf(5)).
  *
  * Deliberate difference from the reference: a bad entry (bad duration,
  * boolean, base64, interpolation, unreadable secfile, no secret) does not

@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 /* Parse a clients.conf duration: first an RFC 3339 duration (P…, see
- * SPEC §2.3; we also accept P1YT1H and P1MT1H, which the reference rejects),
- * then the legacy form: whitespace-separated tokens <digits><unit> with unit
- * s, m, h, d or w, where one token may also chain units ("1d2h",
- * "5m30s"; the reference rejects that); the empty string is 0.
+ * mandos-clients.conf(5), DURATIONS; we also accept P1YT1H and P1MT1H, which
+ * the reference rejects), then the legacy form: whitespace-separated tokens
+ * <digits><unit> with unit s, m, h, d or w, where one token may also chain
+ * units ("1d2h", "5m30s"; the reference rejects that); the empty string is 0.
  * Negative values are rejected (the reference accepts them).
  * Returns 0 and *ret, -EINVAL on bad syntax, -ERANGE on overflow. */
 int duration_parse(const char *s, uint64_t *ret);

@@ -69,7 +69,7 @@ static int parse_address(const char *address, const char *interface, bool ipv6,
                 memcpy(&in6->sin6_addr.s6_addr[12], &v4, 4);
         } else
                 return log_error_errno(EINVAL, "Invalid address '%s'", address);
-        /* Link-local addresses need their interface (SPEC §13 item 21). */
+        /* Link-local addresses need their interface (mandos(8), --address). */
         if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr))
                 in6->sin6_scope_id = scope;
         *len = sizeof(*in6);

@@ -3,7 +3,7 @@
 
 /* The listening socket, in order of preference: the one systemd passed
  * (LISTEN_FDS), then --socket FD, then one we bind ourselves to
- * --address/--port/--interface (SPEC §8.1). */
+ * --address/--port/--interface (mandos(8), LISTENING SOCKET). */
 
 #include <stdbool.h>
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 
 /* mandos: hands each host of a fleet the OpenPGP-encrypted password of its
- * root file system, over TLS, when the host proves its key (SPEC.md). */
+ * root file system, over TLS, when the host proves its key (mandos(8)). */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -220,8 +220,8 @@ static void write_pid_file(int fd, const char *path) {
         (void) close(fd);
 }
 
-/* Detach as the reference does (SPEC §1.7): fork, setsid, fork, chdir /,
- * stdio on /dev/null. */
+/* Detach as the reference does (mandos(8), PROCESS): fork, setsid, fork,
+ * chdir /, stdio on /dev/null. */
 static int daemonize(void) {
         pid_t pid;
         int fd;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 
 /* The Server's clients over time: created from clients.conf merged with
- * the saved state at start-up (SPEC §6.4), saved after changes, and
+ * the saved state at start-up (docs/STATE.md), saved after changes, and
  * reloaded on SIGHUP with the same rules. */
 
 #include <dirent.h>
@@ -210,8 +210,8 @@ int server_load_state(Server *s, State **ret) {
         return 0;
 }
 
-/* SPEC §6.4 rule 1: a setting changed in clients.conf since the save wins;
- * otherwise the saved run-time value does. */
+/* docs/STATE.md, Merging at start, rule 1: a setting changed in clients.conf
+ * since the save wins; otherwise the saved run-time value does. */
 static ClientConfig *merge_settings(const ClientConfig *now, const ClientConfig *then, const ClientConfig *saved) {
         ClientConfig *m = client_config_dup(now);
 
@@ -243,8 +243,9 @@ static ClientConfig *merge_settings(const ClientConfig *now, const ClientConfig 
         return m;
 }
 
-/* SPEC §6.4 rule 2: an enabled client whose saved expiry passed while we
- * were away stays enabled only if its last checker succeeded. */
+/* docs/STATE.md, Merging at start, rule 2: an enabled client whose saved
+ * expiry passed while we were away stays enabled only if its last checker
+ * succeeded. */
 static void check_expiry(ClientConfig *m, ClientTimes *t) {
         uint64_t now = now_realtime();
 

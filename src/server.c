@@ -373,7 +373,8 @@ void server_forget_client(Server *s, Client *c, bool remember) {
         server_drop_stale_sessions(s);
         if (s->bus)
                 bus_remove_client(s->bus, c);
-        /* The removal outlives a restart (SPEC §6.4 rule 6). */
+        /* The removal outlives a restart (docs/STATE.md, Merging at start,
+         * rule 6). */
         if (remember)
                 server_remember_removed(s, c);
         server_state_dirty(s, true);

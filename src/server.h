@@ -58,7 +58,7 @@ static inline void server_freep(Server **s) {
 }
 
 /* Create the configured clients, merged with the saved state (NULL: none)
- * as SPEC §6.4 says (src/server-state.c). */
+ * as docs/STATE.md, Merging at start, says (src/server-state.c). */
 int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
 /* Put a new client in the table (and on the bus), not yet started. */
 int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret);

@@ -246,7 +246,8 @@ static void reject(Session *s, const char *reason) {
         start_bye(s);
 }
 
-/* One pass of the reference's approval loop (SPEC §4.6). */
+/* One pass of the reference's approval loop (docs/REFERENCE-BEHAVIOUR.md,
+ * Approval). */
 static void approval_check(Session *s) {
         Client *c = s->client;
         LogFields f = session_fields(s, NULL);

@@ -2,8 +2,9 @@
 #pragma once
 
 /* One connection from a Mandos client, as a state machine on the event
- * loop (SPEC §3): the protocol line, the TLS handshake (we are the TLS
- * client), the peer's key ID, the client lookup, the secret, the TLS bye.
+ * loop (docs/PROTOCOL.md): the protocol line, the TLS handshake (we are
+ * the TLS client), the peer's key ID, the client lookup, the secret, the
+ * TLS bye.
  * Every step has a deadline; a peer that misses it is dropped. Nothing
  * blocks, so one slow peer never delays another, and nothing a peer sends
  * is kept without bound: the bye reads and discards a few KiB at most. */
@@ -108,7 +109,7 @@ void session_approval_wake(Session *s);
  * for approval that no longer speaks for its client ends now, with nothing. */
 void session_recheck_client(Session *s);
 
-/* The protocol line (SPEC §3.2), as read: accepted if its first
- * whitespace-separated field is a Python int ≤ 1. Returns 0 or -EINVAL
+/* The protocol line (docs/PROTOCOL.md, step 1), as read: accepted if its
+ * first whitespace-separated field is a Python int ≤ 1. Returns 0 or -EINVAL
  * (also for a NUL byte, or more than SESSION_LINE_MAX bytes). */
 int protocol_line_parse(const char *line, size_t size);

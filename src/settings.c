@@ -12,7 +12,8 @@
 #include "log.h"
 #include "util.h"
 
-/* The keys of mandos.conf and their built-in defaults (SPEC §1.2). */
+/* The keys of mandos.conf and their built-in defaults (mandos.conf(5),
+ * OPTIONS). */
 static const char *const server_defaults[] = {
         "interface",   "",
         "address",     "",

@@ -2,7 +2,7 @@
 #pragma once
 
 /* The server's settings: built-in defaults < mandos.conf [DEFAULT] <
- * command-line options actually given (SPEC §1.1–1.3). */
+ * command-line options actually given (mandos(8), OPTIONS; mandos.conf(5)). */
 
 #include <stdbool.h>
 #include <stdio.h>

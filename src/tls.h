@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* GnuTLS as the Mandos protocol uses it (SPEC §3.3, §3.4): the server is
+/* GnuTLS as the Mandos protocol uses it (docs/PROTOCOL.md): the server is
  * the TLS *client*, has no key of its own, and identifies the peer by the
  * SHA-256 key ID of the raw public key the peer presents. */
 

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-/* The reference gives up after this many renames (SPEC §7). */
+/* The reference gives up after this many renames (mandos(8), ZEROCONF). */
 #define MAX_RENAMES 32768
 /* How often to try again when the system bus cannot be reached, or after
  * avahi-daemon refused our service. A missing avahi-daemon needs no

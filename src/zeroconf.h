@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* The Zeroconf announcement (SPEC §7): "_mandos._tcp" under the configured
+/* The Zeroconf announcement (mandos(8), ZEROCONF;
+ * docs/REFERENCE-BEHAVIOUR.md, Zeroconf): "_mandos._tcp" under the configured
  * service name, on the port of the socket we listen on (read with
  * getsockname(), so an activated socket is announced too), through
  * avahi-daemon, from the event loop.

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Checker command templates (SPEC §4.4) and shell quoting.
+/* Checker command templates (mandos-clients.conf(5), EXPANSION) and shell
+ * quoting.
  *
  * Input: TEMPLATE [NUL HOST]. A template that validates must expand for a
  * client (whose host is HOST, or a nasty fixed one); "%(host)s" must

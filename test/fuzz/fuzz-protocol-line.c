@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The protocol line a peer sends before TLS (SPEC §3.2): any bytes are
- * accepted or refused, never a crash; what is accepted has an integer
- * ≤ 1 as its first field. */
+/* The protocol line a peer sends before TLS (docs/PROTOCOL.md, step 1): any
+ * bytes are accepted or refused, never a crash; what is accepted has an
+ * integer ≤ 1 as its first field. */
 
 #include <ctype.h>
 

@@ -16,7 +16,8 @@ Commands:
                                 and GetAll in the reference's layout, with
                                 each value of its introspected type
   trace REF.txt OURS.txt        two dbus-monitor traces of one approval (or
-                                denial) tell the same story (SPEC 5.4), and
+                                denial) tell the same story (see
+                                mandos-dbus-api(7), CHANGE SIGNALS), and
                                 OURS emits every signal in the reference's form
   events OURS.txt               our trace's events, one per line ("prop
                                 Enabled=true", "Rejected(\"Denied\")", ...),
@@ -326,9 +327,9 @@ def events_of(signals, strict):
     """The story of a trace: ("prop", name, value) for each property change,
     ("invalidated", name), and (member, args) for every other signal, each
     once. strict: also check that each is sent in the reference's form
-    (SPEC 5.4): PropertyChanged on both client interfaces then one
-    PropertiesChanged for the primary one, every other signal on both
-    interfaces, primary first."""
+    (mandos-dbus-api(7), CHANGE SIGNALS): PropertyChanged on both client
+    interfaces then one PropertiesChanged for the primary one, every other
+    signal on both interfaces, primary first."""
     events = []
     i = 0
     n = len(signals)
@@ -433,7 +434,8 @@ def print_events(path):
 def core(events):
     """From the start to the first ApprovalPending=false: one connection's
     story. The reference sets LastApprovalRequest twice around NeedApproval
-    (SPEC 5.4 says a C version need not); the second is dropped."""
+    (we set it once: docs/REFERENCE-BEHAVIOUR.md, Approval); the second is
+    dropped."""
     out = []
     for e in events:
         if e[:2] == ("prop", "LastApprovalRequest") and len(out) >= 2 and \

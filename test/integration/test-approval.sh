@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Approval with the real mandos-client (SPEC §4.6): with a delay, a
+# Approval with the real mandos-client (mandos(8), APPROVAL): with a delay, a
 # deny-by-default client gets nothing and an approve-by-default one gets its
 # secret after the delay; a client that goes away ends its wait at once; a
 # client disabled during the wait gets nothing, even approved by default.

@@ -4,7 +4,7 @@
 #
 # 2,000 clients checked every 2 s by `sleep 1`: the checker processes never
 # exceed max_checkers, every client is checked, and a real mandos-client is
-# served within 1 s meanwhile (SPEC §4.3; 10,000 clients must not mean
+# served within 1 s meanwhile (mandos(8), CHECKERS; 10,000 clients must not mean
 # 10,000 processes).
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Checkers keep clients alive or let them expire (SPEC §4.2–4.4): `true`
-# keeps a client enabled past several timeouts, `false` lets it expire; a
-# checker still running when its client expires is killed with its
-# children; %(host)s reaches the checker as one literal, shell-quoted
+# Checkers keep clients alive or let them expire (mandos(8), CLIENTS, EXPIRY
+# AND CHECKERS): `true` keeps a client enabled past several timeouts, `false`
+# lets it expire; a checker still running when its client expires is killed
+# with its children; %(host)s reaches the checker as one literal, shell-quoted
 # argument, whatever it contains.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"

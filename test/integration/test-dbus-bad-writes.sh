@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Bad requests over D-Bus (SPEC §5.4): a value of the wrong type, a
-# negative or absurd duration, a bad checker template, a read-only or
+# Bad requests over D-Bus (mandos-dbus-api(7), ERRORS): a value of the wrong
+# type, a negative or absurd duration, a bad checker template, a read-only or
 # unknown property, Get of the write-only Secret, RemoveClient of an unknown
-# path, a method with wrong arguments. Each gets a D-Bus error (with the
-# error name we promise), leaves the client as it was, and the server goes
-# on serving real clients, also when the bus itself goes away. mandos-ctl's
-# integer durations (any integer type) are taken.
+# path, a method with wrong arguments. Each gets a D-Bus error (with the error
+# name we promise), leaves the client as it was, and the server goes on serving
+# real clients, also when the bus itself goes away. mandos-ctl's integer
+# durations (any integer type) are taken.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"

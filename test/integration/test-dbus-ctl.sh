@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Every mandos-ctl action (SPEC §5.5) against our server and, side by side,
-# against the reference server (/usr/sbin/mandos) on a bus of its own, both
-# with the same clients.conf: after each action, both give the same exit
-# status and output, and the same `mandos-ctl -v` table and `-j` dump but
-# for timestamps. The effect of each action on our server is checked on its
-# own (busctl get-property, or a real mandos-client fetch).
+# Every mandos-ctl action (mandos-dbus-api(7)) against our server and, side by
+# side, against the reference server (/usr/sbin/mandos) on a bus of its own,
+# both with the same clients.conf: after each action, both give the same exit
+# status and output, and the same `mandos-ctl -v` table and `-j` dump but for
+# timestamps. The effect of each action on our server is checked on its own
+# (busctl get-property, or a real mandos-client fetch).
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"

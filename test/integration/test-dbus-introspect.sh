@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# The shape of the D-Bus API (SPEC §5.1–5.4): introspection of "/" and of a
+# The shape of the D-Bus API (mandos-dbus-api(7)): introspection of "/" and of a
 # client object has every interface, member, argument and property (type
 # and access) of the reference's (reference/introspect-*.xml); the
 # ObjectManager and the deprecated server methods give the reference's

@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Debian's mandos-monitor (SPEC §5.6) against our server, driven under tmux
-# and read from the screen: it lists the clients, shows an approval request
-# and approves it, disables and enables a client, shows an unknown client,
-# a failed checker (with the time until expiry, parsed from Expires) and a
-# removal, and quits without a Python traceback.
+# Debian's mandos-monitor (mandos-dbus-api(7)) against our server, driven under
+# tmux and read from the screen: it lists the clients, shows an approval
+# request and approves it, disables and enables a client, shows an unknown
+# client, a failed checker (with the time until expiry, parsed from Expires)
+# and a removal, and quits without a Python traceback.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"

@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# The bus policy dbus/se.recompile.Mandos.conf (SPEC §5.1), installed in a
-# private system bus: root and the _mandos group may call the server;
-# anybody else (nobody) can neither approve, nor set a property, nor read
-# the client list, nor take the server's names. A second server that cannot
-# have the names goes on without D-Bus, serving.
+# The bus policy dbus/se.recompile.Mandos.conf (mandos-dbus-api(7), BUS NAMES
+# AND ACCESS), installed in a private system bus: root and the _mandos group
+# may call the server; anybody else (nobody) can neither approve, nor set a
+# property, nor read the client list, nor take the server's names. A second
+# server that cannot have the names goes on without D-Bus, serving.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"

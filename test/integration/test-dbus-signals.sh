@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# The signals of the D-Bus API (SPEC §5.3, §5.4), seen by dbus-monitor on a
-# private system bus: one approval and one denial with the real
-# mandos-client tell the same story as the reference's traces
+# The signals of the D-Bus API (mandos-dbus-api(7), CHANGE SIGNALS), seen by
+# dbus-monitor on a private system bus: one approval and one denial with the
+# real mandos-client tell the same story as the reference's traces
 # (reference/signals-*.txt); every client signal goes out on both client
-# interfaces, every change as PropertyChanged twice and PropertiesChanged
-# once; start-up, removal, unknown clients, checkers, enabling and the
-# write-only Secret each send what the reference sends.
+# interfaces, every change as PropertyChanged twice and PropertiesChanged once;
+# start-up, removal, unknown clients, checkers, enabling and the write-only
+# Secret each send what the reference sends.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"
@@ -116,9 +116,9 @@ wait_pid "$FETCH_PID" 15 || kill_pid "$FETCH_PID"
 check "the approved client got its secret" test "$(cat "$SCRATCH/approve.out")" = "$(secret_of alpha)"
 same_story approve
 
-# An Approve opens a window of ApprovalDuration (1 s) in which any request
-# is granted at once (SPEC §4.6, as the reference): let it close before the
-# denial, or a fast run would see GotSecret instead of NeedApproval.
+# An Approve opens a window of ApprovalDuration (1 s) in which any request is
+# granted at once (mandos(8), APPROVAL, as the reference): let it close before
+# the denial, or a fast run would see GotSecret instead of NeedApproval.
 sleep 1.5
 answer_request deny -D
 check "Rejected(\"Denied\") is sent" wait_file_has "$SCRATCH/deny.txt" 'string "Denied"' 5

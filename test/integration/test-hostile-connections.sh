@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
-# 800 bad connections at once (SPEC §13.8, issue 9): 500 that send nothing,
+# 800 bad connections at once (mandos(8), CONNECTIONS): 500 that send nothing,
 # 200 that send "1\r\n", take the server's ClientHello and stop (half of
 # them after half a ServerHello), 100 that send random bytes after
 # "1\r\n". Meanwhile a real mandos-client is served within 2 s, three

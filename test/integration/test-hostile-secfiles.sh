@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
-# Bad secfiles (SPEC §2.2, §13.2): missing, a directory, 100 MB, a FIFO
-# (must not block start-up), a device, and (with the server started as an
-# ordinary user, since root reads anything) one it may not read. Each is
-# one clear error naming the file, line, section and key, only that
-# client is skipped, and a good client is served.
+# Bad secfiles (mandos-clients.conf(5), secfile and ERRORS): missing, a
+# directory, 100 MB, a FIFO (must not block start-up), a device, and (with the
+# server started as an ordinary user, since root reads anything) one it may not
+# read. Each is one clear error naming the file, line, section and key, only
+# that client is skipped, and a good client is served.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common

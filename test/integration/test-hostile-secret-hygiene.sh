@@ -2,13 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
-# Secret hygiene (issue 9): after serving a secret with --debug (every log
-# line on), no server log and no file of the state directory holds the
-# secret in any form (the base64 of clients.conf, the raw bytes, hex, or
-# the password it encrypts); and the process is not dumpable: no core
-# dump, and a process of its own user cannot read its memory or
-# environment. Twice: started as root (it drops to _mandos) and started as
-# _mandos.
+# Secret hygiene (README.md, Security): after serving a secret with --debug
+# (every log line on), no server log and no file of the state directory holds
+# the secret in any form (the base64 of clients.conf, the raw bytes, hex, or
+# the password it encrypts); and the process is not dumpable: no core dump, and
+# a process of its own user cannot read its memory or environment. Twice:
+# started as root (it drops to _mandos) and started as _mandos.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common

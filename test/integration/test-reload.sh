@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# SIGHUP reloads clients.conf and clients.d/*.conf (issue 6): a client added
-# to the files can fetch at once, a client taken out gets nothing, a changed
-# one takes its new settings, all without a restart and without harming a
-# connection in flight.
+# SIGHUP reloads clients.conf and clients.d/*.conf (mandos(8), RELOADING): a
+# client added to the files can fetch at once, a client taken out gets nothing,
+# a changed one takes its new settings, all without a restart and without
+# harming a connection in flight.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# What an admin does over D-Bus survives a crash (issue 6): a client
-# disabled with mandos-ctl stays disabled, a removed one stays removed, a
-# setting changed at run time is kept, and a secret set at run time is
-# served again after a SIGKILL and a restart — while the state directory
+# What an admin does over D-Bus survives a crash (mandos(8), PERSISTENT STATE):
+# a client disabled with mandos-ctl stays disabled, a removed one stays
+# removed, a setting changed at run time is kept, and a secret set at run time
+# is served again after a SIGKILL and a restart — while the state directory
 # never holds that secret in the clear.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"

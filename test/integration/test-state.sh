@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317
 #
-# Persistent state (SPEC §6, issue 6): a client disabled by expiry stays
-# disabled across a SIGKILL and a restart; SIGKILLs at random moments never
-# leave a mixed or empty state file; the state holds no secret and is mode
-# 0600; a corrupt state file is set aside and the server serves.
+# Persistent state (mandos(8), PERSISTENT STATE; docs/STATE.md): a client
+# disabled by expiry stays disabled across a SIGKILL and a restart; SIGKILLs at
+# random moments never leave a mixed or empty state file; the state holds no
+# secret and is mode 0600; a corrupt state file is set aside and the server
+# serves.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common

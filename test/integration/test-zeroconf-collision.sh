@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2119,SC2317,SC2034 # helpers take optional args; functions called indirectly; CONFDIR is read by zc_start_mandos
 #
-# Service name collisions (SPEC §7): two hosts on one link, each with its
-# own avahi-daemon and server, both named "Mandos". The second one renames
-# its service to "Mandos #2" (avahi's alternative name) and logs it; the
-# first keeps its name. A third server on the second host, started as
-# "Mandos #2", collides locally (same avahi-daemon) and becomes "Mandos #3".
+# Service name collisions (docs/REFERENCE-BEHAVIOUR.md, Zeroconf): two hosts on
+# one link, each with its own avahi-daemon and server, both named "Mandos". The
+# second one renames its service to "Mandos #2" (avahi's alternative name) and
+# logs it; the first keeps its name. A third server on the second host, started
+# as "Mandos #2", collides locally (same avahi-daemon) and becomes "Mandos #3".
 # All three are browsable from both hosts, and each serves: every client is
-# known to one server only, and the real mandos-client, browsing on its
-# own, gets each secret from the right one.
+# known to one server only, and the real mandos-client, browsing on its own,
+# gets each secret from the right one.
 #
 #   s1 (bus, avahi, server 1: alpha) ==vsrv/vc1==+
 #                                                 br0 in cli (mandos-client)

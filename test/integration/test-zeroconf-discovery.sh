@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
-# Zeroconf discovery across two network namespaces (SPEC §7): avahi-daemon
-# and the server in one, the real mandos-client without --connect in the
-# other; the client finds the server by mDNS alone and gets its secret.
+# Zeroconf discovery across two network namespaces (mandos(8), ZEROCONF):
+# avahi-daemon and the server in one, the real mandos-client without --connect
+# in the other; the client finds the server by mDNS alone and gets its secret.
 # The announcement is "_mandos._tcp" named "Mandos", on the port the server
 # really listens on (an ephemeral one here), IPv6 only, with an empty TXT
-# record; it is withdrawn on SIGTERM. With --interface it is announced on
-# that interface only; with --no-zeroconf there is no Avahi client at all.
+# record; it is withdrawn on SIGTERM. With --interface it is announced on that
+# interface only; with --no-zeroconf there is no Avahi client at all.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
@@ -48,7 +48,7 @@ services=$(zc_services srv)
 diag "browse: $(echo "$services" | tr '\n' ' ')"
 check "announced on both of avahi's interfaces (vsrv, vsrv2)" \
 	test "$(echo "$services" | awk -F'|' '$1 == "Mandos" { print $3 }' | sort -u | tr '\n' ' ')" = "vsrv vsrv2 "
-check "announced over IPv6 only (SPEC §7: AVAHI_PROTO_INET6)" \
+check "announced over IPv6 only (mandos(8), ZEROCONF: AVAHI_PROTO_INET6)" \
 	test "$(echo "$services" | awk -F'|' '$1 == "Mandos" { print $2 }' | sort -u)" = IPv6
 check "the TXT record is empty" \
 	test "$(echo "$services" | awk -F'|' '$1 == "Mandos" { print $5 }' | sort -u)" = ""

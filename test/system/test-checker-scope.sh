@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# Checkers in transient scope units, under a real systemd manager (issue 3,
-# acceptance 3). Three servers run in turn as services of a namespaced
+# Checkers in transient scope units, under a real systemd manager (mandos(8),
+# CHECKERS). Three servers run in turn as services of a namespaced
 # systemd (lib.sh), each with clients whose key IDs are made up (nobody
 # connects: only the checkers matter here):
 #
@@ -62,11 +62,11 @@ section() {
 	done
 }
 
-# Distinct durations make each checker's processes recognizable. At start-up
-# a client expires one interval after its first checker started (SPEC §4.2,
-# whatever its timeout), so alpha's checker must end within its interval to
-# keep it enabled, and beta and delta expire 3 s after their checker started
-# (at a random moment within the first 3 s).
+# Distinct durations make each checker's processes recognizable. At start-up a
+# client expires one interval after its first checker started, whatever its
+# timeout (docs/REFERENCE-BEHAVIOUR.md, Checker scheduling), so alpha's checker
+# must end within its interval to keep it enabled, and beta and delta expire
+# 3 s after their checker started (at a random moment within the first 3 s).
 ALPHA_ARGS='sleep 2.25'
 BETA_ARGS='sleep 31.25'
 DELTA_ARGS='sleep 37.25'

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck disable=SC2317,SC2015 # functions called by traps and wait_until; A && B || bail
 #
-# The shipped units under a real systemd manager (issue 7, acceptance 1-6).
+# The shipped units under a real systemd manager (README.md, Installing).
 # The build is installed with "meson install --destdir"; the namespace's
 # manager (lib.sh) gets the two units exactly as meson installed them, and
 # sees the installed tree over its /usr (so that their ExecStart= path, the
@@ -123,10 +123,10 @@ section() {
 	done
 }
 
-# alpha, bravo (and charlie, added by the reload) fetch their secrets;
-# their checker always succeeds. gw's is the default one (fping) against
-# the test host; lapsed's always fails, so lapsed is disabled by expiry
-# one interval after the server started (SPEC §4.2).
+# alpha, bravo (and charlie, added by the reload) fetch their secrets; their
+# checker always succeeds. gw's is the default one (fping) against the test
+# host; lapsed's always fails, so lapsed is disabled by expiry one interval
+# after the server started (docs/REFERENCE-BEHAVIOUR.md, Checker scheduling).
 CONF="$SCRATCH/etc-mandos"
 mkdir -p "$CONF"
 # The default mandos.conf (debuglevel unset).

@@ -85,7 +85,7 @@ static void test_defaults_are_the_reference_ones(void) {
         check(cl->enabled);
         check_streq(cl->checker, "fping -q -- %(host)s");
         check_streq(cl->host, "");
-        check_streq(cl->fingerprint, ""); /* SPEC §13 item 1: optional */
+        check_streq(cl->fingerprint, ""); /* optional (mandos-clients.conf(5)) */
 }
 
 static void test_default_section_is_inherited_and_overridden(void) {
@@ -105,7 +105,8 @@ static void test_default_section_is_inherited_and_overridden(void) {
         check(find(c, "DEFAULT") == NULL);
 }
 
-/* SPEC §13 item 2: one bad entry skips that client only, named precisely. */
+/* mandos-clients.conf(5), ERRORS: one bad entry skips that client only, named
+ * precisely. */
 static void test_each_bad_value_skips_only_its_client(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse(
                 "[good]\nkey_id = " KEY_ID "\nsecret = aGk=\n"
@@ -163,7 +164,8 @@ static void test_broken_default_section_loads_no_client(void) {
         check(has_problem(c, "[DEFAULT]", "no client", NULL));
 }
 
-/* SPEC §2.2: the lenient decoder skips foreign characters; padding errors are fatal. */
+/* mandos-clients.conf(5), secret: the lenient decoder skips foreign
+ * characters; padding errors are fatal. */
 static void test_base64_is_decoded_leniently(void) {
         uint8_t *out = NULL;
         size_t n = 0;
@@ -189,7 +191,7 @@ static void test_key_id_is_normalised(void) {
         check_streq(a, "ABCD\tEF"); /* only ASCII spaces go, as in the reference */
 }
 
-/* SPEC §13 item 19. */
+/* Duplicate key IDs warn, the first wins (mandos-clients.conf(5), ERRORS). */
 static void test_duplicate_key_ids_warn_and_keep_order(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse(
                 "[first]\nkey_id = " KEY_ID "\nsecret = aGk=\n"
@@ -208,7 +210,8 @@ static void test_malformed_key_id_warns(void) {
         check(has_warning(c, "[b] key_id", "missing"));
 }
 
-/* SPEC §13 item 3: compact legacy forms and RFC 3339 Y/M with a time part. */
+/* mandos-clients.conf(5), DURATIONS: compact legacy forms and RFC 3339 Y/M
+ * with a time part. */
 static void test_duration_improvements_apply_to_clients(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse(
                 "[a]\nsecret = aGk=\ntimeout = 1d2h\ninterval = P1YT1H\nextended_timeout = 5m 30s\n");

@@ -7,7 +7,8 @@
 #include "test.h"
 #include "util.h"
 
-/* The reference's built-in clients.conf defaults (SPEC §2.2). */
+/* The reference's built-in clients.conf defaults (mandos-clients.conf(5),
+ * OPTIONS). */
 static const char *const client_defaults[] = {
         "timeout", "PT5M",
         "extended_timeout", "PT15M",

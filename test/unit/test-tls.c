@@ -70,7 +70,8 @@ static void test_bad_priority_is_refused_with_position(void) {
 
 static void test_rawpk_detection_follows_the_priority_string(void) {
         check(tls_priority_allows_rawpk(DEFAULT_PRIORITY) == 1);
-        /* The OpenPGP-era string of the sample mandos.conf (SPEC §13 item 20). */
+        /* The OpenPGP-era string of the sample mandos.conf (mandos.conf(5),
+         * priority). */
         check(tls_priority_allows_rawpk("SECURE256:!CTYPE-X.509:+CTYPE-OPENPGP:!RSA:+SIGN-DSA-SHA256") != 1);
         check(tls_priority_allows_rawpk("NORMAL") == 0);
 }
