@@ -21,9 +21,9 @@
 #     nowhere. The server says once that no manager is reachable; checkers
 #     run in their own process group in the service's cgroup; beta's is
 #     killed at expiry after the grace.
-#  3. "unprivileged": the server drops to its unprivileged user as usual; it
-#     does not ask for scopes (the manager would refuse them), says so once,
-#     and runs its checkers as plain process groups.
+#  3. "unprivileged": the server is started as _mandos (no root, so no
+#     launcher); it does not ask for scopes (the manager would refuse them),
+#     says so once, and runs its checkers as plain process groups.
 
 # shellcheck source=../integration/lib.sh
 . "${TEST_DIR:?TEST_DIR (test/integration) is not set}/lib.sh"
@@ -102,7 +102,8 @@ EOF
 }
 server_unit scope 7001 ""
 server_unit plain 7002 "Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/system_bus_socket"
-server_unit refused 7003 ""
+# Started as _mandos directly (no root, so no launcher: src/launcher.h).
+server_unit refused 7003 "User=_mandos"
 
 sd_boot 20
 
