@@ -117,6 +117,8 @@ static int read_proc(const Launcher *l, pid_t pid, const char *file, char *buf, 
         e = errno;
         (void) setfsuid(0);
         (void) setfsgid(0);
+        /* A change of the fsuid clears the parent-death signal (prctl(2)). */
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (fd < 0)
                 return -e;
         n = read(fd, buf, size - 1);
