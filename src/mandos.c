@@ -128,16 +128,17 @@ static void give_state_dir(const char *dir, uid_t uid, gid_t gid) {
         closedir(d);
 }
 
-static void give_state_dirs(const Settings *settings, uid_t uid, gid_t gid) {
+/* Only what systemd made for us ($STATE_DIRECTORY, under /var/lib/), never
+ * --statedir: an admin's typo must not hand a root directory to _mandos. */
+static void give_state_dirs(uid_t uid, gid_t gid) {
         _cleanup_free_ char *dirs = strdup(getenv("STATE_DIRECTORY") ?: "");
         char *p, *save = NULL;
 
         if (!dirs)
                 return;
         for (p = strtok_r(dirs, ":", &save); p; p = strtok_r(NULL, ":", &save))
-                give_state_dir(p, uid, gid);
-        if (!isempty(settings->statedir))
-                give_state_dir(settings->statedir, uid, gid);
+                if (startswith(p, "/var/lib/") && !strstr(p, "/../"))
+                        give_state_dir(p, uid, gid);
 }
 
 /* The reference's choice of user (launcher_server_user()). Unlike the
@@ -413,7 +414,7 @@ int main(int argc, char *argv[]) {
                 int fds[] = { listen_fd, pid_fd };
 
                 launcher_server_user(&uid, &gid);
-                give_state_dirs(&settings, uid, gid);
+                give_state_dirs(uid, gid);
                 if (!settings.foreground)
                         r = daemonize();
                 if (r >= 0)

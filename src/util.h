@@ -79,6 +79,11 @@ static inline void *erase_and_free(void *p, size_t n) {
 
 #define _noreturn_ __attribute__((noreturn))
 
+/* s starts with prefix (NULL s: no). */
+static inline bool startswith(const char *s, const char *prefix) {
+        return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* s ends with suffix (NULL s: no). */
 static inline bool endswith(const char *s, const char *suffix) {
         size_t n = s ? strlen(s) : 0, m = strlen(suffix);
