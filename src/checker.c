@@ -484,8 +484,7 @@ static int manager_connect_systemd(CheckerManager *m) {
         return r;
 }
 
-/* Unit names allow [A-Za-z0-9:_.-]; anything else becomes \xNN. */
-static char *scope_name(const char *client, unsigned serial) {
+char *checker_scope_name(const char *client, unsigned serial) {
         FILE *f;
         char *buf = NULL;
         size_t size = 0;
@@ -547,7 +546,7 @@ static int start_scope(Checker *ch, const Client *c) {
                 return r < 0 ? r : arm_scope_timer(ch);
         }
 
-        ch->scope = scope_name(c->name, ++m->serial);
+        ch->scope = checker_scope_name(c->name, ++m->serial);
         if (!ch->scope || asprintf(&description, "Mandos checker for %s", c->name) < 0)
                 return -ENOMEM;
         r = sd_bus_message_new_method_call(m->bus, &msg, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",

@@ -60,3 +60,8 @@ int checker_template_validate(const char *template, const char **ret_error);
 int checker_expand(const Client *c, const char *template, char **ret);
 /* shlex.quote(s), malloc'd. */
 char *shell_quote(const char *s);
+
+/* "mandos-checker-CLIENT-SERIAL.scope", the client's name escaped as unit
+ * names need it (characters outside [A-Za-z0-9:_.-] become \xNN). Returns
+ * a malloc'd string, or NULL on ENOMEM. */
+char *checker_scope_name(const char *client, unsigned serial);

@@ -13,6 +13,7 @@
 #include <systemd/sd-id128.h>
 #include <systemd/sd-login.h>
 
+#include "checker.h"
 #include "log.h"
 #include "util.h"
 
@@ -182,30 +183,6 @@ static int verify_pid(const Launcher *l, uint32_t pid, const char **why) {
         return 0;
 }
 
-/* Unit names allow [A-Za-z0-9:_.-]; anything else becomes \xNN. */
-static char *scope_name(const char *client, unsigned serial) {
-        FILE *f;
-        char *buf = NULL;
-        size_t size = 0;
-
-        f = open_memstream(&buf, &size);
-        if (!f)
-                return NULL;
-        fputs("mandos-checker-", f);
-        for (const unsigned char *p = (const unsigned char *) client; *p; p++)
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                    *p == ':' || *p == '_' || *p == '.' || *p == '-')
-                        fputc(*p, f);
-                else
-                        fprintf(f, "\\x%02x", *p);
-        fprintf(f, "-%u.scope", serial);
-        if (fclose(f) != 0) {
-                free(buf);
-                return NULL;
-        }
-        return buf;
-}
-
 static bool client_name_ok(const char *s) {
         size_t n = strlen(s);
 
@@ -305,7 +282,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return -ENOMEM;
         p->launcher = l;
         p->call = sd_bus_message_ref(m);
-        p->unit = scope_name(client, ++l->serial);
+        p->unit = checker_scope_name(client, ++l->serial);
         p->next = l->pending;
         l->pending = p;
         l->n_pending++;
