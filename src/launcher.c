@@ -496,12 +496,18 @@ static void launcher_stop_stale(Launcher *l) {
         sd_bus_message_unref(reply);
 }
 
+static int on_exit_stop_all(sd_event_source *s, void *userdata) {
+        launcher_stop_all(userdata);
+        return 0;
+}
+
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
 static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid, gid_t gid) {
         Launcher l = { .server = server, .uid = uid, .gid = gid, .configdir = configdir };
+        sd_event_source *stop_all = NULL;
         sd_id128_t id;
         sigset_t mask;
         int r;
@@ -521,6 +527,11 @@ static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid,
         r = sd_event_new(&l.event);
         if (r >= 0)
                 r = sd_event_add_signal(l.event, NULL, SIGTERM, on_term, &l);
+        /* Before sd-bus's own exit handlers close the system bus. */
+        if (r >= 0)
+                r = sd_event_add_exit(l.event, &stop_all, on_exit_stop_all, &l);
+        if (r >= 0)
+                r = sd_event_source_set_priority(stop_all, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0)
                 return log_error_errno(r, "Launcher: no event loop: %m");
         /* The system bus as root, first, and for the launcher only. */
@@ -554,7 +565,7 @@ static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid,
                 log_debug("Launcher running (PID %d) for the server %d", (int) getpid(), (int) server);
                 r = sd_event_loop(l.event);
         }
-        launcher_stop_all(&l);
+        stop_all = sd_event_source_unref(stop_all);
         while (l.pending)
                 pending_free(&l, l.pending);
         for (size_t i = 0; i < l.n_scopes; i++)

@@ -255,12 +255,17 @@ static int daemonize(void) {
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Server **server = userdata;
+
         if (si->ssi_signo == SIGINT)
                 log_debug("Server received KeyboardInterrupt");
         else
                 log_debug("Server received signal %s", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1");
-        return sd_event_exit(sd_event_source_get_event(s), 0);
+        if (!*server)
+                return sd_event_exit(sd_event_source_get_event(s), 0);
+        server_stop(*server);
+        return 0;
 }
 
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -293,9 +298,9 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         r = sd_event_default(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");
-        r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &server);
         if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &server);
         if (r < 0) {
                 sd_event_unref(event);
                 return log_error_errno(r, "Failed to watch signals: %m");

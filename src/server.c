@@ -59,6 +59,7 @@ Server *server_free(Server *s) {
         hashmap_free(s->by_name);
         s->listen_source = sd_event_source_disable_unref(s->listen_source);
         s->accept_resume = sd_event_source_disable_unref(s->accept_resume);
+        s->stop_deadline = sd_event_source_disable_unref(s->stop_deadline);
         if (s->listen_fd >= 0)
                 (void) close(s->listen_fd);
         tls_context_done(&s->tls);
@@ -149,6 +150,8 @@ static bool server_drop_oldest_evictable(Server *s, const char *why) {
 static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
+        if (s->stopping)
+                return 0;
         log_info("Accepting connections again");
         return sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
 }
@@ -400,4 +403,35 @@ void server_session_unlink(Server *s, Session *session) {
                 session->next->prev = session->prev;
         session->prev = session->next = NULL;
         s->n_sessions--;
+        if (s->stopping && s->n_sessions == 0)
+                (void) sd_event_exit(s->event, 0);
+}
+
+static int on_stop_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+
+        log_info("Stopping with %u connections still open", s->n_sessions);
+        return sd_event_exit(s->event, 0);
+}
+
+void server_stop(Server *s) {
+        uint64_t now;
+        int r;
+
+        if (s->stopping || s->n_sessions == 0) {
+                (void) sd_event_exit(s->event, 0);
+                return;
+        }
+        s->stopping = true;
+        if (s->listen_source)
+                (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
+        if (s->accept_resume)
+                (void) sd_event_source_set_enabled(s->accept_resume, SD_EVENT_OFF);
+        log_debug("Stopping: letting %u connections finish", s->n_sessions);
+        r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_add_time(s->event, &s->stop_deadline, CLOCK_MONOTONIC, now + SERVER_STOP_GRACE, 0,
+                                      on_stop_deadline, s);
+        if (r < 0)
+                (void) sd_event_exit(s->event, 0);
 }

@@ -46,8 +46,17 @@ typedef struct Server {
                                     * when full, a new one displaces the oldest evictable one
                                     * (session_evictable()) */
         sd_event_source *accept_resume; /* out of file descriptors: accept again later */
+        bool stopping;             /* SIGTERM: no new connection, the open ones finish */
+        sd_event_source *stop_deadline;
         uint64_t n_secrets_sent;
 } Server;
+
+/* SIGTERM/SIGINT: stop accepting (a socket from systemd keeps what comes
+ * for the next server), let the connections in flight finish for at most
+ * SERVER_STOP_GRACE, then leave the event loop. A second call leaves at
+ * once. */
+#define SERVER_STOP_GRACE (2 * USEC_PER_SEC)
+void server_stop(Server *s);
 
 /* launcher: the channel to the root launcher (src/launcher.h), or NULL; taken. */
 int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Server **ret);

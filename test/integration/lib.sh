@@ -520,6 +520,21 @@ fetch() {
 		</dev/null 2>>"$SCRATCH/client.log"
 }
 
+# fetch_bg NAME OUTFILE SECONDS [PORT]: a mandos-client fetch from [::1]:PORT
+# (default $PORT) in the background (its own session, remembered); sets FETCH_PID.
+FETCH_PID=
+fetch_bg() {
+	local name=$1 out=$2 t=$3 port=${4:-$PORT} dir
+	ensure_keys "$name"
+	dir=$(key_dir "$name")
+	setsid timeout -k 1 "$t" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
+		--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
+		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
+		--dh-params="$KEY_CACHE/dhparams.pem" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
+	FETCH_PID=$!
+	remember_pid "$FETCH_PID"
+}
+
 # expect_secret DESC NAME ADDRESS:PORT [TIMEOUT]: check that NAME gets
 # exactly its secret (within TIMEOUT seconds; by default 10, vg_scale'd).
 expect_secret() {
