@@ -53,6 +53,7 @@ typedef struct Pending {
         struct Pending *next;
         Launcher *launcher;
         sd_bus_message *call; /* the server's request, answered when the job ends */
+        int pidfd;            /* the process checked (verify_pid()) */
         char *unit;
         char *job;
         sd_bus_slot *slot;
@@ -83,6 +84,8 @@ static Pending *pending_free(Launcher *l, Pending *p) {
                 }
         sd_bus_message_unref(p->call);
         sd_bus_slot_unref(p->slot);
+        if (p->pidfd >= 0)
+                (void) close(p->pidfd);
         free(p->unit);
         free(p->job);
         free(p);
@@ -132,9 +135,10 @@ static int read_proc(const Launcher *l, pid_t pid, const char *file, char *buf, 
 }
 
 /* Is pid an unreaped child of the server, running as the server's user?
- * Returns 0, or -errno with *why. The pidfd pins the process across the
- * reads: if it is still alive after them, it is the one they described. */
-static int verify_pid(const Launcher *l, uint32_t pid, const char **why) {
+ * Returns 0 and a pidfd of it, or -errno with *why. The pidfd pins the
+ * process across the reads: if it is still alive after them, it is the one
+ * they described; and again once the manager has attached the PID. */
+static int verify_pid(const Launcher *l, uint32_t pid, int *ret_pidfd, const char **why) {
         _cleanup_close_ int pidfd = -1;
         char stat[1024], status[4096];
         const char *p;
@@ -180,7 +184,14 @@ static int verify_pid(const Launcher *l, uint32_t pid, const char **why) {
                 *why = "exited while being checked";
                 return -ESRCH;
         }
+        *ret_pidfd = TAKE_FD(pidfd);
         return 0;
+}
+
+/* The process checked is the one the manager attached, unless it exited
+ * meanwhile (and its PID could then be another's). */
+static bool pidfd_alive(int pidfd) {
+        return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) >= 0 || errno != ESRCH;
 }
 
 static bool client_name_ok(const char *s) {
@@ -241,7 +252,15 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
                 return 0;
         for (Pending *p = l->pending; p; p = p->next)
                 if (p->job && streq(p->job, job)) {
-                        if (streq(result, "done") && scopes_add(l, p->unit) >= 0) {
+                        if (streq(result, "done") && !pidfd_alive(p->pidfd)) {
+                                log_warning("Launcher: the checker of %s exited before it was attached: "
+                                            "stopping the scope", p->unit);
+                                (void) sd_bus_call_method_async(l->system, NULL, SYSTEMD_DEST, SYSTEMD_PATH,
+                                                                SYSTEMD_MANAGER, "StopUnit", NULL, NULL, "ss",
+                                                                p->unit, "replace");
+                                (void) sd_bus_reply_method_errorf(p->call, LAUNCHER_ERROR,
+                                                                  "the process exited before it was attached");
+                        } else if (streq(result, "done") && scopes_add(l, p->unit) >= 0) {
                                 log_debug("Launcher: made %s", p->unit);
                                 (void) sd_bus_reply_method_return(p->call, "s", p->unit);
                         } else
@@ -258,6 +277,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
         _cleanup_free_ char *description = NULL;
         sd_bus_message *msg = NULL;
         const char *client, *why = NULL;
+        _cleanup_close_ int pidfd = -1;
         uint64_t runtime;
         uint32_t pid;
         Pending *p;
@@ -268,7 +288,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return refuse(m, error, "bad arguments");
         if (!client_name_ok(client))
                 return refuse(m, error, "bad client name");
-        r = verify_pid(l, pid, &why);
+        r = verify_pid(l, pid, &pidfd, &why);
         if (r < 0)
                 return refuse(m, error, "PID %u: %s", pid, why);
         if (!l->system)
@@ -281,6 +301,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (!p)
                 return -ENOMEM;
         p->launcher = l;
+        p->pidfd = TAKE_FD(pidfd);
         p->call = sd_bus_message_ref(m);
         p->unit = checker_scope_name(client, ++l->serial);
         p->next = l->pending;
@@ -296,8 +317,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = sd_bus_message_append(msg, "ss", p->unit, "fail");
         /* Fixed properties: this PID only, the documented limits, and no
          * dependency but one the launcher chooses: part of our own service,
-         * so that stopping or restarting it (after the server died, too)
-         * stops the scope with it. */
+         * so that stopping the service stops the scope with it. */
         if (r >= 0)
                 r = sd_bus_message_open_container(msg, 'a', "(sv)");
         if (r >= 0)

@@ -128,6 +128,68 @@ static int take_given_socket(const Settings *s) {
         return TAKE_FD(fd);
 }
 
+/* Does a socket bound to sa accept connections to address (text)? A
+ * wildcard socket does (an IPv6 one, dual stack, IPv4 ones too); else the
+ * address must be the socket's own (an IPv4 one as ::ffff:a.b.c.d on an
+ * IPv6 socket). An address that does not parse is not judged. */
+static bool address_reaches(const struct sockaddr *sa, const char *address) {
+        struct in6_addr want6;
+        struct in_addr want4;
+        bool v4 = inet_pton(AF_INET, address, &want4) == 1;
+
+        if (!v4 && inet_pton(AF_INET6, address, &want6) != 1)
+                return true;
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                return v4 && (in->sin_addr.s_addr == htonl(INADDR_ANY) || in->sin_addr.s_addr == want4.s_addr);
+        }
+        const struct in6_addr *have = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(have))
+                return true;
+        if (v4)
+                return IN6_IS_ADDR_V4MAPPED(have) && memcmp(&have->s6_addr[12], &want4, 4) == 0;
+        return IN6_ARE_ADDR_EQUAL(have, &want6);
+}
+
+/* The socket systemd passed is the one used, whatever mandos.conf says; a
+ * port, address or interface there that it does not match is a host that
+ * connects to where nobody listens: say so, with both values. */
+static void check_activated(int fd, const Settings *s) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } sa = {};
+        socklen_t len = sizeof(sa);
+        char host[INET6_ADDRSTRLEN] = "?", dev[IF_NAMESIZE + 1] = "";
+        socklen_t dev_len = sizeof(dev) - 1;
+        const void *addr = NULL;
+        unsigned port = 0;
+
+        if (getsockname(fd, &sa.sa, &len) < 0)
+                return;
+        if (sa.sa.sa_family == AF_INET6) {
+                addr = &sa.in6.sin6_addr;
+                port = ntohs(sa.in6.sin6_port);
+        } else if (sa.sa.sa_family == AF_INET) {
+                addr = &sa.in.sin_addr;
+                port = ntohs(sa.in.sin_port);
+        } else
+                return;
+        (void) inet_ntop(sa.sa.sa_family, addr, host, sizeof(host));
+        if (s->port > 0 && (unsigned) s->port != port)
+                log_error("The socket systemd passed listens on port %u, but the configuration asks for port %d: "
+                          "change mandos.socket's ListenStream= (a drop-in), or clients connecting to port %d "
+                          "find nobody", port, s->port, s->port);
+        if (!isempty(s->address) && !address_reaches(&sa.sa, s->address))
+                log_error("The socket systemd passed listens on address %s, but the configuration asks for %s: "
+                          "change mandos.socket's ListenStream= (a drop-in)", host, s->address);
+        if (!isempty(s->interface) &&
+            (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dev_len) < 0 || !streq(dev, s->interface)))
+                log_error("The socket systemd passed is bound to interface '%s', but the configuration asks "
+                          "for '%s': change mandos.socket's BindToDevice= (a drop-in)", dev, s->interface);
+}
+
 int listener_open(const Settings *s, bool *ret_activated) {
         _cleanup_close_ int fd = -1;
         int n, flags;
@@ -144,6 +206,7 @@ int listener_open(const Settings *s, bool *ret_activated) {
                         return log_error_errno(ENOTSOCK, "The socket passed by systemd is not a stream socket");
                 if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                         return log_error_errno(errno, "Failed to set FD_CLOEXEC: %m");
+                check_activated(fd, s);
                 *ret_activated = true;
         } else if (s->socket_fd >= 0)
                 fd = take_given_socket(s);

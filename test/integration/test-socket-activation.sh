@@ -6,6 +6,8 @@
 # (1) systemd-style socket activation (LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
 #     fd 3) from systemd-socket-activate, without --port;
 # (2) --socket 3, with an already listening socket on fd 3.
+# A socket from systemd that does not match mandos.conf's port or address is
+# used all the same, and the mismatch logged at ERROR.
 # In both cases the real mandos-client gets its secret on that socket's port,
 # the server listens on no other port, and it exits 0 on SIGTERM.
 
@@ -42,6 +44,28 @@ if wait_listening "$PORT" 10; then
 		test "$MANDOS_RC" = 0
 else
 	not_ok "systemd-socket-activate listens on [::1]:$PORT"
+fi
+
+# ------------------- systemd's socket does not match what mandos.conf says
+# (a host whose initramfs connects to a fixed port would find nobody): the
+# server uses the socket it was given, and says so at level ERROR with both
+# values.
+PORT=$(free_port)
+OTHER=$(free_port)
+STATEDIR=$(new_statedir)
+MANDOS_CONF_EXTRA="port = $OTHER
+address = 127.0.0.1" write_config "$SCRATCH/conf-mismatch" "$(client_section alpha)"
+start_mandos_cmd systemd-socket-activate "${SOCKET_ACTIVATE_ENV[@]}" -l "[::1]:$PORT" --fdname=mandos \
+	"$MANDOS" --foreground --debug --no-dbus --no-zeroconf \
+	--configdir "$SCRATCH/conf-mismatch" --statedir "$STATEDIR"
+if wait_listening "$PORT" 10; then
+	expect_secret "with another port in mandos.conf, the server serves on systemd's socket" \
+		alpha "[::1]:$PORT" 15
+	assert_log "ERROR: The socket systemd passed listens on port $PORT, but the configuration asks for port $OTHER"
+	assert_log "ERROR: The socket systemd passed listens on address ::1, but the configuration asks for 127.0.0.1"
+	stop_mandos TERM
+else
+	not_ok "systemd-socket-activate listens on [::1]:$PORT (mandos.conf with another port)"
 fi
 
 # ------------------------------------------------------------- --socket 3
