@@ -85,7 +85,7 @@ sd_init
 # $SCRATCH/mandos-NAME.log. The namespace has a network of its own, so any
 # port is free.
 server_unit() {
-	local name=$1 port=$2 extra=$3 state
+	local name=$1 port=$2 extra=$3 bin=${4:-$MANDOS} state
 	state=$(new_statedir)
 	sd_unit "mandos-$name.service" <<EOF
 [Unit]
@@ -93,7 +93,7 @@ Description=mandos under test ($name)
 
 [Service]
 Type=exec
-ExecStart="$MANDOS" --foreground --debug --no-dbus --no-zeroconf --port $port --configdir "$SCRATCH/conf-$name" --statedir "$state"
+ExecStart="$bin" --foreground --debug --no-dbus --no-zeroconf --port $port --configdir "$SCRATCH/conf-$name" --statedir "$state"
 StandardOutput=append:$SCRATCH/mandos-$name.log
 StandardError=inherit
 $extra
@@ -103,7 +103,12 @@ EOF
 server_unit scope 7001 ""
 server_unit plain 7002 "Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/system_bus_socket"
 # Started as _mandos directly (no root, so no launcher: src/launcher.h).
-server_unit refused 7003 "User=_mandos"
+# That user must reach the binary, its configuration and its state: a
+# clone under a 0700 directory hides the build tree from it.
+chmod 0755 "$SCRATCH"
+mkdir -m 0755 "$SCRATCH/bin"
+install -m 0755 "$MANDOS" "$SCRATCH/bin/mandos"
+server_unit refused 7003 "User=_mandos" "$SCRATCH/bin/mandos"
 
 sd_boot 20
 
