@@ -570,14 +570,20 @@ static int ini_read_all(int fd, IniBuf *b) {
         }
 }
 
-int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret) {
-        _cleanup_(ini_erase_bufp) IniBuf text = {};
+/* The whole file at path into text (the caller erases it). */
+static int ini_read_path(const char *path, IniBuf *text) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        int r;
 
         if (fd < 0)
                 return -errno;
-        r = ini_read_all(fd, &text);
+        return ini_read_all(fd, text);
+}
+
+int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret) {
+        _cleanup_(ini_erase_bufp) IniBuf text = {};
+        int r;
+
+        r = ini_read_path(path, &text);
         if (r < 0)
                 return r;
         return ini_parse_string(path, text.data, text.len, defaults, ret);
@@ -585,13 +591,10 @@ int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret)
 
 int ini_read_file(const char *path, char **ret, size_t *ret_size) {
         _cleanup_(ini_erase_bufp) IniBuf text = {};
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         char *d;
         int r;
 
-        if (fd < 0)
-                return -errno;
-        r = ini_read_all(fd, &text);
+        r = ini_read_path(path, &text);
         if (r < 0)
                 return r;
         /* An exact copy, so that the caller knows what to erase. */
