@@ -384,6 +384,12 @@ write_config() {
 	done
 }
 
+# server_user: the user a server started as root drops to (mandos(8),
+# PRIVILEGES), for the tests that start it as that user directly.
+server_user() {
+	if getent passwd _mandos >/dev/null; then echo _mandos; else echo nobody; fi
+}
+
 # new_statedir: a fresh state directory the unprivileged server user can
 # write to. Prints its path.
 new_statedir() {

@@ -78,8 +78,7 @@ stop_mandos TERM
 check "server exits 0 on SIGTERM (got $MANDOS_RC)" test "$MANDOS_RC" = 0
 
 # The server as an ordinary user: a secfile it may not read.
-user=_mandos
-getent passwd "$user" >/dev/null || user=nobody
+user=$(server_user)
 write_config "$CONFDIR" "$(client_section alpha)" \
 	"[unreadable]
 secfile = $SEC/unreadable"

@@ -146,7 +146,6 @@ run() {
 }
 
 run "started as root"
-user=_mandos
-getent passwd "$user" >/dev/null || user=nobody
+user=$(server_user)
 run "started as $user" setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups
 finish

@@ -15,8 +15,7 @@
 require_common
 require_prog setpriv
 
-user=_mandos
-getent passwd "$user" >/dev/null || user=nobody
+user=$(server_user)
 group=$(id -gn "$user")
 CAP_NET_RAW_BIT=$((1 << 13))
 
