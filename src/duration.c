@@ -48,8 +48,26 @@ static const struct {
 
 #define DURATION_AFTER_P (T(TOKEN_YEAR) | T(TOKEN_MONTH) | T(TOKEN_DAY) | T(TOKEN_TIME) | T(TOKEN_WEEK))
 
-/* Read one or more decimal digits. On overflow keep going (a syntax error
- * later must still win) and set *overflow. */
+bool python_digits(const char **s, uint64_t *ret, bool *overflow) {
+        const char *p = *s;
+        uint64_t n = 0;
+
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t) (*p - '0'), &n))
+                        *overflow = true;
+                /* One underscore between two digits, as in 1_000. */
+                if (p[1] == '_' && p[2] >= '0' && p[2] <= '9')
+                        p++;
+        }
+        if (p == *s)
+                return false;
+        *s = p;
+        *ret = n;
+        return true;
+}
+
+/* RFC 3339 numbers: plain decimal digits. On overflow keep going (a syntax
+ * error later must still win) and set *overflow. */
 static bool duration_number(const char **s, uint64_t *ret, bool *overflow) {
         const char *p = *s;
         uint64_t n = 0;
@@ -132,8 +150,12 @@ static int duration_parse_legacy(const char *s, uint64_t *ret) {
                         s++;
                 if (*s == 0)
                         break;
+                /* A token's number is what Python's int() reads, so "+5m" is
+                 * 5 minutes; a minus sign stays refused. */
+                if (*s == '+')
+                        s++;
                 do {
-                        if (!duration_number(&s, &n, &overflow))
+                        if (!python_digits(&s, &n, &overflow))
                                 return -EINVAL;
                         unit = duration_legacy_unit(*s++);
                         if (unit == 0)

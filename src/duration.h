@@ -4,17 +4,26 @@
 /* Durations as clients.conf writes them, and times as the reference shows
  * them. All values are microseconds. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Parse a clients.conf duration: first an RFC 3339 duration (P…, see
  * mandos-clients.conf(5), DURATIONS; we also accept P1YT1H and P1MT1H, which
  * the reference rejects), then the legacy form: whitespace-separated tokens
- * <digits><unit> with unit s, m, h, d or w, where one token may also chain
+ * [+]<digits><unit> with unit s, m, h, d or w (digits as python_digits()
+ * reads them), where one token may also chain
  * units ("1d2h", "5m30s"; the reference rejects that); the empty string is 0.
  * Negative values are rejected (the reference accepts them).
  * Returns 0 and *ret, -EINVAL on bad syntax, -ERANGE on overflow. */
 int duration_parse(const char *s, uint64_t *ret);
+
+/* The digits of a number as Python's int() reads them, ASCII only: one or
+ * more of 0-9, with single underscores between digits ("1_000"). Advances
+ * *s past them and returns true; false (nothing read) if *s is not a digit.
+ * On overflow keeps reading and sets *overflow. The legacy durations above
+ * and the integers of mandos.conf share this rule. */
+bool python_digits(const char **s, uint64_t *ret, bool *overflow);
 
 /* Python's str(timedelta): "0:05:00", "1 day, 0:00:00", "3 days, 1:02:03.000500".
  * buf must hold DURATION_PYTHON_MAX bytes. Returns buf. */

@@ -8,6 +8,7 @@
 #include <limits.h>
 
 #include "checker.h"
+#include "duration.h"
 #include "ini.h"
 #include "log.h"
 #include "util.h"
@@ -86,35 +87,22 @@ static SettingsResult usage_error(const char *format, ...) {
 }
 
 int parse_python_int(const char *s, long *ret) {
-        bool negative = false, digit_before = false;
-        long v = 0;
+        bool negative = false, overflow = false;
+        uint64_t v;
 
         while (isspace((unsigned char) *s))
                 s++;
         if (*s == '+' || *s == '-')
                 negative = *s++ == '-';
-        for (; *s && !isspace((unsigned char) *s); s++) {
-                if (*s == '_') {
-                        /* Only single underscores between digits. */
-                        if (!digit_before || !isdigit((unsigned char) s[1]))
-                                return -EINVAL;
-                        digit_before = false;
-                        continue;
-                }
-                if (!isdigit((unsigned char) *s))
-                        return -EINVAL;
-                if (v > (LONG_MAX - (*s - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (*s - '0');
-                digit_before = true;
-        }
-        if (!digit_before)
+        if (!python_digits(&s, &v, &overflow))
                 return -EINVAL;
         while (isspace((unsigned char) *s))
                 s++;
         if (*s)
                 return -EINVAL;
-        *ret = negative ? -v : v;
+        if (overflow || v > LONG_MAX)
+                return -ERANGE;
+        *ret = negative ? -(long) v : (long) v;
         return 0;
 }
 
