@@ -27,18 +27,12 @@ require_dbus() {
 # The daemon's PID is remembered (so do not call this in a subshell); it is
 # killed at exit.
 start_bus() {
-	local dir="$SCRATCH/bus-$1" pid _
+	local dir="$SCRATCH/bus-$1"
 	mkdir -p "$dir/system.d"
 	chmod 0755 "$dir" "$dir/system.d"
 	cp "$POLICY_FILE" "$dir/system.d/"
 	write_bus_config "$dir"
-	pid=$(dbus-daemon --config-file="$dir/bus.conf" --fork --print-pid </dev/null 2>"$dir/dbus.log") ||
-		bail "dbus-daemon failed: $(cat "$dir/dbus.log")"
-	remember_pid "$pid"
-	for _ in $(seq 50); do
-		[ -S "$dir/system_bus_socket" ] && break
-		sleep 0.1
-	done
+	run_bus "$dir" "$dir/dbus.log"
 	printf -v "$2" 'unix:path=%s' "$dir/system_bus_socket"
 }
 
@@ -121,10 +115,7 @@ start_monitor() {
 	MONITOR_PID=$!
 	remember_pid "$MONITOR_PID"
 	# A monitor first sees its own NameAcquired/NameLost.
-	for _ in $(seq 50); do
-		grep -q 'member=NameLost' "$file" 2>/dev/null && return 0
-		sleep 0.1
-	done
+	wait_until 5 grep -q 'member=NameLost' "$file" 2>/dev/null && return 0
 	diag "dbus-monitor did not start"
 	return 1
 }
@@ -137,11 +128,7 @@ stop_monitor() {
 # wait_file_has FILE PATTERN [SECONDS]: wait until FILE contains PATTERN (fixed string).
 wait_file_has() {
 	local file=$1 pat=$2 max=${3:-5} _
-	for _ in $(seq $((max * 10 + 1))); do
-		grep -qF -- "$pat" "$file" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+	wait_until "$max" grep -qF -- "$pat" "$file" 2>/dev/null
 }
 
 # wait_pid PID SECONDS: wait until PID (a child) has exited.

@@ -107,27 +107,28 @@ zc_wait_link_local() {
 	bail "no IPv6 link-local address on $iface in ${ZC_NS[$site]}"
 }
 
+# zc_two_sites: namespaces srv and cli, linked by vsrv <-> vcli, each end
+# with its link-local address.
+zc_two_sites() {
+	zc_netns srv
+	zc_netns cli
+	zc_link srv vsrv cli vcli
+	zc_wait_link_local srv vsrv
+	zc_wait_link_local cli vcli
+}
+
 # ----------------------------------------------------------- bus and avahi
 
 # zc_bus SITE: start a private system bus for SITE (policy as Debian's
 # system bus, plus avahi's policy file).
 zc_bus() {
-	local site=$1 dir="$SCRATCH/$1-bus" pid _
+	local site=$1 dir="$SCRATCH/$1-bus"
 	mkdir -p "$dir/system.d"
 	chmod 0755 "$dir" "$dir/system.d"
 	write_bus_config "$dir" /usr/share/dbus-1/system.d
-	setsid dbus-daemon --config-file="$dir/bus.conf" --nofork --nosyslog \
-		</dev/null >>"$SCRATCH/$site-bus.log" 2>&1 &
-	pid=$!
-	remember_pid "$pid"
-	for _ in $(seq 100); do
-		[ -S "$dir/system_bus_socket" ] && break
-		alive "$pid" || bail "dbus-daemon for $site exited"
-		sleep 0.05
-	done
-	[ -S "$dir/system_bus_socket" ] || bail "dbus-daemon for $site did not start"
+	run_bus "$dir" "$SCRATCH/$site-bus.log"
 	ZC_BUS[$site]="unix:path=$dir/system_bus_socket"
-	ZC_BUS_PID[$site]=$pid
+	ZC_BUS_PID[$site]=$BUS_PID
 }
 
 # zc_stop_bus SITE: stop SITE's bus; its address stays, for zc_bus to reuse.
@@ -218,25 +219,12 @@ zc_start_mandos() {
 		--configdir "$CONFDIR" --statedir "$STATEDIR" "$@"
 }
 
-# zc_listening_ports PID: the TCP ports process PID listens on (in its own
-# network namespace), one per line.
-zc_listening_ports() {
-	local pid=$1 inodes hex
-	inodes=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
-		sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
-	[ -n "$inodes" ] || return 0
-	awk -v inodes=" $inodes " '$4 == "0A" && index(inodes, " " $10 " ") {
-			n = split($2, a, ":"); print a[n] }' \
-		"/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null |
-		while read -r hex; do echo $((16#$hex)); done | sort -un
-}
-
 # zc_wait_port PID [SECONDS]: wait until PID listens; print the port(s).
 zc_wait_port() {
 	local pid=$1 max=${2:-10} ports _
 	for _ in $(seq $((max * 20))); do
 		alive "$pid" || return 1
-		ports=$(zc_listening_ports "$pid")
+		ports=$(listening_ports_of "$pid")
 		if [ -n "$ports" ]; then
 			echo "$ports"
 			return 0
@@ -312,16 +300,12 @@ zc_gone() {
 # NAME's keys, for at most TIMEOUT (default 30) seconds; print what it
 # printed (the secret). Its stderr goes to $SCRATCH/client.log.
 zc_fetch() {
-	local site=$1 iface=$2 name=$3 t=${4:-30} dir
-	ensure_keys "$name"
-	dir="$KEY_CACHE/$name"
+	local site=$1 iface=$2 name=$3 t=${4:-30}
+	client_key_args "$name"
 	echo "=== zc_fetch $name in $site on $iface (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
 	ip netns exec "${ZC_NS[$site]}" timeout -k 2 "$t" "$MANDOS_CLIENT" \
 		--interface="$iface" --retry=1 --delay=1 --network-hook-dir="$SCRATCH/no-hooks" \
-		--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-		--dh-params="$KEY_CACHE/dhparams.pem" \
-		</dev/null 2>>"$SCRATCH/client.log"
+		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
 }
 
 # zc_expect_secret DESC SITE IFACE NAME [TIMEOUT]: NAME finds a server by

@@ -203,6 +203,11 @@ alive() {
 	kill -0 "$1" 2>/dev/null && [ "$(proc_state "$1")" != Z ]
 }
 
+# exited PID: true once PID is gone or a zombie.
+exited() {
+	! alive "$1"
+}
+
 # kill_pid PID: TERM, then KILL after 2 s, then reap. PID was started with
 # setsid, so it leads its own process group: whatever it left behind in that
 # group (e.g. worker or checker processes) is killed too.
@@ -292,7 +297,7 @@ port_listening() {
 }
 
 # listening_ports_of PID: the TCP ports of the listening sockets that process
-# PID holds open, one per line, sorted.
+# PID holds open, one per line, sorted (read in PID's own network namespace).
 listening_ports_of() {
 	local pid=$1 inodes hex
 	inodes=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
@@ -300,7 +305,7 @@ listening_ports_of() {
 	[ -n "$inodes" ] || return 0
 	awk -v inodes=" $inodes " '$4 == "0A" && index(inodes, " " $10 " ") {
 			n = split($2, a, ":"); print a[n] }' \
-		/proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		"/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null |
 		while read -r hex; do echo $((16#$hex)); done | sort -un
 }
 
@@ -422,6 +427,39 @@ write_bus_config() {
 	} >"$dir/bus.conf"
 }
 
+# run_bus DIR LOG: a dbus-daemon on DIR/bus.conf (see write_bus_config), in
+# its own session, remembered; its PID in BUS_PID. Bails out loudly unless
+# its socket DIR/system_bus_socket appears within 5 s.
+BUS_PID=
+run_bus() {
+	local dir=$1 log=$2
+	setsid dbus-daemon --config-file="$dir/bus.conf" --nofork --nosyslog </dev/null >>"$log" 2>&1 &
+	BUS_PID=$!
+	remember_pid "$BUS_PID"
+	wait_until 5 eval '[ -S "$dir/system_bus_socket" ] || ! alive "$BUS_PID"'
+	[ -S "$dir/system_bus_socket" ] ||
+		bail "dbus-daemon ($dir/bus.conf) did not start: $(tail -n 5 "$log" 2>/dev/null)"
+}
+
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds (true) or
+# SECONDS have passed (then CMD's last status).
+wait_until() {
+	local deadline
+	deadline=$(($(now_ms) + $1 * 1000))
+	shift
+	while [ "$(now_ms)" -lt "$deadline" ]; do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+
+# now_ms: wall clock in milliseconds, without a fork.
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	printf '%s' "${t:0:-3}"
+}
+
 # ------------------------------------------------------------------ server
 
 # Set by start_mandos / start_mandos_cmd:
@@ -482,6 +520,28 @@ start_mandos() {
 	wait_listening "$PORT" 10
 }
 
+# server_starts [ARG...]: start_mandos ARG...; "ok server starts", or
+# not_ok and the end of the test.
+server_starts() {
+	if ! start_mandos "$@"; then
+		not_ok "server starts"
+		finish
+	fi
+	ok "server starts"
+}
+
+# config_with NAME...: CONFDIR=$SCRATCH/conf, with one client section per
+# NAME (keys from the key cache).
+config_with() {
+	local sections=() n
+	for n in "$@"; do
+		ensure_keys "$n"
+		sections+=("$(client_section "$n")")
+	done
+	CONFDIR="$SCRATCH/conf"
+	write_config "$CONFDIR" "${sections[@]}"
+}
+
 # stop_mandos [SIGNAL]: send SIGNAL (default TERM) to the server and wait for
 # it (max 10 s, then KILL). Sets MANDOS_RC to its exit status (128+n if it
 # died by signal n). Must not run in a subshell (it waits for the server).
@@ -514,29 +574,37 @@ stop_mandos() {
 # secret, without a newline). Its stderr goes to $SCRATCH/client.log.
 # Returns mandos-client's (or timeout's) exit status.
 fetch() {
-	local name=$1 addr=$2 t=${3:-10} dir
-	ensure_keys "$name"
-	dir="$KEY_CACHE/$name"
+	local name=$1 addr=$2 t=${3:-10}
+	client_key_args "$name"
 	echo "=== fetch $name $addr (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	timeout -k 2 "$t" "$MANDOS_CLIENT" --connect="$addr" --interface=none \
-		--retry=1 \
-		--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-		--dh-params="$KEY_CACHE/dhparams.pem" \
-		</dev/null 2>>"$SCRATCH/client.log"
+	timeout -k 2 "$t" "$MANDOS_CLIENT" --connect="$addr" --interface=none --retry=1 \
+		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
 }
 
-# fetch_bg NAME OUTFILE SECONDS [PORT]: a mandos-client fetch from [::1]:PORT
-# (default $PORT) in the background (its own session, remembered); sets FETCH_PID.
+# client_key_args NAME [TLS_NAME]: set CLIENT_KEY_ARGS to the mandos-client
+# options for NAME's OpenPGP keys and TLS_NAME's (default NAME's) TLS keys.
+CLIENT_KEY_ARGS=()
+client_key_args() {
+	local pgp tls
+	ensure_keys "$1"
+	ensure_keys "${2:-$1}"
+	pgp=$(key_dir "$1")
+	tls=$(key_dir "${2:-$1}")
+	CLIENT_KEY_ARGS=(--pubkey="$pgp/pubkey.txt" --seckey="$pgp/seckey.txt"
+		--tls-pubkey="$tls/tls-pubkey.pem" --tls-privkey="$tls/tls-privkey.pem"
+		--dh-params="$KEY_CACHE/dhparams.pem")
+}
+
+# fetch_bg NAME OUTFILE SECONDS [PORT] [TLS_NAME]: a mandos-client fetch from
+# [::1]:PORT (default $PORT) in the background (its own session, remembered),
+# with NAME's OpenPGP keys and TLS_NAME's (default NAME's) TLS keys; sets
+# FETCH_PID.
 FETCH_PID=
 fetch_bg() {
-	local name=$1 out=$2 t=$3 port=${4:-$PORT} dir
-	ensure_keys "$name"
-	dir=$(key_dir "$name")
+	local name=$1 out=$2 t=$3 port=${4:-$PORT}
+	client_key_args "$name" "${5:-$name}"
 	setsid timeout -k 1 "$t" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
-		--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-		--dh-params="$KEY_CACHE/dhparams.pem" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
+		"${CLIENT_KEY_ARGS[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
 	FETCH_PID=$!
 	remember_pid "$FETCH_PID"
 }
@@ -571,11 +639,7 @@ expect_nothing() {
 # $MANDOS_LOG) contains the fixed string PATTERN.
 log_has() {
 	local pat=$1 max=${2:-3} file=${3:-$MANDOS_LOG} _
-	for _ in $(seq $((max * 10 + 1))); do
-		grep -qF -- "$pat" "$file" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+	wait_until "$max" grep -qF -- "$pat" "$file" 2>/dev/null
 }
 
 # assert_log PATTERN [SECONDS]: ok/not ok on the server log containing PATTERN.

@@ -18,21 +18,11 @@ write_config "$CONFDIR" \
 	"$(client_section delta 'approval_delay = PT6S' 'approved_by_default = True' \
 		'interval = PT1S' 'timeout = PT1S' 'checker = false')"
 
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 
 # delta first: it expires within two seconds, while it waits for approval.
-ensure_keys delta
-dir=$(key_dir delta)
-setsid timeout -k 1 15 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/delta.out" 2>>"$SCRATCH/client.log" </dev/null &
-delta_pid=$!
-remember_pid "$delta_pid"
+fetch_bg delta "$SCRATCH/delta.out" 15
+delta_pid=$FETCH_PID
 assert_log "Client delta needs approval" 3
 assert_log "Client delta has expired and is disabled" 4
 assert_log "Client delta is disabled" 2
@@ -56,14 +46,8 @@ check "...but only after the 2 s delay (${elapsed_ms} ms)" test "$elapsed_ms" -g
 assert_log "Client bravo needs approval"
 
 # charlie: the client dies during a 20 s wait; the wait ends at once.
-ensure_keys charlie
-dir=$(key_dir charlie)
-setsid timeout -k 1 30 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-	--dh-params="$KEY_CACHE/dhparams.pem" >/dev/null 2>>"$SCRATCH/client.log" </dev/null &
-charlie_pid=$!
-remember_pid "$charlie_pid"
+fetch_bg charlie /dev/null 30
+charlie_pid=$FETCH_PID
 assert_log "Client charlie needs approval" 3
 kill -KILL -- "-$charlie_pid" 2>/dev/null
 killed=$(date +%s%N)

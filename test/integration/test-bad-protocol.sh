@@ -16,9 +16,7 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
 # A self-signed X.509 certificate for the TLS-server peer.
 X509="$SCRATCH/x509"

@@ -85,11 +85,7 @@ memory_ok() {
 
 CONFDIR="$SCRATCH/conf"
 write_config "$CONFDIR" "$(client_section alpha)"
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 expect_secret "alpha gets its secret before the floods" alpha "[::1]:$PORT"
 diag "server RSS before the floods: $(status_kb "$MANDOS_PID" VmRSS) kB"
 

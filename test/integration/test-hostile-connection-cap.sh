@@ -30,10 +30,7 @@ hold() {
 		--ready-file "$SCRATCH/$name.ready" "$@" >"$SCRATCH/$name.out" 2>&1 &
 	eval "${name}_pid=\$!"
 	remember_pid "$!"
-	for _ in $(seq 300); do
-		[ -s "$SCRATCH/$name.ready" ] && return 0
-		sleep 0.1
-	done
+	wait_until 30 test -s "$SCRATCH/$name.ready" && return 0
 	sed 's/^/# hold: /' "$SCRATCH/$name.out"
 	return 1
 }
@@ -80,13 +77,8 @@ if ! start_mandos; then
 fi
 ok "server starts with max_connections = 50"
 
-dir=$(key_dir bravo)
-setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/bravo.out" 2>>"$SCRATCH/client.log" </dev/null &
-bravo_pid=$!
-remember_pid "$bravo_pid"
+fetch_bg bravo "$SCRATCH/bravo.out" 20
+bravo_pid=$FETCH_PID
 check "bravo waits for approval" log_has "Client bravo needs approval" 5
 
 check "first 49 silent connections are opened (the cap is now full)" \
@@ -130,12 +122,8 @@ if ! start_mandos; then
 	not_ok "server starts with max_connections = 1"
 	finish
 fi
-setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/bravo2.out" 2>>"$SCRATCH/client.log" </dev/null &
-bravo_pid=$!
-remember_pid "$bravo_pid"
+fetch_bg bravo "$SCRATCH/bravo2.out" 20
+bravo_pid=$FETCH_PID
 check "bravo waits for approval" log_has "Client bravo needs approval" 5
 out=$("$PY" "$PEERS" send --address 127.0.0.1 --port "$PORT" --data '1\r\n' --wait 2 --max-received 0)
 rc=$?
@@ -167,10 +155,7 @@ setsid "$TLS_PEER" --address 127.0.0.1 --port "$PORT" --connections 30 --after h
 	>"$SCRATCH/refused.out" 2>&1 &
 refused_pid=$!
 remember_pid "$refused_pid"
-for _ in $(seq 100); do
-	[ -s "$SCRATCH/refused.ready" ] && break
-	sleep 0.1
-done
+wait_until 10 test -s "$SCRATCH/refused.ready"
 check "30 refused peers have connected" test -s "$SCRATCH/refused.ready"
 check "...the cap is full of them" log_has "Too many connections" 5
 check "...refused ones are dropped for new ones" log_has "Too many connections: dropping the oldest refused connection" 5

@@ -21,15 +21,9 @@ DEADLINE=15
 MAX_MS=$(vg_scale 2000)
 
 raise_fd_limit 4096
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 expect_secret "alpha gets its secret before the bad peers connect" alpha "[::1]:$PORT"
 fds_before=$(fd_count "$MANDOS_PID")
 

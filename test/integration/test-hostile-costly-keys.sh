@@ -28,15 +28,9 @@ PEER_SECONDS=$(vg_scale 8)
 MAX_MS=$(vg_scale 1000)
 MAX_WALL_MS=$(vg_scale 2000)
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 expect_secret "alpha gets its secret before the costly peers connect" alpha "[::1]:$PORT"
 
 out="$SCRATCH/costly-peers.out"

@@ -16,14 +16,8 @@
 require_common
 require_prog prlimit setpriv
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+config_with alpha
+server_starts
 expect_secret "alpha gets its secret" alpha "[::1]:$PORT"
 
 uid=$(awk '/^Uid:/ { print $3 }' "/proc/$MANDOS_PID/status")
@@ -40,10 +34,7 @@ setsid "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" --silent 60 --de
 	--ready-file "$SCRATCH/hold.ready" >"$out" 2>&1 &
 hold_pid=$!
 remember_pid "$hold_pid"
-for _ in $(seq 100); do
-	[ -s "$SCRATCH/hold.ready" ] && break
-	sleep 0.1
-done
+wait_until 10 test -s "$SCRATCH/hold.ready"
 sleep 0.5
 t0=$(cpu_ticks "$MANDOS_PID")
 sleep 3

@@ -12,9 +12,7 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 ensure_keys stranger
 
 X509="$SCRATCH/x509"
@@ -26,11 +24,7 @@ if ! certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile "$
 	bail "certtool could not make a self-signed certificate"
 fi
 
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 expect_secret "alpha gets its secret" alpha "[::1]:$PORT"
 fds_before=$(fd_count "$MANDOS_PID")
 rss_before=$(awk '/^VmRSS:/ { print $2 }' "/proc/$MANDOS_PID/status")

@@ -26,11 +26,7 @@ done
 CONFDIR="$SCRATCH/conf"
 write_config "$CONFDIR" "${sections[@]}"
 
-if ! start_mandos; then
-	not_ok "server starts"
-	finish
-fi
-ok "server starts"
+server_starts
 for type in $TYPES; do
 	expect_secret "the client whose key mandos-keygen --tls-keytype $type made gets its secret" "keytype-$type" "[::1]:$PORT"
 done

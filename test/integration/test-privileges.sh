@@ -36,7 +36,7 @@ PORT=$(free_port)
 start_mandos_cmd setpriv --bounding-set=-setuid,-setgid \
 	"$MANDOS" --foreground --debug --no-dbus --no-zeroconf \
 	--configdir "$CONFDIR" --statedir "$(new_statedir)" --port "$PORT"
-for _ in $(seq 100); do alive "$MANDOS_PID" || break; sleep 0.1; done
+wait_until 10 exited "$MANDOS_PID"
 if alive "$MANDOS_PID"; then
 	not_ok "root without CAP_SETUID: the server stops (it runs as uid $(awk '/^Uid:/ { print $2 }' "/proc/$MANDOS_PID/status"))"
 	stop_mandos TERM

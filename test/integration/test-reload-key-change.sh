@@ -22,27 +22,23 @@ rotated_section() {
 # run_client OUT TLSKEYS: the real mandos-client in the background with
 # charlie's OpenPGP keys and the TLS keys of TLSKEYS; its pid in $client_pid.
 run_client() {
-	local out=$1 pgp tls
-	pgp=$(key_dir charlie)
-	tls=$(key_dir "$2")
-	setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-		--pubkey="$pgp/pubkey.txt" --seckey="$pgp/seckey.txt" \
-		--tls-pubkey="$tls/tls-pubkey.pem" --tls-privkey="$tls/tls-privkey.pem" \
-		--dh-params="$KEY_CACHE/dhparams.pem" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
-	client_pid=$!
-	remember_pid "$client_pid"
+	fetch_bg charlie "$1" 20 "$PORT" "$2"
+	client_pid=$FETCH_PID
 }
 
 # wait_output SECONDS FILE...: wait until one of the FILEs is not empty
 # (mandos-client retries after getting nothing, so it does not exit).
 wait_output() {
-	local max=$1 _ f
+	local max=$1
 	shift
-	for _ in $(seq $((max * 10))); do
-		for f in "$@"; do
-			[ -s "$f" ] && return 0
-		done
-		sleep 0.1
+	wait_until "$max" any_nonempty "$@"
+}
+
+# any_nonempty FILE...: true if one of the FILEs is not empty.
+any_nonempty() {
+	local f
+	for f in "$@"; do
+		[ -s "$f" ] && return 0
 	done
 	return 1
 }

@@ -22,13 +22,8 @@ expect_secret "alpha is served" alpha "[::1]:$PORT"
 expect_nothing "bravo is not configured yet" bravo "[::1]:$PORT" 2
 
 # A connection in flight: charlie waits 3 s for its approval by default.
-dir=$(key_dir charlie)
-setsid timeout -k 1 20 "$MANDOS_CLIENT" --connect="[::1]:$PORT" --interface=none --retry=1 \
-	--pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-	--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-	--dh-params="$KEY_CACHE/dhparams.pem" >"$SCRATCH/charlie.out" 2>>"$SCRATCH/client.log" </dev/null &
-charlie_pid=$!
-remember_pid "$charlie_pid"
+fetch_bg charlie "$SCRATCH/charlie.out" 20
+charlie_pid=$FETCH_PID
 assert_log "Client charlie needs approval" 3
 
 # alpha out, bravo in, charlie's host changed, delta in a drop-in.
@@ -53,10 +48,7 @@ assert_log "Client not found for key ID: $(key_id_of alpha)"
 check "zulu from a file not named *.conf was not loaded" test "$(log_count 'Creating client '"'"'zulu')" -eq 0
 
 # charlie's connection, open across the reload, got its secret.
-for _ in $(seq 100); do
-	[ -s "$SCRATCH/charlie.out" ] && break
-	sleep 0.1
-done
+wait_until 10 test -s "$SCRATCH/charlie.out"
 check "charlie's connection in flight got its secret after the reload" \
 	test "$(cat "$SCRATCH/charlie.out")" = "$(secret_of charlie)"
 kill_pid "$charlie_pid"

@@ -14,9 +14,7 @@ SILENT=50
 DEADLINE=15   # seconds each silent connection may stay open
 MAX_FETCH=$(vg_scale 2)   # seconds a real fetch may take while they are open
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
 if ! start_mandos; then
 	not_ok "server starts and listens on port $PORT"

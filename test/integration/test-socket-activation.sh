@@ -15,9 +15,7 @@
 require_common
 require_prog systemd-socket-activate
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
 # ------------------------------------------------ systemd-socket-activate
 PORT=$(free_port)

@@ -42,10 +42,7 @@ refused() {
 	local desc=$1 problem=$2 before after _
 	before=$(sha256sum "$STATE" 2>/dev/null)
 	start_as_user
-	for _ in $(seq 100); do
-		alive "$MANDOS_PID" || break
-		sleep 0.1
-	done
+	wait_until 10 exited "$MANDOS_PID"
 	if alive "$MANDOS_PID"; then
 		not_ok "$desc: the server is still running after 10 s"
 		stop_mandos TERM

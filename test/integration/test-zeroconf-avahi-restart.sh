@@ -12,15 +12,9 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-zc_netns srv
-zc_netns cli
-zc_link srv vsrv cli vcli
-zc_wait_link_local srv vsrv
-zc_wait_link_local cli vcli
+zc_two_sites
 zc_bus srv
 zc_start_avahi srv
 

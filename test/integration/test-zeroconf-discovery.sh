@@ -14,9 +14,7 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
 # srv (bus, avahi-daemon, server) ==vsrv/vcli== cli (mandos-client)
 #                                 ==vsrv2/vcli2==

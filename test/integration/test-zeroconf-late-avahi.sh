@@ -14,15 +14,9 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-zc_netns srv
-zc_netns cli
-zc_link srv vsrv cli vcli
-zc_wait_link_local srv vsrv
-zc_wait_link_local cli vcli
+zc_two_sites
 
 # ------------------------------------------- (1) a bus, but no avahi-daemon yet
 zc_bus srv

@@ -14,15 +14,9 @@
 require_zeroconf
 require_prog systemd-socket-activate
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-zc_netns srv
-zc_netns cli
-zc_link srv vsrv cli vcli
-zc_wait_link_local srv vsrv
-zc_wait_link_local cli vcli
+zc_two_sites
 zc_bus srv
 zc_start_avahi srv
 
@@ -66,7 +60,7 @@ check "only port $PORT is announced" \
 zc_expect_secret "mandos-client without --connect finds the activated server and gets alpha's secret" \
 	cli vcli alpha 30
 assert_log "Sending secret to alpha"
-ports=$(zc_listening_ports "$MANDOS_PID" | tr '\n' ' ')
+ports=$(listening_ports_of "$MANDOS_PID" | tr '\n' ' ')
 check "the server listens only on the activated port $PORT (has: ${ports:-none})" \
 	test "$ports" = "$PORT "
 

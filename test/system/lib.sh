@@ -213,26 +213,6 @@ sd_dump_journal() {
 
 # ---------------------------------------------------------------- queries
 
-# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds (true)
-# or SECONDS (wall clock) passed (false, after one last try).
-wait_until() {
-	local deadline
-	deadline=$(_sd_now_ms)
-	deadline=$((deadline + $1 * 1000))
-	shift
-	while [ "$(_sd_now_ms)" -lt "$deadline" ]; do
-		"$@" && return 0
-		sleep 0.1
-	done
-	"$@"
-}
-
-# _sd_now_ms: wall clock in milliseconds, without a fork.
-_sd_now_ms() {
-	local t=${EPOCHREALTIME/[.,]/}
-	printf '%s' "${t:0:-3}"
-}
-
 # sd_units PATTERN: the names of the units loaded in the manager (in any
 # state) that match PATTERN, one a line.
 sd_units() {

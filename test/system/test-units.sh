@@ -305,10 +305,10 @@ part_activation() {
 	out=$(service_state)
 	check "mandos.service is not started by its socket alone (it is $out)" test "$out" = inactive
 
-	t0=$(_sd_now_ms)
+	t0=$(now_ms)
 	expect_secret "the first real mandos-client connection ([::1]:$PORT) starts mandos.service and gets its secret" \
 		alpha "[::1]:$PORT" 30
-	diag "first fetch, server start included: $(($(_sd_now_ms) - t0)) ms"
+	diag "first fetch, server start included: $(($(now_ms) - t0)) ms"
 	out=$(sd_run systemctl status --no-pager mandos.service 2>&1)
 	if is_active && grep -qE '^ *TriggeredBy: .*mandos\.socket' <<<"$out"; then
 		ok "systemctl status mandos.service: active, $(grep -E 'TriggeredBy:' <<<"$out" | sed 's/^ *//')"
@@ -541,8 +541,8 @@ part_restart() {
 	remember_pid "$load_pid"
 	# A real client, fetching again and again meanwhile.
 	(
-		end=$(($(_sd_now_ms) + LOAD_SECONDS * 1000))
-		while [ "$(_sd_now_ms)" -lt "$end" ]; do
+		end=$(($(now_ms) + LOAD_SECONDS * 1000))
+		while [ "$(now_ms)" -lt "$end" ]; do
 			got=$(fetch alpha "[::1]:$PORT" 15)
 			if [ "$got" = "$(secret_of alpha)" ]; then echo ok; else echo "fail ${#got}"; fi
 		done >"$SCRATCH/real-fetches.txt"
@@ -552,7 +552,7 @@ part_restart() {
 
 	sock_states=''
 	sleep "$RESTART_AT"
-	t0=$(_sd_now_ms)
+	t0=$(now_ms)
 	sd_run systemctl restart mandos.service &
 	# the socket's state, every 0.1 s while the service restarts
 	while kill -0 $! 2>/dev/null; do
@@ -561,7 +561,7 @@ part_restart() {
 	done
 	wait $!
 	out=$?
-	t1=$(_sd_now_ms)
+	t1=$(now_ms)
 	main2=$(sd_main_pid mandos.service)
 	if [ "$out" = 0 ] && is_active && [ -n "$main2" ] && [ "$main2" != "$main1" ]; then
 		ok "systemctl restart mandos.service: a new server (PID $main1 -> $main2) in $((t1 - t0)) ms"
