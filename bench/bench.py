@@ -190,6 +190,8 @@ class Bench:
                if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "WATCHDOG_USEC")}
         if which != "limit":
             env["DBUS_SYSTEM_BUS_ADDRESS"] = self.start_bus(name)
+            # The reference's temporary files (pymp-*) stay in its own directory.
+            env["TMPDIR"] = state
         logpath = os.path.join(self.work, name + ".log")
         with open(logpath, "w") as logf:
             t0 = time.monotonic()

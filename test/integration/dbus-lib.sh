@@ -77,7 +77,10 @@ start_reference() {
 	REF_PORT=$(free_port)
 	REF_LOG="$SCRATCH/reference.log"
 	statedir=$(new_statedir)
-	setsid "${CLEAN_ENV[@]}" DBUS_SYSTEM_BUS_ADDRESS="$REF_BUS" "$REFERENCE_MANDOS" --foreground --debug \
+	# Its temporary files (Python's pymp-* directories) go to the scratch
+	# directory, so that nothing is left behind.
+	REF_TMPDIR=$(new_statedir)
+	setsid "${CLEAN_ENV[@]}" TMPDIR="$REF_TMPDIR" DBUS_SYSTEM_BUS_ADDRESS="$REF_BUS" "$REFERENCE_MANDOS" --foreground --debug \
 		--no-zeroconf --configdir "$CONFDIR" --statedir "$statedir" --port "$REF_PORT" "$@" \
 		</dev/null >"$REF_LOG" 2>&1 &
 	REF_PID=$!

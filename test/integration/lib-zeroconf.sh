@@ -25,7 +25,8 @@ declare -A ZC_NS ZC_BUS ZC_BUS_PID ZC_IFACES ZC_AVAHI_PID
 # then take the lock and arrange for the namespaces to be deleted.
 require_zeroconf() {
 	require_common
-	require_prog ip dbus-daemon avahi-daemon avahi-browse busctl unshare mount sysctl
+	require_prog ip dbus-daemon avahi-daemon avahi-browse busctl unshare mount sysctl mountpoint
+	require_root_mount
 	[ -f /usr/share/dbus-1/system.d/avahi-dbus.conf ] ||
 		skip "needs avahi's D-Bus policy /usr/share/dbus-1/system.d/avahi-dbus.conf"
 	if ! ip netns add "$ZC_PREFIX-probe" 2>/dev/null; then

@@ -128,6 +128,14 @@ require_root() {
 	[ "$(id -u)" = 0 ] || skip "needs root (mandos-client manages interfaces, the server drops privileges)"
 }
 
+# require_root_mount: skip unless / is a mount point. In a plain chroot it
+# is not, and `ip netns exec` and `unshare --mount` cannot work there (they
+# remount /); a bind mount of the chroot onto itself makes it one.
+require_root_mount() {
+	mountpoint -q / ||
+		skip "needs / to be a mount point (a plain chroot is not; 'mount --bind DIR DIR' before chroot makes it one): network and mount namespaces cannot be made here"
+}
+
 require_prog() {
 	local p
 	for p in "$@"; do

@@ -59,7 +59,8 @@ _sd_cgroup2_root() {
 sd_require() {
 	local u
 	require_root
-	require_prog unshare nsenter setsid systemctl systemd-cgls journalctl timeout
+	require_prog unshare nsenter setsid systemctl systemd-cgls journalctl timeout mountpoint
+	require_root_mount
 	[ -x "$SYSTEMD_BIN" ] || skip "needs systemd ($SYSTEMD_BIN)"
 	command -v dbus-daemon >/dev/null 2>&1 || skip "needs dbus-daemon (Debian package dbus)"
 	for u in "${SD_STOCK_UNITS[@]}"; do
@@ -105,7 +106,7 @@ sd_reload() {
 # sd_run CMD...: run CMD in every namespace of the test manager (its /proc,
 # /run, cgroup tree and network: systemctl, journalctl and busctl talk to it).
 sd_run() {
-	nsenter -t "$SD_PID1" -a "$@"
+	nsenter -t "$SD_PID1" -a -r -w "$@"
 }
 
 # sd_boot [SECONDS]: start the manager and wait (default 20 s) until its
@@ -150,7 +151,7 @@ sd_boot() {
 		kill -0 "$SD_PID1" 2>/dev/null || break
 		sleep 0.05
 	done
-	state=$(timeout "$max" nsenter -t "$SD_PID1" -a systemctl is-system-running --wait 2>/dev/null)
+	state=$(timeout "$max" nsenter -t "$SD_PID1" -a -r -w systemctl is-system-running --wait 2>/dev/null)
 	case $state in
 	running) ;;
 	degraded)
@@ -170,7 +171,7 @@ sd_boot() {
 sd_halt() {
 	local _
 	if [ -n "$SD_PID1" ]; then
-		timeout 5 nsenter -t "$SD_PID1" -a systemctl exit >/dev/null 2>&1
+		timeout 5 nsenter -t "$SD_PID1" -a -r -w systemctl exit >/dev/null 2>&1
 		for _ in $(seq 60); do
 			kill -0 "$SD_PID1" 2>/dev/null || break
 			sleep 0.05
@@ -208,7 +209,7 @@ trap _sd_cleanup EXIT
 # when a check failed.
 sd_dump_journal() {
 	[ -n "$SD_PID1" ] || return 0
-	timeout 10 nsenter -t "$SD_PID1" -a journalctl --no-pager -o short-precise >"$1" 2>&1
+	timeout 10 nsenter -t "$SD_PID1" -a -r -w journalctl --no-pager -o short-precise >"$1" 2>&1
 }
 
 # ---------------------------------------------------------------- queries

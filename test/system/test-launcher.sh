@@ -31,7 +31,7 @@ mkfifo "$SCRATCH/go"
 # The client waits for a line on the FIFO before it exits; keep it open.
 other=$(sd_main_pid dbus.service)
 [ -n "$other" ] && [ "$other" != 0 ] && [ "$(sd_uid_of "$other")" != 0 ] || bail "no bus daemon of another user ($other)"
-setsid nsenter -t "$SD_PID1" -a "$LAUNCHER_CLIENT" "$SCRATCH/conf" "$other" <"$SCRATCH/go" >"$OUT" 2>"$ERR" &
+setsid nsenter -t "$SD_PID1" -a -r -w "$LAUNCHER_CLIENT" "$SCRATCH/conf" "$other" <"$SCRATCH/go" >"$OUT" 2>"$ERR" &
 client=$!
 remember_pid "$client"
 exec {go}>"$SCRATCH/go"
@@ -61,7 +61,7 @@ for label in pid1 launcher self other-user root-child; do
 	check "'$label' (PID $pid) is in no checker scope (${cg:-gone})" sh -c "! printf '%s' '$cg' | grep -q mandos-checker"
 done
 own=$(pid_of own-child)
-check "the client's own child is in $unit" sh -c "sd_cg=\$(nsenter -t $SD_PID1 -a sed -n 's/^0:://p' /proc/$own/cgroup); case \$sd_cg in */$unit) exit 0;; esac; exit 1"
+check "the client's own child is in $unit" sh -c "sd_cg=\$(nsenter -t $SD_PID1 -a -r -w sed -n 's/^0:://p' /proc/$own/cgroup); case \$sd_cg in */$unit) exit 0;; esac; exit 1"
 
 sd_run kill "$(pid_of root-child)"
 echo >&"$go"
