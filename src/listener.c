@@ -155,7 +155,7 @@ static bool address_reaches(const struct sockaddr *sa, const char *address) {
  * port, address or interface there that it does not match is a host that
  * connects to where nobody listens: say so, with both values. */
 /* mandos-generator writes mandos.socket's drop-in from mandos.conf at boot
- * and at daemon-reload (mandos(8), SOCKET ACTIVATION); with it in place the
+ * and at daemon-reload (mandos(8), LISTENING SOCKET); with it in place the
  * two agree. A mismatch means mandos.conf (or $DAEMON_ARGS) changed since. */
 #define GENERATOR_HINT "Run \"systemctl daemon-reload\" and \"systemctl restart mandos.socket mandos.service\" " \
         "(mandos-generator applies mandos.conf to the socket), or change mandos.socket's ListenStream=."

@@ -9,7 +9,7 @@
  *   NORMAL_DIR/mandos.socket.d/50-mandos-conf.conf
  *
  * with "ListenStream=" (cleared) and the address and port, and
- * "BindToDevice=" for the interface (mandos(8), SOCKET ACTIVATION). When
+ * "BindToDevice=" for the interface (mandos(8), LISTENING SOCKET). When
  * mandos.conf sets none of them it writes nothing: the unit's port stays.
  *
  * A generator must never fail a boot: whatever goes wrong (a bad
@@ -217,7 +217,7 @@ static int write_dropin(const char *dir, const char *path, const char *listen, c
         }
         fprintf(out,
                 "# Written by %s from %s at boot and at daemon-reload\n"
-                "# (mandos(8), SOCKET ACTIVATION). Edit mandos.conf, not this file.\n"
+                "# (mandos(8), LISTENING SOCKET). Edit mandos.conf, not this file.\n"
                 "[Socket]\n", program_invocation_short_name, path);
         if (listen)
                 fprintf(out, "ListenStream=\nListenStream=%s\n", listen);
