@@ -13,7 +13,8 @@
 #    catalog in directories the installed systemd searches, sysusers.d and
 #    tmpfiles.d in one of their documented directories, the D-Bus policy in
 #    one the system bus includes;
-# and the installed mandos.service runs the installed binary.
+# and the installed mandos.service runs the installed binary; and
+# "ninja uninstall" removes them all again.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_prog meson dpkg systemd-analyze
@@ -109,5 +110,14 @@ exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$DESTDIR${p:-/nonexistent}"
 bin=$(where "*bin/mandos")
 check "the installed mandos.service runs the installed binary (ExecStart=$exec_start; binary: ${bin:-none})" \
 	test -n "$exec_start" -a "$exec_start" = "$bin"
+
+# The way back (README.md, Replacing Debian's mandos): "ninja uninstall"
+# removes every file this install put there (here, under DESTDIR).
+if ninja -C "$BUILD_DIR" uninstall >"$SCRATCH/uninstall.log" 2>&1; then
+	left=$(cd "$DESTDIR" && find . ! -type d | sed 's/^\.//' | tr '\n' ' ')
+	check "ninja uninstall removes every installed file (left: ${left:-none})" test -z "$left"
+else
+	not_ok "ninja uninstall ($(tail -n 3 "$SCRATCH/uninstall.log" | tr '\n' '|'))"
+fi
 
 finish
