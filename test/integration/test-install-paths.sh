@@ -71,7 +71,7 @@ for unit in mandos.service mandos.socket; do
 done
 
 # The generator and the catalog: directories compiled into the installed systemd.
-shared=$(ls /usr/lib/*/systemd/libsystemd-shared-*.so /lib/systemd/libsystemd-shared-*.so 2>/dev/null | head -n 1)
+shared=$(find /usr/lib /lib/systemd -maxdepth 3 -name "libsystemd-shared-*.so" 2>/dev/null | head -n 1)
 for what in "generator:*/system-generators/mandos-generator" "catalog:*/catalog/mandos.catalog"; do
 	p=$(where "${what#*:}")
 	d=$(dirname "${p:-/nonexistent/x}")
@@ -88,7 +88,7 @@ done
 for d in sysusers.d tmpfiles.d; do
 	p=$(where "*/$d/mandos.conf")
 	case $(dirname "${p:-/x/x}") in
-	/etc/$d | /run/$d | /usr/local/lib/$d | /usr/lib/$d | /lib/$d)
+	"/etc/$d" | "/run/$d" | "/usr/local/lib/$d" | "/usr/lib/$d" | "/lib/$d")
 		ok "$d/mandos.conf is installed in $(dirname "$p"), which systemd-${d%.d} reads" ;;
 	*)
 		not_ok "$d/mandos.conf is installed where systemd-${d%.d} reads it (it is at '${p:-nowhere}')" ;;
