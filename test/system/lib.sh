@@ -14,6 +14,8 @@
 #   SD_GENERATOR_PATH if set (before sd_boot): the only generator directory
 #                     the manager runs, and /run/systemd/generator is in its
 #                     unit path (namespace-init.sh)
+#   SD_UNIT_PATH_EXTRA more unit directories (":"-separated), searched after
+#                     those (before sd_boot)
 #
 # Life cycle:
 #   sd_require             skip (77) unless root, a systemd and cgroup v2 exist
