@@ -11,6 +11,11 @@
 # Environment (set by meson, see test/meson.build):
 #   SYSTEM_TEST_DIR   this directory (namespace-init.sh lives here)
 #   SD_LOG_LEVEL      the namespace manager's log level (default info)
+#   SD_GENERATOR_PATH if set (before sd_boot): the only generator directory
+#                     the manager runs, and /run/systemd/generator is in its
+#                     unit path (namespace-init.sh)
+#   SD_UNIT_PATH_EXTRA more unit directories (":"-separated), searched after
+#                     those (before sd_boot)
 #
 # Life cycle:
 #   sd_require             skip (77) unless root, a systemd and cgroup v2 exist

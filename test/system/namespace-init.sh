@@ -67,8 +67,21 @@ mount --move "$dev" /dev
 # the host's units (and anything generators write) are never loaded, so
 # nothing like systemd-tmpfiles can run in here and touch shared
 # directories such as /tmp. "container=" makes "systemctl exit" end it.
+# With SD_GENERATOR_PATH (lib.sh), the manager runs the generators there
+# and no other (SYSTEMD_GENERATOR_PATH, likewise without ":"), and loads
+# what they write into /run/systemd/generator (drop-ins included).
+unit_path=$sd_dir/units
+generator_env=
+if [ -n "${SD_GENERATOR_PATH:-}" ]; then
+	unit_path=$unit_path:/run/systemd/generator
+	generator_env=SYSTEMD_GENERATOR_PATH=$SD_GENERATOR_PATH
+fi
+# SD_UNIT_PATH_EXTRA: more unit directories, searched after those, in order
+# (e.g. /usr/local/lib/systemd/system and a directory with a distribution
+# unit, to see the first shadow the second).
+[ -n "${SD_UNIT_PATH_EXTRA:-}" ] && unit_path=$unit_path:$SD_UNIT_PATH_EXTRA
 exec env -i container=mandos-test \
-	SYSTEMD_UNIT_PATH="$sd_dir/units" \
+	SYSTEMD_UNIT_PATH="$unit_path" ${generator_env:+"$generator_env"} \
 	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \
 	/lib/systemd/systemd --system --unit=mandos-test.target --show-status=no \
 	--log-target=journal --log-level="${SD_LOG_LEVEL:-info}" --log-color=no \
