@@ -21,23 +21,66 @@
  * only ever used to read such a file once. */
 #define PASSPHRASE_LABEL "mandos state: run-time secret passphrase"
 #define PASSPHRASE_MAX (16 + 64 + 1)
+/* The reference's limit, above which it passes the secret itself. */
+#define REFERENCE_HEX_MAX 2048
 
-static int derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size, char buf[static PASSPHRASE_MAX]) {
+/* The reference server's passphrase for the encrypted_secret of its
+ * clients.pickle: "mandos" and the configured secret in lower-case hex, or,
+ * when that would be longer than 2048 bytes, "mandos" and the secret with
+ * backslash, newline and NUL escaped as \\, \n and \x00. */
+static char *reference_passphrase(const uint8_t *secret, size_t size) {
+        char *buf, *p;
+
+        if (6 + 2 * size <= REFERENCE_HEX_MAX) {
+                buf = malloc(6 + 2 * size + 1);
+                if (!buf)
+                        return NULL;
+                p = buf + sprintf(buf, "mandos");
+                for (size_t i = 0; i < size; i++)
+                        p += sprintf(p, "%02x", secret[i]);
+                return buf;
+        }
+        buf = malloc(6 + 4 * size + 1);
+        if (!buf)
+                return NULL;
+        p = buf + sprintf(buf, "mandos");
+        for (size_t i = 0; i < size; i++) {
+                if (secret[i] == '\\')
+                        p = stpcpy(p, "\\\\");
+                else if (secret[i] == '\n')
+                        p = stpcpy(p, "\\n");
+                else if (secret[i] == 0)
+                        p = stpcpy(p, "\\x00");
+                else
+                        *p++ = (char) secret[i];
+        }
+        *p = 0;
+        return buf;
+}
+
+/* A malloc'd passphrase (wiped and freed by the caller), or NULL. */
+static char *derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size) {
         uint8_t digest[32];
+        char *buf;
         int n, r;
 
+        if (kdf == SECRET_KDF_REFERENCE)
+                return reference_passphrase(secret, size);
         if (kdf == SECRET_KDF_LEGACY_SHA256)
                 r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, digest);
         else
                 r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, PASSPHRASE_LABEL, strlen(PASSPHRASE_LABEL),
                                      digest);
         if (r < 0)
-                return -EIO;
-        n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
-        for (size_t i = 0; i < sizeof(digest); i++)
-                n += sprintf(buf + n, "%02x", digest[i]);
+                return NULL;
+        buf = malloc(PASSPHRASE_MAX);
+        if (buf) {
+                n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
+                for (size_t i = 0; i < sizeof(digest); i++)
+                        n += sprintf(buf + n, "%02x", digest[i]);
+        }
         explicit_bzero(digest, sizeof(digest));
-        return 0;
+        return buf;
 }
 
 static gpgme_error_t on_passphrase(void *hook, const char *uid_hint, const char *info, int prev_was_bad, int fd) {
@@ -138,15 +181,15 @@ typedef enum { ENCRYPT, DECRYPT } Direction;
 
 static int secret_crypt(Direction d, SecretKdf kdf, const uint8_t *config_secret, size_t config_size,
                         const uint8_t *in_buf, size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error) {
-        char passphrase[PASSPHRASE_MAX];
+        char *passphrase;
         gpgme_data_t in = NULL, out = NULL;
         gpgme_error_t e;
         Gpg g;
         int r;
 
-        r = derive_passphrase(kdf, config_secret, config_size, passphrase);
-        if (r < 0)
-                return r;
+        passphrase = derive_passphrase(kdf, config_secret, config_size);
+        if (!passphrase)
+                return -ENOMEM;
         r = gpg_init(&g, passphrase, ret_error);
         if (r < 0)
                 goto finish;
@@ -180,7 +223,7 @@ finish:
         if (out)
                 gpgme_data_release(out);
         gpg_done(&g);
-        explicit_bzero(passphrase, sizeof(passphrase));
+        erase_and_free(passphrase, strlen(passphrase));
         return r;
 }
 
