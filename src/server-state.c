@@ -382,6 +382,10 @@ static void restore_secret(Client *c, const ClientConfig *config, const SavedCli
 
         if (!saved->encrypted_secret)
                 return;
+        /* Each decryption runs gpg (for an imported pickle, one per client,
+         * as the reference does at every start): a long import must not run
+         * out systemd's start timeout and be killed, again and again. */
+        (void) sd_notify(false, "EXTEND_TIMEOUT_USEC=30000000");
         r = secret_decrypt(kdf, config->secret, config->secret_size, saved->encrypted_secret,
                            saved->encrypted_secret_size, &plain, &n, &why);
         if (r < 0) {
