@@ -22,6 +22,7 @@
 #include "launcher.h"
 #include "listener.h"
 #include "log.h"
+#include "secret-crypt.h"
 #include "server.h"
 #include "settings.h"
 #include "util.h"
@@ -343,6 +344,9 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
                 r = sd_event_loop(event);
         }
         zeroconf = zeroconf_free(zeroconf);
+        /* A Secret set just before the end is saved as well. */
+        if (secret_encrypt_wait_all() > 0)
+                log_debug("Waited for the encryption of a new secret");
         if (server)
                 (void) server_save_state(server);
         server = server_free(server);
