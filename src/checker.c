@@ -11,6 +11,7 @@
 #include "duration.h"
 #include "launcher.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
 
 struct CheckerManager {
@@ -299,6 +300,8 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Checker *ch = userdata;
         Client *c = ch->client;
+
+        loop_note("the exit of checker process %d", (int) ch->pid);
 
         ch->exited = true;
         /* Reap it now (sd-event would, after this callback) so that its slot
@@ -685,6 +688,8 @@ static Client *queue_pop(CheckerManager *m) {
  * once its process was reaped. */
 static int on_run_queue(sd_event_source *s, void *userdata) {
         CheckerManager *m = userdata;
+
+        loop_note("starting queued checkers");
 
         for (unsigned batch = 0; batch < 16 && m->n_running < m->max_running; batch++) {
                 Client *c = queue_pop(m);

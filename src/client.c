@@ -10,6 +10,7 @@
 #include "secret-crypt.h"
 #include "state.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "util.h"
 
@@ -77,6 +78,8 @@ static void disable(Client *c);
 static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
 
+        loop_note("the expiry timer of %s", c->name);
+
         /* Waiting for a free checker slot is our doing, not the host's:
          * look again shortly (client_checker_started extends expiry). */
         if (c->checker_queued) {
@@ -120,6 +123,8 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 
 static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
+
+        loop_note("the checker timer of %s", c->name);
         ClockNow now = clock_now();
         uint64_t next = deadline_after(now.boot, c->interval);
 
@@ -290,6 +295,8 @@ void client_secret_sent(Client *c) {
 
 static int on_approval_window_end(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
+
+        loop_note("the approval timer of %s", c->name);
         c->approved = -1;
         return 0;
 }

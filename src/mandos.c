@@ -22,6 +22,7 @@
 #include "launcher.h"
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
 #include "secret-crypt.h"
 #include "server.h"
 #include "settings.h"
@@ -272,6 +273,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server *server = userdata;
 
+        loop_note("a reload (SIGHUP)");
+
         log_info("Reloading the configuration (SIGHUP)");
         (void) sd_notify(false, "RELOADING=1");
         (void) server_reload(server);
@@ -341,7 +344,7 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
                 /* WATCHDOG=1 every half WatchdogSec=, if the unit sets one. */
                 (void) sd_event_set_watchdog(event, true);
                 log_debug("Starting main loop");
-                r = sd_event_loop(event);
+                r = loop_run(event);
         }
         zeroconf = zeroconf_free(zeroconf);
         /* A Secret set just before the end is saved as well. */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "util.h"
+#include "loop.h"
 
 /* The passphrase for a client's run-time secret. The configured secret (a
  * few KiB of OpenPGP ciphertext) has far more than 256 bits of entropy;
@@ -262,6 +263,7 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
         eventfd_t v;
 
         (void) eventfd_read(fd, &v);
+        loop_note_source(s);
         job_finish(j);
         return 0;
 }
