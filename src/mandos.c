@@ -270,6 +270,14 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* A Secret set just before the end is answered and saved: its encryption
+ * is waited for before sd-bus's own exit handler closes the bus. */
+static int on_exit_wait_secrets(sd_event_source *s, void *userdata) {
+        if (secret_encrypt_wait_all() > 0)
+                log_debug("Waited for the encryption of a new secret");
+        return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server *server = userdata;
 
@@ -289,6 +297,7 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         State *state = NULL;
         Zeroconf *zeroconf = NULL;
         sd_event *event = NULL;
+        sd_event_source *wait_secrets = NULL;
         sigset_t mask;
         int r;
 
@@ -305,7 +314,15 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &server);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &server);
+        if (r >= 0)
+                r = sd_event_add_exit(event, &wait_secrets, on_exit_wait_secrets, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_priority(wait_secrets, SD_EVENT_PRIORITY_IMPORTANT);
+        /* The loop owns it from here. */
+        if (r >= 0)
+                r = sd_event_source_set_floating(wait_secrets, true);
         if (r < 0) {
+                sd_event_source_unref(wait_secrets);
                 sd_event_unref(event);
                 return log_error_errno(r, "Failed to watch signals: %m");
         }
@@ -347,9 +364,8 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
                 r = loop_run(event);
         }
         zeroconf = zeroconf_free(zeroconf);
-        /* A Secret set just before the end is saved as well. */
-        if (secret_encrypt_wait_all() > 0)
-                log_debug("Waited for the encryption of a new secret");
+        /* Should the loop have failed: nothing runs on into the save. */
+        (void) on_exit_wait_secrets(NULL, NULL);
         if (server)
                 (void) server_save_state(server);
         server = server_free(server);

@@ -9,8 +9,9 @@
 # before gives the machine's own slowest fetch: the bound is 100 ms or,
 # on a machine too busy to meet it without any Set, that run's slowest plus
 # 50 ms (a Set done inside the loop costs 150 ms and more: gpg's start and
-# an agent's). Then the last Secret set is what the wire serves, and it
-# survives a restart (the ciphertext reached the state file).
+# an agent's). Then the last Secret set is what the wire serves; and a Set
+# still under way when the server is told to stop is answered, and served
+# after a restart (its ciphertext reached the state file).
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"
@@ -62,6 +63,13 @@ quiet_max=$(field max_ms <<<"$quiet")
 diag "without Sets: $quiet"
 bound=$("$PY" -c 'import sys; q = float(sys.argv[1]); print(100 if q < 50 else q + 50)' "$quiet_max")
 
+# set_secret HEX: busctl's Set of TARGET's Secret to the bytes of HEX.
+set_secret() {
+	# shellcheck disable=SC2046 # one argument per byte
+	timeout 20 busctl --address="$BUS" set-property "$BUS_NAME" "$PATH_TARGET" se.recompile.Mandos.Client \
+		Secret ay $((${#1} / 2)) $(printf '%s' "$1" | sed 's/../0x& /g')
+}
+
 load >"$SCRATCH/load.json" &
 LOAD_PID=$!
 remember_pid "$LOAD_PID"
@@ -70,9 +78,7 @@ deadline=$((SECONDS + SECONDS_RUN - 1))
 sleep 0.5
 while [ $SECONDS -lt $deadline ] && [ $sets -lt 40 ]; do
 	last=$(head -c 32 /dev/urandom | xxd -p -c 64)
-	# shellcheck disable=SC2046 # one argument per byte
-	if timeout 20 busctl --address="$BUS" set-property "$BUS_NAME" "$PATH_TARGET" se.recompile.Mandos.Client \
-		Secret ay 32 $(printf '%s' "$last" | sed 's/../0x& /g'); then
+	if set_secret "$last"; then
 		sets=$((sets + 1))
 	else
 		failed=$((failed + 1))
@@ -97,10 +103,19 @@ tail -n 1 "$KEYS" | awk -v s="$last" '{ print $1, $2, $3, s }' >"$SCRATCH/target
 fetch_target() { "$LOAD" run --keys "$SCRATCH/target-keys" --host ::1 --port "$PORT" --clients 1 --count 1 --timeout 10; }
 check "the last Secret set is what $TARGET is served" served_right "$(fetch_target)"
 
+# A Set still being encrypted when the server is told to stop is answered,
+# and saved.
+last=$(head -c 32 /dev/urandom | xxd -p -c 64)
+set_secret "$last" >"$SCRATCH/last-set.out" 2>&1 &
+SET_PID=$!
+sleep 0.1
 stop_mandos
 check "server stops cleanly" [ "$MANDOS_RC" = 0 ]
+wait "$SET_PID"
+check "a Set under way when the server stops is answered" [ $? = 0 ]
+tail -n 1 "$KEYS" | awk -v s="$last" '{ print $1, $2, $3, s }' >"$SCRATCH/target-keys"
 if start_mandos_dbus; then
-	check "after a restart, $TARGET is still served the last Secret set" served_right "$(fetch_target)"
+	check "after a restart, $TARGET is served the last Secret set" served_right "$(fetch_target)"
 else
 	not_ok "server restarts"
 fi
