@@ -123,11 +123,10 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 
 static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
-
-        loop_note("the checker timer of %s", c->name);
         ClockNow now = clock_now();
         uint64_t next = deadline_after(now.boot, c->interval);
 
+        loop_note("the checker timer of %s", c->name);
         /* Every interval from now on. */
         arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
         if (c->checker_randomized) {
@@ -482,6 +481,10 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         SecretSet *set;
         int r;
 
+        if (!client_live(c)) {
+                free(copy);
+                return -ESRCH;
+        }
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, secret, size);
