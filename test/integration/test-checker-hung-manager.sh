@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # A systemd manager that never answers does not hold up the server run as
 # root (README.md, Security): the first checker connects to the manager for

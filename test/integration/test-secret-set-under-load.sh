@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2119,SC2317 # helpers take optional args; functions called indirectly
 #
 # Setting Secret over D-Bus does not stall the loop (README.md, Security):
 # the OpenPGP encryption for the state file (gpg, gpg-agent) runs off it.
