@@ -321,8 +321,8 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         /* The loop owns it from here. */
         if (r >= 0)
                 r = sd_event_source_set_floating(wait_secrets, true);
+        wait_secrets = sd_event_source_unref(wait_secrets);
         if (r < 0) {
-                sd_event_source_unref(wait_secrets);
                 sd_event_unref(event);
                 return log_error_errno(r, "Failed to watch signals: %m");
         }
