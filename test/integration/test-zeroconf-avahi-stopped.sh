@@ -55,13 +55,14 @@ start_mandos_cmd ip netns exec "${ZC_NS[srv]}" \
 	"$MANDOS" --foreground --debug --no-dbus --configdir "$CONFDIR" --statedir "$STATEDIR"
 port=$(zc_wait_port "$MANDOS_PID" 10) || bail "the server does not listen"
 
+FETCH_MAX=$(vg_scale 3)
 # fetch_direct: the real mandos-client in srv, given the address; prints the
 # seconds it took, or fails.
 fetch_direct() {
 	local t0 got dir
 	dir=$(key_dir alpha)
 	t0=$(date +%s.%N)
-	got=$(ip netns exec "${ZC_NS[srv]}" timeout -k 1 3 "$MANDOS_CLIENT" --connect="[::1]:$port" \
+	got=$(ip netns exec "${ZC_NS[srv]}" timeout -k 1 "$FETCH_MAX" "$MANDOS_CLIENT" --connect="[::1]:$port" \
 		--interface=none --retry=1 --pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
 		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
 		--dh-params="$KEY_CACHE/dhparams.pem" </dev/null 2>>"$SCRATCH/client.log")
@@ -77,24 +78,25 @@ while [ "$(date +%s)" -lt "$until_t" ] && [ $n -lt 20 ]; do
 		good=$((good + 1))
 		diag "fetch $n with avahi-daemon stopped: ${took}s"
 	else
-		diag "fetch $n with avahi-daemon stopped: no secret within 3 s"
+		diag "fetch $n with avahi-daemon stopped: no secret within $FETCH_MAX s"
 	fi
 	sleep 1
 done
-check "with avahi-daemon stopped, every fetch ($good of $n) got the secret within 3 s" test "$good" -eq "$n" -a "$n" -ge 3
+check "with avahi-daemon stopped, every fetch ($good of $n) got the secret within $FETCH_MAX s" test "$good" -eq "$n" -a "$n" -ge 3
 check "avahi-daemon was stopped all along" test "$(proc_state "$AVAHI")" = T
 stopped_until=$(date +%s.%N)
 
-# watchdog_ok: READY=1 within 3 s of the start, and WATCHDOG=1 never more
-# than WATCHDOG_USEC apart from then until avahi-daemon was continued.
+# watchdog_ok: READY=1 within 3 s of the start (valgrind's start-up: 12 s),
+# and WATCHDOG=1 never more than WATCHDOG_USEC apart from then until
+# avahi-daemon was continued.
 watchdog_ok() {
-	"$PY" - "$NOTES" "$started" "$stopped_until" <<'PY'
+	"$PY" - "$NOTES" "$started" "$stopped_until" "$(vg_scale 3)" <<'PY'
 import sys
-notes, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+notes, start, end, ready_max = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 lines = [l.split(" ", 1) for l in open(notes).read().splitlines()]
 ready = [float(t) for t, m in lines if m == "READY=1"]
 pings = [float(t) for t, m in lines if m == "WATCHDOG=1"]
-if not ready or ready[0] - start > 3:
+if not ready or ready[0] - start > ready_max:
     print("# READY=1 %s" % ("%.1f s after the start" % (ready[0] - start) if ready else "never came"))
     sys.exit(1)
 times = [ready[0]] + [t for t in pings if t > ready[0]] + [end]
