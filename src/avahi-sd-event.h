@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* An AvahiPoll on sd-event, so that avahi-client runs inside our one loop:
- * watches become io sources, timeouts become CLOCK_MONOTONIC time sources.
- * No thread, no second loop. The same shape as avahi-glib's AvahiGLibPoll. */
+/* An AvahiPoll on sd-event, so that avahi-client runs inside an sd_event
+ * loop (zeroconf.c's, on a thread of its own): watches become io sources,
+ * timeouts become CLOCK_MONOTONIC time sources. The same shape as
+ * avahi-glib's AvahiGLibPoll. */
 
 #include <avahi-common/watch.h>
 #include <systemd/sd-event.h>

@@ -220,6 +220,25 @@ static int property_set_last_checked_ok(sd_bus *bus, const char *path, const cha
         return 0;
 }
 
+/* The Set call waits for the ciphertext of the state file, made off the
+ * loop (client_set_secret_async()): its reply says the secret is in place,
+ * as it did when encryption ran inside the call. */
+static void on_secret_set(int r, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (r == -ESRCH)
+                r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_UNKNOWN_OBJECT, "The client was removed");
+        else if (r < 0) /* not the caller's fault: no errno-named error such as AccessDenied */
+                r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED, "Could not store the new secret: %s",
+                                               strerror(-r));
+        else
+                r = sd_bus_reply_method_return(m, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Could not answer a Set of Secret: %m");
+        sd_bus_message_unref(m);
+}
+
+/* Returns 1 when the reply is left to on_secret_set(). */
 static int property_set_secret(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *value, void *userdata, sd_bus_error *error) {
         const void *data;
@@ -229,7 +248,11 @@ static int property_set_secret(sd_bus *bus, const char *path, const char *interf
         r = sd_bus_message_read_array(value, 'y', &data, &size);
         if (r < 0)
                 return r;
-        r = client_set_secret(userdata, data, size);
+        r = client_set_secret_async(userdata, data, size, on_secret_set, value);
+        if (r > 0) {
+                sd_bus_message_ref(value);
+                return 1;
+        }
         if (r == -ENOMEM)
                 return r;
         if (r < 0) /* not the caller's fault: no errno-named error such as AccessDenied */
@@ -511,8 +534,8 @@ static int client_set_property(sd_bus_message *m, Client *c, sd_bus_error *error
         if (r < 0)
                 return r;
         r = v->x.property.set(sd_bus_message_get_bus(m), c->object_path, interface, name, m, c, error);
-        if (r < 0)
-                return r;
+        if (r != 0)
+                return r; /* failed, or (Secret) answered later */
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;

@@ -11,6 +11,7 @@
 #include "bus-internal.h"
 #include "bus-introspect.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "util.h"
 
@@ -318,6 +319,20 @@ static int export_root(Bus *b) {
 
 /* ------------------------------------------------------------- life cycle */
 
+/* sd-bus handles one message per iteration of the loop: name it for the
+ * loop's stall log (loop.h). */
+static int on_bus_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        uint8_t type = 0;
+
+        (void) sd_bus_message_get_type(m, &type);
+        if (type == SD_BUS_MESSAGE_METHOD_CALL)
+                loop_note("the D-Bus call %s.%s on %s", strna(sd_bus_message_get_interface(m)),
+                          strna(sd_bus_message_get_member(m)), strna(sd_bus_message_get_path(m)));
+        else
+                loop_note("a D-Bus message");
+        return 0;
+}
+
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         log_warning("Lost the connection to the system bus; going on without D-Bus until restarted");
         return 0;
@@ -351,6 +366,8 @@ int bus_new(Server *server, Bus **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the bus connection: %m");
         r = sd_bus_attach_event(b->bus, server->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_add_filter(b->bus, NULL, on_bus_message, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
 

@@ -11,6 +11,7 @@
 #include "duration.h"
 #include "launcher.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
 
 struct CheckerManager {
@@ -300,6 +301,8 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
         Checker *ch = userdata;
         Client *c = ch->client;
 
+        loop_note("the exit of checker process %d", (int) ch->pid);
+
         ch->exited = true;
         /* Reap it now (sd-event would, after this callback) so that its slot
          * is free only once the process is really gone. */
@@ -458,6 +461,20 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
         return 0;
 }
 
+/* Without the subscription no JobRemoved comes, and a checker would wait
+ * for its scope until on_kill_timer(): no scopes from now on. */
+static int on_subscribe_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        CheckerManager *m = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e) {
+                log_info("No systemd manager reachable (%s): checkers run as plain process groups",
+                         e->message ?: e->name);
+                m->use_scopes = false;
+        }
+        return 0;
+}
+
 static int manager_connect_systemd(CheckerManager *m) {
         int r;
 
@@ -471,9 +488,13 @@ static int manager_connect_systemd(CheckerManager *m) {
                 r = sd_bus_match_signal_async(m->bus, &m->job_removed, "org.freedesktop.systemd1",
                                               "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
                                               "JobRemoved", on_job_removed, NULL, m);
+        /* Asynchronous like every other call here: a busy or hung manager
+         * must not hold up the loop. The StartTransientUnit that follows is
+         * queued behind it, and the manager answers in order. */
         if (r >= 0)
-                r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                                       "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
+                r = sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                             "org.freedesktop.systemd1.Manager", "Subscribe", on_subscribe_reply, m,
+                                             NULL);
         if (r < 0) {
                 log_info("No systemd manager reachable (%s): checkers run as plain process groups",
                          strerror(-r));
@@ -667,6 +688,8 @@ static Client *queue_pop(CheckerManager *m) {
  * once its process was reaped. */
 static int on_run_queue(sd_event_source *s, void *userdata) {
         CheckerManager *m = userdata;
+
+        loop_note("starting queued checkers");
 
         for (unsigned batch = 0; batch < 16 && m->n_running < m->max_running; batch++) {
                 Client *c = queue_pop(m);

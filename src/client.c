@@ -10,6 +10,7 @@
 #include "secret-crypt.h"
 #include "state.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "util.h"
 
@@ -77,6 +78,8 @@ static void disable(Client *c);
 static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
 
+        loop_note("the expiry timer of %s", c->name);
+
         /* Waiting for a free checker slot is our doing, not the host's:
          * look again shortly (client_checker_started extends expiry). */
         if (c->checker_queued) {
@@ -123,6 +126,7 @@ static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         ClockNow now = clock_now();
         uint64_t next = deadline_after(now.boot, c->interval);
 
+        loop_note("the checker timer of %s", c->name);
         /* Every interval from now on. */
         arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
         if (c->checker_randomized) {
@@ -290,6 +294,8 @@ void client_secret_sent(Client *c) {
 
 static int on_approval_window_end(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
+
+        loop_note("the approval timer of %s", c->name);
         c->approved = -1;
         return 0;
 }
@@ -427,33 +433,89 @@ int client_set_checker(Client *c, const char *command, const char **ret_error) {
         return set_string(c, &c->checker_command, command, CLIENT_CHECKER);
 }
 
-int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
-        uint8_t *copy = malloc(size ?: 1), *encrypted = NULL;
-        size_t encrypted_size = 0;
-        const char *why = NULL;
-        int r;
-
-        if (!copy)
-                return -ENOMEM;
-        memcpy(copy, secret, size);
-        /* Only the ciphertext may reach the state file. */
-        if (size != c->config->secret_size || memcmp(secret, c->config->secret, size) != 0) {
-                r = secret_encrypt(c->config->secret, c->config->secret_size, secret, size, &encrypted,
-                                   &encrypted_size, &why);
-                if (r < 0) {
-                        erase_and_free(copy, size);
-                        return log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %s",
-                                               c->name, strempty(why));
-                }
-        }
+/* Takes secret and encrypted. */
+static void apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encrypted, size_t encrypted_size) {
         free(c->encrypted_secret);
         c->encrypted_secret = encrypted;
         c->encrypted_secret_size = encrypted_size;
         erase_and_free(c->secret, c->secret_size);
-        c->secret = copy;
+        c->secret = secret;
         c->secret_size = size;
         client_changed(c, CLIENT_SECRET);
-        return 0;
+}
+
+typedef struct SecretSet {
+        Client *client;             /* a reference */
+        uint64_t serial;
+        uint8_t *secret;
+        size_t size;
+        client_secret_done_t done;
+        void *userdata;
+} SecretSet;
+
+static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, const char *why, void *userdata) {
+        SecretSet *set = userdata;
+        Client *c = set->client;
+
+        if (r < 0)
+                log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %s", c->name,
+                                strempty(why));
+        else if (c->removed)
+                r = -ESRCH;
+        else if (set->serial > c->secret_set_applied) {
+                /* A later Set that finished first has already won. */
+                c->secret_set_applied = set->serial;
+                apply_secret(c, TAKE_PTR(set->secret), set->size, TAKE_PTR(cipher), cipher_size);
+        }
+        free(cipher);
+        if (set->done)
+                set->done(r, set->userdata);
+        erase_and_free(set->secret, set->size);
+        client_unref(c);
+        free(set);
+}
+
+int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, client_secret_done_t done,
+                            void *userdata) {
+        uint8_t *copy = malloc(size ?: 1);
+        SecretSet *set;
+        int r;
+
+        if (!client_live(c)) {
+                free(copy);
+                return -ESRCH;
+        }
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, secret, size);
+        c->secret_sets++;
+        if (size == c->config->secret_size && memcmp(secret, c->config->secret, size) == 0) {
+                /* Back to the configured secret: nothing to encrypt. */
+                c->secret_set_applied = c->secret_sets;
+                apply_secret(c, copy, size, NULL, 0);
+                return 0;
+        }
+        /* Only the ciphertext may reach the state file. */
+        set = malloc(sizeof(SecretSet));
+        if (!set) {
+                erase_and_free(copy, size);
+                return -ENOMEM;
+        }
+        *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets, .secret = copy, .size = size,
+                             .done = done, .userdata = userdata };
+        r = secret_encrypt_async(c->server->event, c->config->secret, c->config->secret_size, secret, size,
+                                 on_secret_encrypted, set);
+        if (r < 0) {
+                erase_and_free(set->secret, size);
+                client_unref(c);
+                free(set);
+                return log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %m", c->name);
+        }
+        return 1;
+}
+
+int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
+        return client_set_secret_async(c, secret, size, NULL, NULL);
 }
 
 /* Constant on D-Bus, so no change is announced. */

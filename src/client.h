@@ -50,6 +50,8 @@ typedef struct Client {
         uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */
         uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
         size_t encrypted_secret_size;
+        uint64_t secret_sets;       /* D-Bus Set(Secret) calls so far; the newest one applied wins */
+        uint64_t secret_set_applied;
 
         /* Settings (from clients.conf, changeable at run time). */
         char *name;
@@ -157,6 +159,17 @@ int client_set_approval_duration(Client *c, uint64_t usec, const char **ret_erro
 void client_set_approved_by_default(Client *c, bool b);
 int client_set_host(Client *c, const char *host);
 int client_set_checker(Client *c, const char *command, const char **ret_error);
+/* Secret: the ciphertext for the state file is made off the loop, and
+ * the new secret is served, announced and saved once it is there (all at
+ * once, as any other setting is). Returns 0 when that happened at once (the
+ * configured secret needs no ciphertext), 1 when done(r, userdata) will say
+ * later (if not NULL), exactly once and from the loop (-ESRCH: the client was removed
+ * meanwhile), or a negative errno (done is not called). Of two Sets in
+ * flight, the later one's value stays. */
+typedef void (*client_secret_done_t)(int r, void *userdata);
+int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, client_secret_done_t done,
+                            void *userdata);
+/* The same, when nobody waits (done may be NULL above too). */
 int client_set_secret(Client *c, const uint8_t *secret, size_t size);
 /* From clients.conf on reload (the server rehashes the table). */
 int client_set_key_id(Client *c, const char *key_id);

@@ -649,14 +649,21 @@ int launcher_connect(int fd, sd_bus **ret) {
         return 0;
 }
 
+#define LAUNCHER_CALL_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
 int launcher_read_configuration(sd_bus *link, ConfFiles *ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         sd_bus_message *reply = NULL;
         ConfFiles files = { .replay = true };
         int r;
 
-        r = sd_bus_call_method(link, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE, "ReadConfiguration", &error, &reply,
-                               NULL);
+        /* Synchronous (a reload works on what it reads) but bounded: the
+         * launcher only reads files; far below WatchdogSec=30s. */
+        r = sd_bus_message_new_method_call(link, &call, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE,
+                                           "ReadConfiguration");
+        if (r >= 0)
+                r = sd_bus_call(link, call, LAUNCHER_CALL_TIMEOUT_USEC, &error, &reply);
         if (r < 0)
                 return log_error_errno(r, "The launcher did not hand over the configuration: %s",
                                        error.message ?: strerror(-r));

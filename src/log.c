@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
@@ -14,6 +15,8 @@
 static LogTarget log_target = LOG_TARGET_STDERR;
 static int log_max_level = LOG_WARNING;
 static int syslog_fd = -1;
+/* Renamed from the Zeroconf thread (zeroconf.h) while the loop logs. */
+static pthread_mutex_t service_prefix_lock = PTHREAD_MUTEX_INITIALIZER;
 static char service_prefix[128] = "Mandos";
 
 static const struct {
@@ -95,10 +98,12 @@ int log_get_max_level(void) {
 }
 
 void log_set_service_name(const char *name) {
+        (void) pthread_mutex_lock(&service_prefix_lock);
         if (!name || streq(name, "Mandos"))
                 snprintf(service_prefix, sizeof(service_prefix), "Mandos");
         else
                 snprintf(service_prefix, sizeof(service_prefix), "Mandos (%s)", name);
+        (void) pthread_mutex_unlock(&service_prefix_lock);
 }
 
 static void log_to_stderr(int level, const char *message) {
@@ -120,8 +125,10 @@ static void log_to_syslog(int level, const char *message) {
         if (syslog_fd < 0)
                 return;
         /* The reference's framing: "<PRI>Mandos [pid]: LEVEL: message\0". */
+        (void) pthread_mutex_lock(&service_prefix_lock);
         n = snprintf(buf, sizeof(buf), "<%d>%s [%d]: %s: %s", LOG_DAEMON | level, service_prefix,
                      (int) getpid(), log_level_to_string(level), message);
+        (void) pthread_mutex_unlock(&service_prefix_lock);
         if (n < 0)
                 return;
         if ((size_t) n >= sizeof(buf))

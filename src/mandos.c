@@ -22,6 +22,8 @@
 #include "launcher.h"
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
+#include "secret-crypt.h"
 #include "server.h"
 #include "settings.h"
 #include "util.h"
@@ -268,8 +270,18 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* A Secret set just before the end is answered and saved: its encryption
+ * is waited for before sd-bus's own exit handler closes the bus. */
+static int on_exit_wait_secrets(sd_event_source *s, void *userdata) {
+        if (secret_encrypt_wait_all() > 0)
+                log_debug("Waited for the encryption of a new secret");
+        return 0;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server *server = userdata;
+
+        loop_note("a reload (SIGHUP)");
 
         log_info("Reloading the configuration (SIGHUP)");
         (void) sd_notify(false, "RELOADING=1");
@@ -285,6 +297,7 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         State *state = NULL;
         Zeroconf *zeroconf = NULL;
         sd_event *event = NULL;
+        sd_event_source *wait_secrets = NULL;
         sigset_t mask;
         int r;
 
@@ -301,6 +314,14 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &server);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &server);
+        if (r >= 0)
+                r = sd_event_add_exit(event, &wait_secrets, on_exit_wait_secrets, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_priority(wait_secrets, SD_EVENT_PRIORITY_IMPORTANT);
+        /* The loop owns it from here. */
+        if (r >= 0)
+                r = sd_event_source_set_floating(wait_secrets, true);
+        wait_secrets = sd_event_source_unref(wait_secrets);
         if (r < 0) {
                 sd_event_unref(event);
                 return log_error_errno(r, "Failed to watch signals: %m");
@@ -340,9 +361,11 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
                 /* WATCHDOG=1 every half WatchdogSec=, if the unit sets one. */
                 (void) sd_event_set_watchdog(event, true);
                 log_debug("Starting main loop");
-                r = sd_event_loop(event);
+                r = loop_run(event);
         }
         zeroconf = zeroconf_free(zeroconf);
+        /* Should the loop have failed: nothing runs on into the save. */
+        (void) on_exit_wait_secrets(NULL, NULL);
         if (server)
                 (void) server_save_state(server);
         server = server_free(server);

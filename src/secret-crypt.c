@@ -5,11 +5,16 @@
 #include <gpgme.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "util.h"
+#include "loop.h"
 
 /* The passphrase for a client's run-time secret. The configured secret (a
  * few KiB of OpenPGP ciphertext) has far more than 256 bits of entropy;
@@ -353,4 +358,133 @@ int secret_encrypt(const uint8_t *config_secret, size_t config_size, const uint8
 int secret_decrypt(SecretKdf kdf, const uint8_t *config_secret, size_t config_size, const uint8_t *cipher,
                    size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error) {
         return secret_crypt(DECRYPT, kdf, config_secret, config_size, cipher, size, ret, ret_size, ret_error);
+}
+
+/* ---------------------------------------------------------- off the loop */
+
+typedef struct EncryptJob EncryptJob;
+struct EncryptJob {
+        pthread_t thread;
+        int done_fd;                /* an eventfd the thread signals when it is done */
+        sd_event_source *source;
+
+        uint8_t *config_secret, *plain;
+        size_t config_size, size;
+
+        int r;                      /* what the thread found */
+        uint8_t *cipher;
+        size_t cipher_size;
+        const char *error;
+
+        secret_encrypt_handler_t handler;
+        void *userdata;
+        EncryptJob *next;
+};
+
+/* Only the loop's thread touches this list. */
+static EncryptJob *jobs;
+
+static void *encrypt_thread(void *userdata) {
+        EncryptJob *j = userdata;
+
+        j->r = secret_encrypt(j->config_secret, j->config_size, j->plain, j->size, &j->cipher, &j->cipher_size,
+                              &j->error);
+        (void) eventfd_write(j->done_fd, 1);
+        return NULL;
+}
+
+static void job_free(EncryptJob *j) {
+        erase_and_free(j->config_secret, j->config_size);
+        erase_and_free(j->plain, j->size);
+        free(j->cipher);
+        j->source = sd_event_source_disable_unref(j->source);
+        if (j->done_fd >= 0)
+                (void) close(j->done_fd);
+        free(j);
+}
+
+/* The thread is done (or about to be): collect it and hand its result on. */
+static void job_finish(EncryptJob *j) {
+        uint8_t *cipher;
+
+        (void) pthread_join(j->thread, NULL);
+        for (EncryptJob **p = &jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        cipher = TAKE_PTR(j->cipher);
+        j->handler(j->r, cipher, j->r < 0 ? 0 : j->cipher_size, j->error, j->userdata);
+        job_free(j);
+}
+
+static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        EncryptJob *j = userdata;
+        eventfd_t v;
+
+        (void) eventfd_read(fd, &v);
+        loop_note_source(s);
+        job_finish(j);
+        return 0;
+}
+
+static int job_start(EncryptJob *j) {
+        sigset_t all, saved;
+        int r;
+
+        /* Only ever called from the loop's thread: the first call sets GPGME up. */
+        gpgme_check_version(NULL);
+        /* The loop's signals (SIGCHLD, SIGTERM, ...) stay with the loop's thread. */
+        (void) sigfillset(&all);
+        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (r < 0)
+                return r;
+        r = -pthread_create(&j->thread, NULL, encrypt_thread, j);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        return r;
+}
+
+int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t config_size, const uint8_t *plain,
+                         size_t size, secret_encrypt_handler_t handler, void *userdata) {
+        EncryptJob *j;
+        int r;
+
+        j = calloc(1, sizeof(EncryptJob));
+        if (!j)
+                return -ENOMEM;
+        j->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        j->config_secret = malloc(config_size ?: 1);
+        j->plain = malloc(size ?: 1);
+        j->config_size = config_size;
+        j->size = size;
+        j->handler = handler;
+        j->userdata = userdata;
+        if (j->done_fd < 0 || !j->config_secret || !j->plain) {
+                r = j->done_fd < 0 ? -errno : -ENOMEM;
+                job_free(j);
+                return r;
+        }
+        memcpy(j->config_secret, config_secret, config_size);
+        memcpy(j->plain, plain, size);
+        r = sd_event_add_io(event, &j->source, j->done_fd, EPOLLIN, on_job_done, j);
+        if (r >= 0)
+                (void) sd_event_source_set_description(j->source, "secret-encrypt");
+        if (r >= 0)
+                r = job_start(j);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        j->next = jobs;
+        jobs = j;
+        return 0;
+}
+
+unsigned secret_encrypt_wait_all(void) {
+        unsigned n = 0;
+
+        /* A handler may start another job: until none is left. */
+        for (; jobs; n++)
+                job_finish(jobs);
+        return n;
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 /* How the passphrase is derived: version 2 state files use the HMAC;
  * version 1 files used the SHA-256 of the configured secret (readable only,
@@ -31,3 +32,18 @@ int secret_encrypt(const uint8_t *config_secret, size_t config_size, const uint8
                    uint8_t **ret, size_t *ret_size, const char **ret_error);
 int secret_decrypt(SecretKdf kdf, const uint8_t *config_secret, size_t config_size, const uint8_t *cipher,
                    size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error);
+
+/* Encryption off the event loop: gpg (and the gpg-agent it starts) take
+ * tens to hundreds of milliseconds, which the loop must not wait for
+ * (README.md, Security). A job encrypts like secret_encrypt() on a thread
+ * of its own, with its own GPGME context, and calls handler back from the
+ * loop, never from inside secret_encrypt_async(): with r (0 or a negative
+ * errno), the ciphertext (handler takes it), and *error as for
+ * secret_encrypt(). The job frees itself after the handler. */
+typedef void (*secret_encrypt_handler_t)(int r, uint8_t *cipher, size_t size, const char *error, void *userdata);
+int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t config_size, const uint8_t *plain,
+                         size_t size, secret_encrypt_handler_t handler, void *userdata);
+
+/* Waits for every job still running and calls its handler now: on the way
+ * out, so that what was set is saved. Returns how many there were. */
+unsigned secret_encrypt_wait_all(void);

@@ -6,6 +6,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
 
 int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Server **ret) {
@@ -178,6 +179,8 @@ static void server_pause_accepting(Server *s, int error) {
 
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Server *s = userdata;
+
+        loop_note("accepting connections");
 
         /* Take what is queued, but let other events in between bursts. */
         for (unsigned i = 0; i < 64; i++) {

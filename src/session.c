@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "settings.h"
 #include "util.h"
@@ -60,6 +61,8 @@ static LogFields session_fields(const Session *s, const char *message_id) {
 
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Session *s = userdata;
+
+        loop_note("the deadline of the connection from %s", s->peer);
         LogFields f = session_fields(s, NULL);
 
         if (s->state == SESSION_APPROVAL) {
@@ -495,6 +498,8 @@ static void session_step(Session *s) {
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
+
+        loop_note("the connection from %s", s->peer);
 
         if (s->state == SESSION_APPROVAL) {
                 LogFields f = session_fields(s, NULL);

@@ -9,7 +9,12 @@
 #include <avahi-common/malloc.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "avahi-sd-event.h"
 #include "log.h"
@@ -22,7 +27,24 @@
  * polling: avahi-client watches the bus for it (AVAHI_CLIENT_NO_FAIL). */
 #define RETRY_USEC (5 * USEC_PER_SEC)
 
+/* Each libavahi-client call is a D-Bus round trip that waits for
+ * avahi-daemon, up to libdbus's default of 25 s, and a stopped or hung
+ * daemon makes it wait that long: longer than the watchdog allows
+ * (WatchdogSec=30s in mandos.service), and a long stall of every fetch.
+ * So avahi-client runs on a thread with a loop of its own (an sd_event,
+ * with avahi-sd-event.h), and the server's loop never calls it. The two
+ * threads share only the read-only settings and listening socket, the log,
+ * and two eventfds: "stop" (server to Zeroconf) and "give up" (Zeroconf to
+ * server, after MAX_RENAMES). */
 struct Zeroconf {
+        sd_event *main_event;     /* the server's loop */
+        sd_event_source *give_up; /* on main_event */
+        int give_up_fd;
+        int stop_fd;
+        pthread_t thread;
+        bool started;
+
+        /* The rest belongs to the thread. */
         sd_event *event;
         const Settings *settings;
         int listen_fd;
@@ -32,6 +54,7 @@ struct Zeroconf {
         AvahiClient *client;
         AvahiEntryGroup *group;
         sd_event_source *retry;   /* reconnect, or publish again */
+        sd_event_source *stop;
 
         unsigned renames;
         bool waiting;             /* we said avahi-daemon is not there */
@@ -59,6 +82,7 @@ static int zeroconf_rename(Zeroconf *z) {
 
         if (z->renames >= MAX_RENAMES) {
                 log_crit("No suitable Zeroconf service name found after %u retries, exiting.", z->renames);
+                (void) eventfd_write(z->give_up_fd, 1);
                 (void) sd_event_exit(z->event, -EADDRINUSE);
                 return -EADDRINUSE;
         }
@@ -284,6 +308,73 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Zeroconf *z = userdata;
+
+        return sd_event_exit(z->event, 0);
+}
+
+static int on_give_up(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Zeroconf *z = userdata;
+
+        return sd_event_exit(z->main_event, -EADDRINUSE);
+}
+
+static void *zeroconf_thread(void *userdata) {
+        Zeroconf *z = userdata;
+        int r;
+
+        zeroconf_connect(z);
+        r = sd_event_loop(z->event);
+        if (r < 0 && r != -EADDRINUSE)
+                log_error_errno(r, "Zeroconf: its event loop failed: %m");
+        zeroconf_disconnect(z);   /* withdraws the service: may wait for avahi-daemon */
+        return NULL;
+}
+
+/* The thread's loop, made here so that any failure is the caller's. */
+static int zeroconf_setup(Zeroconf *z) {
+        int r;
+
+        r = sd_event_new(&z->event);
+        if (r < 0)
+                return r;
+        r = avahi_sd_event_poll_new(z->event, &z->poll);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(z->event, &z->retry, CLOCK_MONOTONIC, 0, 0, on_retry, z);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(z->retry, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(z->retry, "zeroconf-retry");
+        r = sd_event_add_io(z->event, &z->stop, z->stop_fd, EPOLLIN, on_stop, z);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(z->main_event, &z->give_up, z->give_up_fd, EPOLLIN, on_give_up, z);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(z->give_up, "zeroconf-give-up");
+        return 0;
+}
+
+static int zeroconf_start(Zeroconf *z) {
+        sigset_t all, saved;
+        int r;
+
+        /* The server's signals stay with the server's loop. */
+        (void) sigfillset(&all);
+        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (r < 0)
+                return r;
+        r = -pthread_create(&z->thread, NULL, zeroconf_thread, z);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r < 0)
+                return r;
+        (void) pthread_setname_np(z->thread, "zeroconf");
+        z->started = true;
+        return 0;
+}
+
 int zeroconf_new(sd_event *event, const Settings *settings, int listen_fd, Zeroconf **ret) {
         _cleanup_(zeroconf_freep) Zeroconf *z = NULL;
         int r;
@@ -295,33 +386,57 @@ int zeroconf_new(sd_event *event, const Settings *settings, int listen_fd, Zeroc
         z = calloc(1, sizeof(*z));
         if (!z)
                 return log_oom();
-        z->event = sd_event_ref(event);
+        z->stop_fd = z->give_up_fd = -1;
+        z->main_event = sd_event_ref(event);
         z->settings = settings;
         z->listen_fd = listen_fd;
+        z->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        z->give_up_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (z->stop_fd < 0 || z->give_up_fd < 0)
+                return log_error_errno(errno, "Zeroconf: cannot make an eventfd: %m");
         z->name = strdup(settings->servicename);
         if (!z->name)
                 return log_oom();
-        r = avahi_sd_event_poll_new(event, &z->poll);
+        r = zeroconf_setup(z);
         if (r < 0)
-                return log_oom();
-        r = sd_event_add_time(event, &z->retry, CLOCK_MONOTONIC, 0, 0, on_retry, z);
+                return log_error_errno(r, "Failed to set up the Zeroconf loop: %m");
+        r = zeroconf_start(z);
         if (r < 0)
-                return log_error_errno(r, "Failed to create the Zeroconf timer: %m");
-        (void) sd_event_source_set_enabled(z->retry, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(z->retry, "zeroconf-retry");
-
-        zeroconf_connect(z);
+                return log_error_errno(r, "Failed to start the Zeroconf thread: %m");
         *ret = TAKE_PTR(z);
         return 0;
 }
 
+/* How long the server waits at exit for the withdrawal of its service. */
+#define STOP_WAIT_SEC 5
+
 Zeroconf *zeroconf_free(Zeroconf *z) {
         if (!z)
                 return NULL;
-        zeroconf_disconnect(z);
+        if (z->started) {
+                struct timespec until;
+
+                (void) eventfd_write(z->stop_fd, 1);
+                (void) clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += STOP_WAIT_SEC;
+                if (pthread_timedjoin_np(z->thread, NULL, &until) != 0) {
+                        /* avahi-daemon hangs: exit without it; the thread
+                         * and what it holds go with the process. */
+                        log_warning("Zeroconf: avahi-daemon did not answer within %d s; not withdrawing the service",
+                                    STOP_WAIT_SEC);
+                        return NULL;
+                }
+        }
         z->poll = avahi_sd_event_poll_free(z->poll);
         z->retry = sd_event_source_disable_unref(z->retry);
+        z->stop = sd_event_source_disable_unref(z->stop);
+        z->give_up = sd_event_source_disable_unref(z->give_up);
         sd_event_unref(z->event);
+        sd_event_unref(z->main_event);
+        if (z->stop_fd >= 0)
+                (void) close(z->stop_fd);
+        if (z->give_up_fd >= 0)
+                (void) close(z->give_up_fd);
         free(z->name);
         free(z);
         return NULL;

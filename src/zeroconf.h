@@ -5,7 +5,8 @@
  * docs/REFERENCE-BEHAVIOUR.md, Zeroconf): "_mandos._tcp" under the configured
  * service name, on the port of the socket we listen on (read with
  * getsockname(), so an activated socket is announced too), through
- * avahi-daemon, from the event loop.
+ * avahi-daemon, from a thread and event loop of its own: a hung
+ * avahi-daemon never holds up the server's loop (see zeroconf.c).
  *
  * A missing or restarting avahi-daemon (or system bus) is a state, not an
  * error: it is logged, and the service is published again as soon as the
