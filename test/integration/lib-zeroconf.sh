@@ -304,7 +304,7 @@ zc_fetch() {
 	local site=$1 iface=$2 name=$3 t=${4:-30}
 	client_key_args "$name"
 	echo "=== zc_fetch $name in $site on $iface (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	ip netns exec "${ZC_NS[$site]}" timeout -k 2 "$t" "$MANDOS_CLIENT" \
+	ip netns exec "${ZC_NS[$site]}" timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" \
 		--interface="$iface" --retry=1 --delay=1 --network-hook-dir="$SCRATCH/no-hooks" \
 		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
 }

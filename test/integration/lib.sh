@@ -245,11 +245,20 @@ kill_pid() {
 # mandos-client runs gpg in a private home /tmp/mandosXXXXXX (or under
 # /run/tmp), whose gpg-agent outlives a client killed by `timeout`. Those
 # that appeared during this test are stopped by PID at the end.
+# Every mandos-client the harness runs holds CLIENT_LOCK shared for its
+# life (flock -s, between timeout and mandos-client: timeout makes the
+# process group that kill_pid signals); the clean-up takes it exclusively, without waiting,
+# so that it never removes the home of a client running in another test.
 _gpg_homes_before=$(ls -d /tmp/mandos?????? /run/tmp/mandos?????? 2>/dev/null | sort)
+CLIENT_LOCK=/run/lock/mandos-test-clients.lock
+{ [ -d /run/lock ] && [ -w /run/lock ]; } || CLIENT_LOCK=/tmp/mandos-test-clients.lock
 _kill_client_agents() {
-	local home pid
-	# A mandos-client still running (another test's) may own one of them.
-	pgrep -x mandos-client >/dev/null && return 0
+	local home pid lockfd
+	exec {lockfd}>>"$CLIENT_LOCK" || return 0
+	if ! flock -n -x "$lockfd" || pgrep -x mandos-client >/dev/null; then
+		exec {lockfd}>&-
+		return 0
+	fi
 	for home in $(comm -13 <(printf '%s\n' "$_gpg_homes_before") \
 		<(ls -d /tmp/mandos?????? /run/tmp/mandos?????? 2>/dev/null | sort)); do
 		for pid in $(pgrep -f -- "gpg-agent --homedir $home( |\$)"); do
@@ -257,7 +266,9 @@ _kill_client_agents() {
 		done
 		rm -rf -- "$home"
 	done
+	exec {lockfd}>&-
 }
+
 
 _cleanup() {
 	local rc=$? pid
@@ -585,7 +596,7 @@ fetch() {
 	local name=$1 addr=$2 t=${3:-10}
 	client_key_args "$name"
 	echo "=== fetch $name $addr (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	timeout -k 2 "$t" "$MANDOS_CLIENT" --connect="$addr" --interface=none --retry=1 \
+	timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="$addr" --interface=none --retry=1 \
 		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
 }
 
@@ -611,7 +622,7 @@ FETCH_PID=
 fetch_bg() {
 	local name=$1 out=$2 t=$3 port=${4:-$PORT}
 	client_key_args "$name" "${5:-$name}"
-	setsid timeout -k 1 "$t" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
+	setsid timeout -k 1 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
 		"${CLIENT_KEY_ARGS[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
 	FETCH_PID=$!
 	remember_pid "$FETCH_PID"

@@ -16,15 +16,9 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-CONFDIR="$SCRATCH/conf"
-write_config "$CONFDIR" "$(client_section alpha)"
-ensure_keys alpha
+config_with alpha
 
-zc_netns srv
-zc_netns cli
-zc_link srv vsrv cli vcli
-zc_wait_link_local srv vsrv
-zc_wait_link_local cli vcli
+zc_two_sites
 zc_bus srv
 zc_start_avahi srv
 AVAHI=${ZC_AVAHI_PID[srv]}
@@ -59,13 +53,11 @@ FETCH_MAX=$(vg_scale 3)
 # fetch_direct: the real mandos-client in srv, given the address; prints the
 # seconds it took, or fails.
 fetch_direct() {
-	local t0 got dir
-	dir=$(key_dir alpha)
+	local t0 got
+	client_key_args alpha
 	t0=$(date +%s.%N)
-	got=$(ip netns exec "${ZC_NS[srv]}" timeout -k 1 "$FETCH_MAX" "$MANDOS_CLIENT" --connect="[::1]:$port" \
-		--interface=none --retry=1 --pubkey="$dir/pubkey.txt" --seckey="$dir/seckey.txt" \
-		--tls-pubkey="$dir/tls-pubkey.pem" --tls-privkey="$dir/tls-privkey.pem" \
-		--dh-params="$KEY_CACHE/dhparams.pem" </dev/null 2>>"$SCRATCH/client.log")
+	got=$(ip netns exec "${ZC_NS[srv]}" timeout -k 1 "$FETCH_MAX" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" \
+		--connect="[::1]:$port" --interface=none --retry=1 "${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log")
 	[ "$got" = "$(secret_of alpha)" ] || return 1
 	"$PY" -c 'import sys, time; print("%.2f" % (time.time() - float(sys.argv[1])))' "$t0"
 }
