@@ -39,6 +39,7 @@ typedef struct Server {
         size_t n_removed;
         sd_event_source *save_soon;    /* after this loop iteration */
         sd_event_source *save_later;   /* within a few seconds */
+        struct StateWriter *writer;    /* NULL until the clients are all in (src/state-writer.h) */
 
         Session *sessions;         /* open connections, newest first */
         unsigned n_sessions;
@@ -78,6 +79,11 @@ int server_load_state(Server *s, State **ret);
 /* A change to save: urgent ones after this loop iteration, others within
  * a few seconds; a burst costs one write. */
 void server_state_dirty(Server *s, bool urgent);
+/* c changed: urgent, its settings, secret or enabled state (written whole);
+ * else its times. */
+void server_state_client_dirty(Server *s, Client *c, bool urgent);
+/* c left the table (server_forget_client()). */
+void server_state_forgotten(Server *s, Client *c);
 int server_save_state(Server *s);
 void server_remember_removed(Server *s, Client *c);
 void server_state_done(Server *s);
