@@ -29,9 +29,16 @@ void server_notify_status(Server *s) {
                           s->n_clients, s->n_secrets_sent);
 }
 
+/* A bounded share per loop iteration; the rest in the next ones. */
 static int on_save(sd_event_source *source, void *userdata) {
         Server *s = userdata;
-        (void) server_save_state(s);
+
+        if (s->save_soon)
+                (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
+        if (s->save_later)
+                (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_OFF);
+        if (s->writer && state_writer_flush(s->writer, false) > 0)
+                server_state_dirty(s, true);
         server_notify_status(s);
         return 0;
 }
@@ -97,7 +104,7 @@ int server_save_state(Server *s) {
                 (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
         if (s->save_later)
                 (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_OFF);
-        return state_writer_flush(s->writer);
+        return state_writer_flush(s->writer, true);
 }
 
 static SavedClient *saved_removed_new(const ClientConfig *config, const uint8_t digest[static 32]) {

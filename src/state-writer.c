@@ -347,12 +347,15 @@ void state_writer_unremove(StateWriter *w, const char *name) {
                 queued(w, journal_record_unremove(&w->records, name));
 }
 
-int state_writer_flush(StateWriter *w) {
+/* Clients formatted per loop iteration: a few microseconds each. */
+#define FLUSH_CHUNK 256
+
+int state_writer_flush(StateWriter *w, bool all) {
         uint64_t t0 = now_monotonic(), bytes;
-        size_t n = w->n_dirty;
+        size_t n = all ? w->n_dirty : MIN(w->n_dirty, (size_t) FLUSH_CHUNK);
         int error, r = 0;
 
-        for (size_t i = 0; i < w->n_dirty; i++) {
+        for (size_t i = 0; i < n; i++) {
                 Client *c = w->dirty[i];
                 /* One that left the table: its "forget" is queued already. */
                 if (!c->removed && r >= 0)
@@ -361,7 +364,9 @@ int state_writer_flush(StateWriter *w) {
                 c->state_dirty = 0;
                 client_unref(c);
         }
-        w->n_dirty = 0;
+        /* The rest keep their order, for the next iteration. */
+        memmove(w->dirty, w->dirty + n, (w->n_dirty - n) * sizeof(Client *));
+        w->n_dirty -= n;
         queued(w, r);
         bytes = w->records.size;
         if (bytes > 0 && w->fd >= 0 && enqueue(w, w->fd, &w->records, false, false, 0) >= 0)
@@ -384,7 +389,7 @@ int state_writer_flush(StateWriter *w) {
         if (n > 0)
                 log_debug("Persistent state: %zu clients, %" PRIu64 " bytes queued for the journal in %.3f ms", n,
                           bytes, (double) (now_monotonic() - t0) / 1000.0);
-        return error;
+        return error < 0 ? error : w->n_dirty > 0;
 }
 
 /* ---------------------------------------------------------------- life */

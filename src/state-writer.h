@@ -32,7 +32,9 @@ void state_writer_forget(StateWriter *w, const char *name);
 void state_writer_removed(StateWriter *w, const SavedClient *r);
 void state_writer_unremove(StateWriter *w, const char *name);
 
-/* One append of everything queued, handed to the thread; a snapshot if the
- * journal grew too large. Returns 0, or -errno of a write that failed since
- * the last call (a snapshot is then due, which covers what was lost). */
-int state_writer_flush(StateWriter *w);
+/* One append of what is queued, handed to the thread — all of it, or
+ * (all false) of at most a few hundred clients, so that a loop iteration
+ * stays short; a snapshot if the journal grew too large. Returns 1 if
+ * changed clients remain, 0, or -errno of a write that failed since the
+ * last call (a snapshot is then due, which covers what was lost). */
+int state_writer_flush(StateWriter *w, bool all);
