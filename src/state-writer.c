@@ -383,16 +383,41 @@ int state_writer_flush(StateWriter *w, bool all) {
                 log_warning_errno(error, "Could not save persistent state in %s: %m", w->dir);
                 w->snapshot_due = true;
         }
-        if (w->snapshot_due ||
-            w->bytes_gen + w->bytes_older > MAX(w->snapshot_size / JOURNAL_SHARE, (uint64_t) JOURNAL_MIN))
-                (void) snapshot_start(w);
         if (n > 0)
                 log_debug("Persistent state: %zu clients, %" PRIu64 " bytes queued for the journal in %.3f ms", n,
                           bytes, (double) (now_monotonic() - t0) / 1000.0);
+        /* A snapshot being written covers the journals before it: only
+         * what grew since counts (bytes_gen). */
+        if (w->snapshot_due ||
+            (w->child == 0 &&
+             w->bytes_gen + w->bytes_older > MAX(w->snapshot_size / JOURNAL_SHARE, (uint64_t) JOURNAL_MIN)))
+                (void) snapshot_start(w);
         return error < 0 ? error : w->n_dirty > 0;
 }
 
 /* ---------------------------------------------------------------- life */
+
+/* The "journal" of the snapshot in dir, from its head, where state_save()
+ * puts it; 0 if none. */
+static uint64_t snapshot_journal(const char *dir) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        char head[256];
+        const char *p;
+        ssize_t n;
+
+        if (asprintf(&path, "%s/%s", dir, STATE_FILE_NAME) < 0)
+                return 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return 0;
+        n = read(fd, head, sizeof(head) - 1);
+        if (n <= 0)
+                return 0;
+        head[n] = 0;
+        p = strstr(head, "\"journal\": ");
+        return p ? strtoull(p + strlen("\"journal\": "), NULL, 10) : 0;
+}
 
 int state_writer_new(Server *s, StateWriter **ret) {
         _cleanup_free_ uint64_t *gens = NULL;
@@ -416,9 +441,13 @@ int state_writer_new(Server *s, StateWriter **ret) {
                 free(w);
                 return r;
         }
-        /* Generations only grow: past any journal a crash left. */
+        /* Generations only grow: past any journal a crash left, and past
+         * the one the snapshot on disk names (read or not: --no-restore),
+         * so that until a new snapshot is in place, the old one is still
+         * followed by what is written now. */
         if (journal_list(w->dir, &gens, &n) >= 0 && n > 0)
                 w->gen = gens[n - 1];
+        w->gen = MAX(w->gen, snapshot_journal(w->dir));
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
         r = -pthread_create(&w->thread, NULL, writer_thread, w);
