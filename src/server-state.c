@@ -513,6 +513,10 @@ static int reload_client(Server *s, Client *c, const ClientConfig *now) {
         } else if (client_set_config(c, now) < 0)
                 return log_oom();
 #undef NOTE
+        /* The record holds clients.conf's values too (config), which a
+         * setter given its current value does not report. */
+        if (*changed)
+                state_writer_client(s->writer, c, true);
         if (*changed)
                 log_struct(LOG_INFO, &((LogFields) { .client = c->name, .message_id = MESSAGE_ID_RELOADED }),
                            "Client %s changed: %s", c->name, changed);
