@@ -25,13 +25,15 @@
 #define SNAPSHOT_RETRY (10 * USEC_PER_SEC)
 
 /* Work for the thread, in order: bytes to append to fd and sync; then
- * maybe close fd, or delete the journals a new snapshot covers. */
+ * maybe close fd, or delete the journals a new snapshot covers. The thread
+ * allocates and frees nothing but under the lock, which the loop holds
+ * while it forks: the child never inherits a heap in mid-change. */
 typedef struct Batch {
         struct Batch *next;
         int fd;
         bool sync_dir;          /* fd is a new file: its name must be durable too */
         bool close_after;
-        uint64_t unlink_below;  /* delete the journals of older generations */
+        char **unlink;          /* journals to delete (NULL-terminated), or NULL */
         JournalBuffer data;
 } Batch;
 
@@ -89,24 +91,34 @@ static int write_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-static void delete_older(const char *dir, uint64_t below) {
+/* The paths of the journals older than below, NULL-terminated. */
+static char **older_journals(const char *dir, uint64_t below) {
         _cleanup_free_ uint64_t *gens = NULL;
-        size_t n = 0;
+        size_t n = 0, k = 0;
+        char **v;
 
         if (journal_list(dir, &gens, &n) < 0)
-                return;
-        for (size_t i = 0; i < n && gens[i] < below; i++) {
-                _cleanup_free_ char *path = NULL;
-                if (journal_path(dir, gens[i], &path) >= 0)
-                        (void) unlink(path);
-        }
+                return NULL;
+        v = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; v && i < n && gens[i] < below; i++)
+                if (journal_path(dir, gens[i], &v[k]) >= 0)
+                        k++;
+        return v;
+}
+
+static void batch_free(Batch *b) {
+        for (char **p = b->unlink; p && *p; p++)
+                free(*p);
+        free(b->unlink);
+        journal_buffer_done(&b->data);
+        free(b);
 }
 
 static int run_batch(StateWriter *w, Batch *b, int broken_fd) {
         int r = 0;
 
-        if (b->unlink_below)
-                delete_older(w->dir, b->unlink_below);
+        for (char **p = b->unlink; p && *p; p++)
+                (void) unlink(*p);
         if (b->fd >= 0 && b->fd != broken_fd) {
                 if (b->data.size > 0)
                         r = write_all(b->fd, b->data.data, b->data.size);
@@ -149,8 +161,7 @@ static void *writer_thread(void *userdata) {
                 }
                 if (b->close_after && w->broken_fd == b->fd)
                         w->broken_fd = -1;
-                journal_buffer_done(&b->data);
-                free(b);
+                batch_free(b);
         }
         pthread_mutex_unlock(&w->lock);
         return NULL;
@@ -159,13 +170,13 @@ static void *writer_thread(void *userdata) {
 /* Queue work; data (may be NULL) is moved, appended to the last batch if
  * that one is for the same file and waits still. */
 static int enqueue(StateWriter *w, int fd, JournalBuffer *data, bool sync_dir, bool close_after,
-                   uint64_t unlink_below) {
+                   char **unlink_paths) {
         Batch *b = NULL;
         int r = 0;
 
         pthread_mutex_lock(&w->lock);
-        if (data && !sync_dir && !close_after && !unlink_below && w->tail && w->tail->fd == fd &&
-            !w->tail->close_after && !w->tail->unlink_below) {
+        if (data && !sync_dir && !close_after && !unlink_paths && w->tail && w->tail->fd == fd &&
+            !w->tail->close_after && !w->tail->unlink) {
                 Batch *t = w->tail;
                 if (t->data.size + data->size > t->data.allocated) {
                         size_t m = MAX(t->data.size + data->size, 2 * t->data.allocated);
@@ -184,11 +195,14 @@ static int enqueue(StateWriter *w, int fd, JournalBuffer *data, bool sync_dir, b
                 }
         } else {
                 b = calloc(1, sizeof(Batch));
-                if (!b)
+                if (!b) {
                         r = -ENOMEM;
-                else {
+                        for (char **p = unlink_paths; p && *p; p++)
+                                free(*p);
+                        free(unlink_paths);
+                } else {
                         *b = (Batch) { .fd = fd, .sync_dir = sync_dir, .close_after = close_after,
-                                       .unlink_below = unlink_below };
+                                       .unlink = unlink_paths };
                         if (data) {
                                 b->data = *data;
                                 *data = (JournalBuffer) {};
@@ -240,7 +254,7 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
         w->bytes_older = 0;
         if (asprintf(&path, "%s/%s", w->dir, STATE_FILE_NAME) >= 0 && stat(path, &st) >= 0)
                 w->snapshot_size = (uint64_t) st.st_size;
-        (void) enqueue(w, -1, NULL, false, false, w->child_gen);
+        (void) enqueue(w, -1, NULL, false, false, older_journals(w->dir, w->child_gen));
         log_debug("Persistent state saved: a snapshot of %zu clients (%" PRIu64 " bytes), journal %s%" PRIu64
                   " follows it", w->server->n_clients, w->snapshot_size, JOURNAL_PREFIX, w->child_gen);
         if (w->snapshot_due)
@@ -273,23 +287,25 @@ static int snapshot_start(StateWriter *w) {
         /* The old journal is closed after its last append; the new one's
          * name is made durable before anything in it counts. */
         if (w->fd >= 0)
-                (void) enqueue(w, w->fd, NULL, false, true, 0);
+                (void) enqueue(w, w->fd, NULL, false, true, NULL);
         w->fd = TAKE_FD(fd);
         w->gen++;
         w->bytes_older += w->bytes_gen;
         w->bytes_gen = 0;
-        (void) enqueue(w, w->fd, NULL, true, false, 0);
+        (void) enqueue(w, w->fd, NULL, true, false, NULL);
         w->snapshot_due = false;
 
         t0 = now_monotonic();
+        pthread_mutex_lock(&w->lock);
         pid = fork();
+        if (pid == 0)
+                snapshot_child(w, parent, w->gen);
+        pthread_mutex_unlock(&w->lock);
         if (pid < 0) {
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
                 w->snapshot_due = true;
                 return log_warning_errno(errno, "Could not save persistent state in %s: fork: %m", w->dir);
         }
-        if (pid == 0)
-                snapshot_child(w, parent, w->gen);
         w->child = pid;
         w->child_gen = w->gen;
         r = sd_event_add_child(w->server->event, &w->child_source, pid, WEXITED, on_snapshot_done, w);
@@ -350,10 +366,39 @@ void state_writer_unremove(StateWriter *w, const char *name) {
 /* Clients formatted per loop iteration: a few microseconds each. */
 #define FLUSH_CHUNK 256
 
+/* More changed clients than this are saved by a snapshot instead: cheaper
+ * than their records, which would soon call for one anyway. */
+static bool burst(StateWriter *w) {
+        return w->n_dirty > MAX(w->server->n_clients / JOURNAL_SHARE, (size_t) FLUSH_CHUNK * 4);
+}
+
+static void drop_dirty(StateWriter *w) {
+        for (size_t i = 0; i < w->n_dirty; i++) {
+                w->dirty[i]->state_dirty = 0;
+                client_unref(w->dirty[i]);
+        }
+        w->n_dirty = 0;
+}
+
 int state_writer_flush(StateWriter *w, bool all) {
         uint64_t t0 = now_monotonic(), bytes;
-        size_t n = all ? w->n_dirty : MIN(w->n_dirty, (size_t) FLUSH_CHUNK);
+        size_t n;
         int error, r = 0;
+
+        if (!all && w->child == 0 && burst(w)) {
+                /* The set changes queued go first, to the journal the
+                 * snapshot replaces; the clients are in the snapshot. */
+                bytes = w->records.size;
+                if (bytes > 0 && w->fd >= 0 && enqueue(w, w->fd, &w->records, false, false, NULL) >= 0)
+                        w->bytes_gen += bytes;
+                journal_buffer_done(&w->records);
+                (void) snapshot_start(w);
+                if (w->child > 0) {
+                        log_debug("Persistent state: %zu clients changed, saved by a snapshot", w->n_dirty);
+                        drop_dirty(w);
+                }
+        }
+        n = all ? w->n_dirty : MIN(w->n_dirty, (size_t) FLUSH_CHUNK);
 
         for (size_t i = 0; i < n; i++) {
                 Client *c = w->dirty[i];
@@ -369,7 +414,7 @@ int state_writer_flush(StateWriter *w, bool all) {
         w->n_dirty -= n;
         queued(w, r);
         bytes = w->records.size;
-        if (bytes > 0 && w->fd >= 0 && enqueue(w, w->fd, &w->records, false, false, 0) >= 0)
+        if (bytes > 0 && w->fd >= 0 && enqueue(w, w->fd, &w->records, false, false, NULL) >= 0)
                 w->bytes_gen += bytes;
         else if (bytes > 0)
                 w->snapshot_due = true;
@@ -467,10 +512,7 @@ int state_writer_new(Server *s, StateWriter **ret) {
 StateWriter *state_writer_free(StateWriter *w) {
         if (!w)
                 return NULL;
-        for (size_t i = 0; i < w->n_dirty; i++) {
-                w->dirty[i]->state_dirty = 0;
-                client_unref(w->dirty[i]);
-        }
+        drop_dirty(w);
         free(w->dirty);
         journal_buffer_done(&w->records);
         w->child_source = sd_event_source_disable_unref(w->child_source);
