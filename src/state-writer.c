@@ -61,6 +61,7 @@ struct StateWriter {
         pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t wake;
+        bool running;            /* under lock: the thread waits for work (it is past its start-up) */
         Batch *head, *tail;      /* under lock */
         bool stop;               /* under lock */
         int error;               /* under lock: a failed write or sync since the last flush */
@@ -136,6 +137,8 @@ static void *writer_thread(void *userdata) {
         StateWriter *w = userdata;
 
         pthread_mutex_lock(&w->lock);
+        w->running = true;
+        pthread_cond_broadcast(&w->wake);
         for (;;) {
                 Batch *b;
                 int broken, r;
@@ -503,6 +506,11 @@ int state_writer_new(Server *s, StateWriter **ret) {
                 free(w);
                 return r;
         }
+        /* A thread's start-up may allocate (sanitizers do): not while we fork. */
+        pthread_mutex_lock(&w->lock);
+        while (!w->running)
+                pthread_cond_wait(&w->wake, &w->lock);
+        pthread_mutex_unlock(&w->lock);
         /* The merge of the files and the state is a state of its own: written whole. */
         (void) snapshot_start(w);
         *ret = w;
