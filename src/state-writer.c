@@ -252,6 +252,7 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
                             si->si_code == CLD_EXITED ? "failed:" : "was killed by signal",
                             si->si_code == CLD_EXITED ? strerror(si->si_status) : strsignal(si->si_status));
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
+                w->snapshot_due = true;
                 return 0;
         }
         w->bytes_older = 0;
@@ -303,11 +304,12 @@ static int snapshot_start(StateWriter *w) {
         pid = fork();
         if (pid == 0)
                 snapshot_child(w, parent, w->gen);
+        r = pid < 0 ? -errno : 0;
         pthread_mutex_unlock(&w->lock);
-        if (pid < 0) {
+        if (r < 0) {
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
                 w->snapshot_due = true;
-                return log_warning_errno(errno, "Could not save persistent state in %s: fork: %m", w->dir);
+                return log_warning_errno(r, "Could not save persistent state in %s: fork: %m", w->dir);
         }
         w->child = pid;
         w->child_gen = w->gen;
@@ -318,6 +320,7 @@ static int snapshot_start(StateWriter *w) {
                 (void) waitpid(pid, NULL, 0);
                 w->child = 0;
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
+                w->snapshot_due = true;
                 return log_warning_errno(r, "Could not save persistent state in %s: %m", w->dir);
         }
         log_debug("Writing a snapshot of the persistent state (process %d; the fork took %.1f ms)", (int) pid,
