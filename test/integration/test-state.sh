@@ -65,7 +65,8 @@ check "snapshot and journal replayed: bravo is disabled" \
 	test "$("$PY" "$SJ" get "$STATEDIR" bravo enabled 2>&1)" = false
 
 # A crash tore the last record: half of a line, no newline.
-journal=$(ls "$STATEDIR"/clients.journal-* | sort -t- -k2 -n | tail -1)
+journal="$STATEDIR/clients.journal-$(find "$STATEDIR" -name 'clients.journal-*' -printf '%f\n' |
+	sed -n 's/^clients\.journal-\([0-9]*\)$/\1/p' | sort -n | tail -1)"
 last=$(tail -n1 "$journal")
 printf '%s' "${last:0:$((${#last} / 2))}" >>"$journal"
 start_mandos || bail "server does not restart"
