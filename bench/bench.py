@@ -530,6 +530,18 @@ def report(res):
     return "\n".join(lines), ratios, checks
 
 
+def state_crash(build, clients):
+    """The state crash test (random SIGKILLs) at this many clients."""
+    log("state crash test at %d clients" % clients)
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "state-crash"), build,
+                        str(clients)], capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if line.startswith(("ok ", "not ok ", "# round")):
+            log(line)
+    return dict(clients=clients, ok=p.returncode == 0, seconds=round(time.monotonic() - t0))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True, help="the meson build directory")
@@ -538,6 +550,8 @@ def main():
     ap.add_argument("--reference", default="/usr/sbin/mandos", help="the reference server")
     ap.add_argument("--no-reference", action="store_true", help="measure mandos and the limit only")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    ap.add_argument("--long", action="store_true",
+                    help="also the state crash test at 100,000 clients (bench/state-crash)")
     args = ap.parse_args()
     why = None
     if os.geteuid() != 0:
@@ -557,6 +571,8 @@ def main():
         res = b.run()
     finally:
         b.cleanup()
+    if args.long:
+        res["mandos"]["state_crash"] = state_crash(args.build, 100000)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.machine())
     machine = dict(cpu=cpu, cores=os.cpu_count(), memory_gb=round(os.sysconf("SC_PAGE_SIZE") *
@@ -597,6 +613,9 @@ def main():
         bad.append("mandos storm: %d of %d fetches failed" % (st["fetches_failed"], st["fetches"]))
     if st and st["real_fetch_s"] is None:
         bad.append("mandos storm: the real mandos-client got nothing")
+    sc = res["mandos"].get("state_crash")
+    if sc and not sc["ok"]:
+        bad.append("the state crash test at %d clients failed (bench/state-crash)" % sc["clients"])
     for line in bad:
         print("FAILED: " + line)
     return 1 if bad else 0

@@ -86,6 +86,7 @@ typedef struct Client {
         Checker *checker;           /* running checker or NULL */
         bool checker_queued;        /* waiting for a free checker slot (owned by checker.c) */
         bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
+        uint8_t state_dirty;        /* owned by src/state-writer.c */
         sd_event_source *disable_timer;
         sd_event_source *checker_timer;   /* next checker run */
         sd_event_source *approval_timer;  /* end of the approval window */

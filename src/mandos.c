@@ -417,7 +417,7 @@ static int run_import_pickle(const Settings *settings, const ClientsConf *conf) 
         if (r >= 0)
                 r = server_add_clients(server, conf, state);
         if (r >= 0)
-                r = server_save_state(server);
+                r = server_write_state(server);
         if (r >= 0)
                 log_info("Imported %s into %s: %zu clients", settings->import_pickle, ours, server->n_clients);
         server = server_free(server);

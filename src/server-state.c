@@ -16,6 +16,8 @@
 #include "pickle-import.h"
 #include "secret-crypt.h"
 #include "server.h"
+#include "state-journal.h"
+#include "state-writer.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- saving */
@@ -29,9 +31,16 @@ void server_notify_status(Server *s) {
                           s->n_clients, s->n_secrets_sent);
 }
 
+/* A bounded share per loop iteration; the rest in the next ones. */
 static int on_save(sd_event_source *source, void *userdata) {
         Server *s = userdata;
-        (void) server_save_state(s);
+
+        if (s->save_soon)
+                (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
+        if (s->save_later)
+                (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_OFF);
+        if (s->writer && state_writer_flush(s->writer, false) > 0)
+                server_state_dirty(s, true);
         server_notify_status(s);
         return 0;
 }
@@ -79,19 +88,37 @@ void server_state_dirty(Server *s, bool urgent) {
                                          USEC_PER_SEC, on_save_later, s);
 }
 
-int server_save_state(Server *s) {
+void server_state_client_dirty(Server *s, Client *c, bool urgent) {
+        state_writer_client(s->writer, c, urgent);
+        server_state_dirty(s, urgent);
+}
+
+void server_state_forgotten(Server *s, Client *c) {
+        state_writer_forget(s->writer, c->name);
+        server_state_dirty(s, true);
+}
+
+/* What changed goes to the journal; the thread writes it (src/state-writer.h). */
+int server_write_state(Server *s) {
         int r;
 
         if (!s->statedir)
+                return 0;
+        r = state_save(s->statedir, 0, s->clients, s->n_clients, (const SavedClient *const *) s->removed,
+                       s->n_removed);
+        if (r < 0)
+                return log_error_errno(r, "Could not save persistent state in %s: %m", s->statedir);
+        return 0;
+}
+
+int server_save_state(Server *s) {
+        if (!s->statedir || !s->writer)
                 return 0;
         if (s->save_soon)
                 (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
         if (s->save_later)
                 (void) sd_event_source_set_enabled(s->save_later, SD_EVENT_OFF);
-        r = state_save(s->statedir, s->clients, s->n_clients, (const SavedClient *const *) s->removed, s->n_removed);
-        if (r < 0)
-                return log_warning_errno(r, "Could not save persistent state in %s: %m", s->statedir);
-        return 0;
+        return state_writer_flush(s->writer, true);
 }
 
 static SavedClient *saved_removed_new(const ClientConfig *config, const uint8_t digest[static 32]) {
@@ -122,6 +149,7 @@ static int removed_add(Server *s, SavedClient *r) {
 }
 
 static void removed_drop(Server *s, size_t i) {
+        state_writer_unremove(s->writer, s->removed[i]->config->name);
         saved_client_free(s->removed[i]);
         memmove(s->removed + i, s->removed + i + 1, (s->n_removed - i - 1) * sizeof(SavedClient *));
         s->n_removed--;
@@ -136,11 +164,14 @@ static ssize_t removed_find(Server *s, const char *name) {
 
 void server_remember_removed(Server *s, Client *c) {
         SavedClient *r = saved_removed_new(c->config, c->config_secret_digest);
-        if (r)
+        if (r) {
+                state_writer_removed(s->writer, r);
                 (void) removed_add(s, r);
+        }
 }
 
 void server_state_done(Server *s) {
+        s->writer = state_writer_free(s->writer);
         s->save_soon = sd_event_source_disable_unref(s->save_soon);
         s->save_later = sd_event_source_disable_unref(s->save_later);
         for (size_t i = 0; i < s->n_removed; i++)
@@ -246,10 +277,28 @@ int server_load_state(Server *s, const ClientsConf *conf, State **ret) {
                 return log_oom();
         r = state_load(path, ret, &error);
         if (r == -ENOENT) {
-                r = conf ? load_pickle(s, conf, ret) : 0;
-                if (r < 0 || *ret || !conf)
-                        return r;
-                log_info("No saved state in %s: starting from the configuration", path);
+                /* A first start that crashed before its snapshot: its journal. */
+                *ret = calloc(1, sizeof(State));
+                if (!*ret)
+                        return log_oom();
+        }
+        if (r >= 0 || r == -ENOENT) {
+                int k = journal_replay(s->statedir, *ret, r >= 0);
+                if (k == -ENOMEM)
+                        return log_oom();
+                if (k < 0)
+                        log_warning_errno(k, "Could not read the journal of the persistent state in %s: %m",
+                                          s->statedir);
+                else if (k > 0)
+                        log_info("Replayed %d records of the persistent state's journal", k);
+                if (r == -ENOENT && k <= 0) {
+                        /* No state of ours at all: the reference's, if any. */
+                        *ret = state_free(*ret);
+                        r = conf ? load_pickle(s, conf, ret) : 0;
+                        if (r < 0 || *ret || !conf)
+                                return r;
+                        log_info("No saved state in %s: starting from the configuration", path);
+                }
                 return 0;
         }
         if (r == -ENOMEM)
@@ -261,6 +310,7 @@ int server_load_state(Server *s, const ClientsConf *conf, State **ret) {
                         ;
                 else
                         aside = mfree(aside);
+                journal_set_aside(s->statedir, strrchr(strempty(aside), '.'));
                 log_struct(LOG_ERR, &((LogFields) { .message_id = MESSAGE_ID_STATE_CORRUPT }),
                            "Could not load persistent state %s: %s; starting from the configuration alone%s%s",
                            path, error ?: strerror(-r), aside ? ", the file is kept as " : "", strempty(aside));
@@ -274,7 +324,7 @@ int server_load_state(Server *s, const ClientsConf *conf, State **ret) {
 static void finish_import(Server *s) {
         _cleanup_free_ char *kept = NULL;
 
-        if (server_save_state(s) < 0) {
+        if (server_write_state(s) < 0) {
                 log_warning("%s is left in place: it will be imported again at the next start", s->import_pickle);
                 goto finish;
         }
@@ -445,6 +495,7 @@ static int add_configured(Server *s, const ClientConfig *config) {
         r = server_insert_client(s, config, NULL, &c);
         if (r < 0)
                 return r;
+        state_writer_client(s->writer, c, true);
         client_start(c);
         return 1;
 }
@@ -493,10 +544,13 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
         }
         if (s->n_clients == 0)
                 log_warning("No clients defined");
+        /* An import is saved in full before the pickle is renamed. */
         if (s->import_pickle)
                 finish_import(s);
-        else
-                server_state_dirty(s, true);
+        /* From here on each change is journaled; this start is a snapshot. */
+        if (s->statedir && !s->writer && !s->settings->import_pickle)
+                (void) state_writer_new(s, &s->writer);
+        server_state_dirty(s, true);
         return 0;
 }
 
@@ -567,6 +621,10 @@ static int reload_client(Server *s, Client *c, const ClientConfig *now) {
         } else if (client_set_config(c, now) < 0)
                 return log_oom();
 #undef NOTE
+        /* The record holds clients.conf's values too (config), which a
+         * setter given its current value does not report. */
+        if (*changed)
+                state_writer_client(s->writer, c, true);
         if (*changed)
                 log_struct(LOG_INFO, &((LogFields) { .client = c->name, .message_id = MESSAGE_ID_RELOADED }),
                            "Client %s changed: %s", c->name, changed);

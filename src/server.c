@@ -263,11 +263,11 @@ void server_client_changed(Server *s, Client *c, ClientProperty p) {
         case CLIENT_LAST_CHECKER_STATUS:
         case CLIENT_LAST_APPROVAL_REQUEST:
         case CLIENT_LAST_ENABLED:
-                server_state_dirty(s, false);
+                server_state_client_dirty(s, c, false);
                 break;
         default:
                 /* Enabled, settings, secret: what security rests on, saved at once. */
-                server_state_dirty(s, true);
+                server_state_client_dirty(s, c, true);
         }
 }
 
@@ -383,7 +383,7 @@ void server_forget_client(Server *s, Client *c, bool remember) {
          * rule 6). */
         if (remember)
                 server_remember_removed(s, c);
-        server_state_dirty(s, true);
+        server_state_forgotten(s, c);
         client_unref(c);
 }
 

@@ -40,6 +40,7 @@ typedef struct Server {
         sd_event_source *save_soon;    /* after this loop iteration */
         sd_event_source *save_later;   /* within a few seconds */
         char *import_pickle;       /* the reference's clients.pickle being imported: renamed once our state is saved */
+        struct StateWriter *writer;    /* NULL until the clients are all in (src/state-writer.h) */
 
         Session *sessions;         /* open connections, newest first */
         unsigned n_sessions;
@@ -85,7 +86,16 @@ int server_import_pickle(Server *s, const ClientsConf *conf, int fd, const char 
 /* A change to save: urgent ones after this loop iteration, others within
  * a few seconds; a burst costs one write. */
 void server_state_dirty(Server *s, bool urgent);
+/* c changed: urgent, its settings, secret or enabled state (written whole);
+ * else its times. */
+void server_state_client_dirty(Server *s, Client *c, bool urgent);
+/* c left the table (server_forget_client()). */
+void server_state_forgotten(Server *s, Client *c);
 int server_save_state(Server *s);
+/* The whole state written at once, synchronously, as a snapshot no journal
+ * follows: for an import, before the pickle is renamed, and for
+ * --import-pickle, which runs no loop. */
+int server_write_state(Server *s);
 void server_remember_removed(Server *s, Client *c);
 void server_state_done(Server *s);
 /* STATUS= for systemd: clients enabled and total, secrets sent. */

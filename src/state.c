@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "client.h"
+#include "state-json.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -120,7 +122,7 @@ static json_object *config_to_json(const ClientConfig *c, const uint8_t digest[s
         return o;
 }
 
-static json_object *client_to_json(const Client *c) {
+json_object *client_to_json(const Client *c) {
         ClientConfig runtime = {
                 .name = c->name, .key_id = c->key_id, .fingerprint = c->fingerprint, .host = c->host,
                 .checker = c->checker_command, .timeout = c->timeout, .extended_timeout = c->extended_timeout,
@@ -156,7 +158,7 @@ static json_object *client_to_json(const Client *c) {
         return o;
 }
 
-static json_object *removed_to_json(const SavedClient *s) {
+json_object *removed_to_json(const SavedClient *s) {
         json_object *o = json_object_new_object();
 
         if (!o)
@@ -226,6 +228,7 @@ static int put_json(FILE *f, const char *prefix, json_object *o) {
 }
 
 typedef struct StateData {
+        uint64_t journal;
         Client *const *clients;
         size_t n_clients;
         const SavedClient *const *removed;
@@ -240,7 +243,11 @@ static int fill_state(FILE *f, const void *userdata) {
         int r;
 
         r = put_json(f, "{\n  \"format\": ", json_object_new_string(STATE_FORMAT));
-        if (r >= 0 && fprintf(f, ",\n  \"version\": %d,\n  \"clients\": [", STATE_VERSION) < 0)
+        if (r >= 0 && fprintf(f, ",\n  \"version\": %d,", STATE_VERSION) < 0)
+                r = -EIO;
+        if (r >= 0 && d->journal > 0 && fprintf(f, "\n  \"journal\": %" PRIu64 ",", d->journal) < 0)
+                r = -EIO;
+        if (r >= 0 && fputs("\n  \"clients\": [", f) < 0)
                 r = -EIO;
         for (size_t i = 0; r >= 0 && i < d->n_clients; i++)
                 r = put_json(f, i ? ",\n    " : "\n    ", client_to_json(d->clients[i]));
@@ -253,21 +260,17 @@ static int fill_state(FILE *f, const void *userdata) {
         return r;
 }
 
-int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
-               size_t n_removed) {
-        StateData d = { clients, n_clients, removed, n_removed };
+int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t n_clients,
+               const SavedClient *const *removed, size_t n_removed) {
+        StateData d = { journal, clients, n_clients, removed, n_removed };
 
         return write_atomically(dir, STATE_FILE_NAME, fill_state, &d);
 }
 
 /* ---------------------------------------------------------------- reading */
 
-typedef struct Reader {
-        char *error;
-} Reader;
-
 _printf_(2, 3)
-static void fail(Reader *rd, const char *format, ...) {
+void fail(Reader *rd, const char *format, ...) {
         va_list ap;
 
         if (rd->error)
@@ -278,7 +281,7 @@ static void fail(Reader *rd, const char *format, ...) {
         va_end(ap);
 }
 
-static json_object *member(Reader *rd, json_object *o, const char *key, json_type type) {
+json_object *member(Reader *rd, json_object *o, const char *key, json_type type) {
         json_object *v = NULL;
 
         if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type)) {
@@ -293,7 +296,7 @@ static char *get_string(Reader *rd, json_object *o, const char *key) {
         return strdup(v ? json_object_get_string(v) : "");
 }
 
-static uint64_t get_u64(Reader *rd, json_object *o, const char *key) {
+uint64_t get_u64(Reader *rd, json_object *o, const char *key) {
         json_object *v = member(rd, o, key, json_type_int);
         int64_t n = v ? json_object_get_int64(v) : 0;
 
@@ -331,7 +334,7 @@ static ClientConfig *settings_from_json(Reader *rd, json_object *o, const char *
         return c;
 }
 
-static SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool live) {
+SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool live) {
         const char *digest_name = version == 1 ? "secret_sha256" : "secret_digest";
         json_object *name = member(rd, o, "name", json_type_string);
         json_object *config = member(rd, o, "config", json_type_object);
@@ -462,6 +465,9 @@ int state_load(const char *path, State **ret, char **ret_error) {
                 fail(&rd, "unknown version (this server reads versions 1 to %d)", STATE_VERSION);
         else
                 version = (unsigned) json_object_get_int(v);
+        /* The journal generation that follows this snapshot (docs/STATE.md, Journal). */
+        if (!rd.error && json_object_object_get_ex(root, "journal", &v))
+                s->journal = get_u64(&rd, root, "journal");
         if (!rd.error)
                 r = read_list(&rd, root, "clients", version, true, &s->clients, &s->n_clients);
         if (!rd.error && r >= 0)

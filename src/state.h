@@ -6,10 +6,12 @@
  * changed over D-Bus, clients removed, the times of the last checks), so
  * that a restart — or a crash — forgets none of it (docs/STATE.md).
  *
- * File: STATEDIR/clients.json, mode 0600, JSON (format "mandos-state",
- * version 2, documented in docs/STATE.md; version 1 is read too). It is written atomically (a
- * temporary file, fsync, rename, fsync of the directory) after changes,
- * and never deleted on load. It holds no plaintext secret: a secret set at
+ * Files: STATEDIR/clients.json, mode 0600, JSON (format "mandos-state",
+ * version 2, documented in docs/STATE.md; version 1 is read too): a
+ * snapshot, written atomically (a temporary file, fsync, rename, fsync of
+ * the directory) off the event loop, and never deleted on load; and the
+ * journals clients.journal-N, which record each change after it
+ * (src/state-journal.h). Neither holds a plaintext secret: a secret set at
  * run time is kept OpenPGP-encrypted (src/secret-crypt.h). */
 
 #include <stdbool.h>
@@ -44,6 +46,7 @@ typedef struct SavedClient {
 } SavedClient;
 
 typedef struct State {
+        uint64_t journal;            /* the journal generation that follows the snapshot; 0: none */
         SavedClient **clients;       /* live clients, in their order */
         size_t n_clients;
         SavedClient **removed;       /* removed at run time: config and digest only */
@@ -61,10 +64,11 @@ static inline void state_freep(State **s) {
 SavedClient *saved_client_free(SavedClient *s);
 const SavedClient *state_find(const State *s, const char *name, bool removed);
 
-/* Write the state of these clients atomically to dir/clients.json. */
+/* Write the state of these clients atomically to dir/clients.json, as the
+ * snapshot that journal generation journal (0: none) follows. */
 typedef struct Client Client;
-int state_save(const char *dir, Client *const *clients, size_t n_clients, const SavedClient *const *removed,
-               size_t n_removed);
+int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t n_clients,
+               const SavedClient *const *removed, size_t n_removed);
 
 /* The digest of a configured secret that the state keeps to see whether it
  * changed: an HMAC-SHA256 keyed with the secret over a label of its own,

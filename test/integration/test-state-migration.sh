@@ -9,6 +9,11 @@
 # and the throwaway keys of both. In version 1 the file stored the SHA-256
 # of the configured secret and derived the run-time secret's passphrase from
 # that same digest: the file alone opened the secret.
+#
+# And a version 2 file of the format before the journal (one whole
+# clients.json, fixtures/state-v2, written by commit 3c7b591 from the same
+# clients, see fixtures/make-state-v2.sh) loads, and is followed by a
+# journal from then on.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common
@@ -64,6 +69,25 @@ check "the passphrase from the configured secret does" \
 stop_gpg_agent
 
 start_mandos || bail "server does not restart on the version 2 file"
+check "alpha is still served its run-time secret" \
+	test "$(fetch alpha "[::1]:$PORT" 10)" = "the run-time secret of alpha"
+expect_nothing "bravo is still disabled" bravo "[::1]:$PORT" 3
+stop_mandos TERM
+
+# ------------------------------------------------ version 2, before the journal
+STATEDIR=$(new_statedir)
+install -m 0600 "$TEST_DIR/fixtures/state-v2/state/clients.json" "$STATEDIR/"
+chown --reference="$STATEDIR" "$STATEDIR/clients.json"
+check "the fixture names no journal" sh -c "! grep -q '\"journal\"' '$STATEDIR/clients.json'"
+start_mandos || bail "server does not start on the version 2 fixture"
+check "alpha is served its run-time secret from the version 2 file" \
+	test "$(fetch alpha "[::1]:$PORT" 10)" = "the run-time secret of alpha"
+expect_nothing "bravo, disabled over D-Bus in that file, stays disabled" bravo "[::1]:$PORT" 3
+check "a snapshot that a journal follows replaces it" log_has '"journal": ' 5 "$STATEDIR/clients.json"
+check "and the journal is there" sh -c "ls '$STATEDIR' | grep -q '^clients.journal-[0-9]*\$'"
+kill -KILL "$MANDOS_PID"
+wait "$MANDOS_PID" 2>/dev/null
+start_mandos || bail "server does not restart after a SIGKILL"
 check "alpha is still served its run-time secret" \
 	test "$(fetch alpha "[::1]:$PORT" 10)" = "the run-time secret of alpha"
 expect_nothing "bravo is still disabled" bravo "[::1]:$PORT" 3
