@@ -21,19 +21,28 @@ static ConfFiles *io;
 
 int conf_files_add(ConfFiles *f, char kind, const char *path, int error, const char *why, const void *data,
                    size_t size) {
-        ConfFile *n, *e;
+        ConfFile *e;
 
-        n = realloc(f->files, (f->n + 1) * sizeof(ConfFile));
-        if (!n)
-                return -ENOMEM;
-        f->files = n;
+        /* Doubling: a configuration may hold 100,000 secfiles. */
+        if (f->n == f->n_allocated) {
+                size_t m = f->n_allocated ? 2 * f->n_allocated : 16;
+                ConfFile *n = reallocarray(f->files, m, sizeof(ConfFile));
+                if (!n)
+                        return -ENOMEM;
+                f->files = n;
+                f->n_allocated = m;
+        }
         e = &f->files[f->n];
         *e = (ConfFile) { .kind = kind, .error = error, .size = size };
-        e->path = strdup(path);
+        /* kind and path in one string: the key of the replay index. */
+        if (asprintf(&e->key, "%c%s", kind, path) < 0)
+                e->key = NULL;
+        else
+                e->path = e->key + 1;
         e->why = why ? strdup(why) : NULL;
         e->data = malloc(size + 1);
-        if (!e->path || (why && !e->why) || !e->data) {
-                free(e->path);
+        if (!e->key || (why && !e->why) || !e->data) {
+                free(e->key);
                 free(e->why);
                 free(e->data);
                 return -ENOMEM;
@@ -47,7 +56,7 @@ int conf_files_add(ConfFiles *f, char kind, const char *path, int error, const c
 
 void conf_files_done(ConfFiles *f) {
         for (size_t i = 0; i < f->n; i++) {
-                free(f->files[i].path);
+                free(f->files[i].key);
                 free(f->files[i].why);
                 erase_and_free(f->files[i].data, f->files[i].size + 1);
         }
@@ -55,11 +64,29 @@ void conf_files_done(ConfFiles *f) {
         *f = (ConfFiles) { .replay = f->replay };
 }
 
+/* The replay index (io_index): a lookup per secfile must not scan all the
+ * files, or 100,000 clients with secfiles cost 10^10 comparisons. */
+static Hashmap *io_index;
+
+static int io_index_build(void) {
+        io_index = hashmap_new();
+        if (!io_index)
+                return -ENOMEM;
+        for (size_t i = 0; i < io->n; i++) {
+                /* A file read twice: the first reading counts, as before. */
+                int r = hashmap_put(io_index, io->files[i].key, &io->files[i]);
+                if (r < 0 && r != -EEXIST)
+                        return r;
+        }
+        return 0;
+}
+
 static const ConfFile *io_find(char kind, const char *path) {
-        for (size_t i = 0; i < io->n; i++)
-                if (io->files[i].kind == kind && streq(io->files[i].path, path))
-                        return &io->files[i];
-        return NULL;
+        _cleanup_free_ char *key = NULL;
+
+        if (asprintf(&key, "%c%s", kind, path) < 0)
+                return NULL;
+        return hashmap_get(io_index, key);
 }
 
 /* Parse an ini file of kind 'c' or 'd' the current way (see io). */
@@ -858,7 +885,10 @@ int clients_conf_load_all_files(const char *dir, ConfFiles *files, ClientsConf *
         int r;
 
         io = files;
-        r = load_all(dir, ret);
+        r = io && io->replay ? io_index_build() : 0;
+        if (r >= 0)
+                r = load_all(dir, ret);
+        io_index = hashmap_free(io_index);
         io = NULL;
         return r;
 }
