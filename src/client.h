@@ -45,6 +45,7 @@ typedef struct Client {
         Server *server;
         bool removed;               /* no longer in the server's table */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
+        bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
 
         ClientConfig *config;       /* clients.conf's settings for it, as last read */
         uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */

@@ -314,6 +314,8 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         r = server_new(event, settings, launcher, &server);
         if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
                 log_error("Disabling D-Bus: the system bus or our names are not available");
+        if (r >= 0 && server->bus)
+                bus_announce_later(server->bus);
         if (r >= 0)
                 r = server_load_state(server, &state);
         if (r >= 0)
