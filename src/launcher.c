@@ -21,7 +21,6 @@
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
 #define LAUNCHER_ERROR "se.recompile.Mandos.Launcher1.Error.Refused"
-#define LAUNCHER_ERROR_NO_MANAGER "se.recompile.Mandos.Launcher1.Error.NoManager"
 #define PENDING_MAX 256
 #define CLIENT_NAME_MAX 200
 

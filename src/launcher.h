@@ -32,6 +32,9 @@
 
 #define LAUNCHER_INTERFACE "se.recompile.Mandos.Launcher1"
 #define LAUNCHER_PATH "/se/recompile/Mandos/Launcher1"
+/* StartCheckerScope's error when the launcher has no systemd manager, or
+ * the manager refused a scope: asking again is no use. */
+#define LAUNCHER_ERROR_NO_MANAGER "se.recompile.Mandos.Launcher1.Error.NoManager"
 
 /* Bounds the launcher puts on a scope (mandos(8), CHECKERS). */
 #define LAUNCHER_SCOPE_TASKS_MAX 64
