@@ -425,7 +425,7 @@ int main(int argc, char *argv[]) {
                 if (!settings.foreground)
                         r = daemonize();
                 if (r >= 0)
-                        r = launcher_fork(settings.configdir, uid, gid, fds, ELEMENTSOF(fds), &link_fd,
+                        r = launcher_fork(settings.configdir, uid, gid, fds, ELEMENTSOF(fds), &conf, &link_fd,
                                           &launcher_pid);
         }
         if (r >= 0)
