@@ -127,7 +127,7 @@ class Bench:
             return s.getsockname()[1]
 
     def keygen(self):
-        n = max(self.z["sizes"] + [self.z["storm_clients"], self.z["tp_clients"]])
+        n = max(self.z["sizes"] + [self.z["storm_clients"], self.z["tp_clients"], self.z["scale_clients"]])
         with open(self.keys, "w") as f:
             subprocess.run([self.load, "keygen", "--count", str(n)], check=True, stdout=f)
         with open(self.keys) as f:
@@ -527,6 +527,7 @@ class Bench:
         run, and the checker spawn rate against the posix_spawn loop."""
         z = self.z
         n = z["scale_clients"]
+        assert len(self.lines) >= n, "keygen made fewer clients than the scale row needs"
         secret = sum(len(line.split()[3]) // 2 for line in self.lines[:n])
         out = dict(clients=n)
         # Interval such that scale_checkers_per_min complete a minute (the
