@@ -16,7 +16,20 @@ server, on the same generated clients (the same keys and secrets):
   limit        bench/limit-server (accept, fork, TLS handshake, send the
                secret: nothing else) under the same throughput load, and
                bench/handshake-rate (the same handshakes, both ends in one
-               thread: what one core can do).
+               thread: what one core can do);
+  scale        ours alone (the reference would take minutes to start), with
+               100,000 clients whose checker is `true`:
+               - start-up (the port answers, then the first fetch served),
+                 RSS and peak RSS (VmHWM) of the server process, PSS of the
+                 tree, after an idle pause;
+               - on that server (interval so that some 1,500 checkers
+                 complete a minute), one minute: fetch latency at
+                 concurrency 1, then at 50, and the checkers completed in
+                 that minute (their CheckerCompleted signals);
+               - another server on the same clients with an interval that
+                 asks for more checkers than two cores can spawn: checkers
+                 completed per second, then bench/spawn-limit (posix_spawn
+                 and reap `sh -c true`, 64 at a time: the limit) on its own.
 
 Prints a table with the ratios and writes everything as JSON. Both servers
 run as root here and drop privileges as they do in production, with D-Bus on
@@ -43,10 +56,14 @@ import time
 
 FULL = dict(tp_clients=100, concurrencies=[1, 10, 50, 200], tp_seconds=5,
             sizes=[1, 1000, 10000], storm_clients=10000, storm_seconds=60,
-            fetch_every=2.0, handshake_seconds=5, start_timeout=180)
+            fetch_every=2.0, handshake_seconds=5, start_timeout=180,
+            scale_clients=100000, scale_idle=10, scale_latency_seconds=30, scale_fetch_clients=1000,
+            scale_checkers_per_min=3000, scale_spawn_interval="PT20S", scale_spawn_seconds=30)
 SMOKE = dict(tp_clients=10, concurrencies=[1, 10], tp_seconds=1,
              sizes=[1, 20], storm_clients=50, storm_seconds=4,
-             fetch_every=1.0, handshake_seconds=1, start_timeout=60)
+             fetch_every=1.0, handshake_seconds=1, start_timeout=60,
+             scale_clients=200, scale_idle=1, scale_latency_seconds=2, scale_fetch_clients=10,
+             scale_checkers_per_min=3000, scale_spawn_interval="PT1S", scale_spawn_seconds=2)
 
 # The project's performance targets (README.md, Benchmark), checked on the
 # numbers of this run.
@@ -61,6 +78,16 @@ TARGETS = [
     ("checker storm: processes <= 2 + checker cap (66)", "ours", ("storm_max_procs", None), 66, "<="),
     ("checker storm: slowest fetch < 1 s", "ours", ("storm_fetch_max_s", None), 1.0, "<"),
     ("checker storm: real mandos-client fetch < 1 s", "ours", ("storm_real_fetch_s", None), 1.0, "<"),
+    # 100,000 clients (issue 17); the reference is not measured there.
+    ("start-up with 100,000 clients < 1 s", "ours", ("startup_s", "100,000"), 1.0, "<"),
+    ("100,000 clients: per-client RSS beyond the secret < 512 bytes", "ours", ("scale_overhead_b", None), 512, "<"),
+    ("100,000 clients: peak RSS during start-up <= 1.5x the steady RSS", "ours", ("scale_peak_ratio", None), 1.5,
+     "<="),
+    ("100,000 clients: >= 1,000 checkers completed in the latency minute", "ours", ("scale_checkers_per_min", None),
+     1000, ">="),
+    ("100,000 clients: max fetch latency at concurrency 1 < 50 ms", "ours", ("scale_max_ms", 1), 50, "<"),
+    ("100,000 clients: checkers completed/s >= 0.8x the posix_spawn loop", "ratio_limit",
+     ("scale_checkers_per_s", None), 0.8, ">="),
 ]
 
 MANDOS_CLIENT = next(iter(sorted(glob.glob("/usr/lib/*/mandos/plugins.d/mandos-client"))),
@@ -100,7 +127,7 @@ class Bench:
             return s.getsockname()[1]
 
     def keygen(self):
-        n = max(self.z["sizes"] + [self.z["storm_clients"], self.z["tp_clients"]])
+        n = max(self.z["sizes"] + [self.z["storm_clients"], self.z["tp_clients"], self.z["scale_clients"]])
         with open(self.keys, "w") as f:
             subprocess.run([self.load, "keygen", "--count", str(n)], check=True, stdout=f)
         with open(self.keys) as f:
@@ -175,8 +202,10 @@ class Bench:
                     "--configdir", conf, "--statedir", state, "--address", "::1", "--port", str(port)]
         return [os.path.join(self.build, "bench", "limit-server"), "--keys", conf, "--port", str(port)]
 
-    def start_server(self, which, name, n, **conf_args):
-        """Start a server on n clients; returns (Popen, port, start time, log path)."""
+    def start_server(self, which, name, n, watch=None, **conf_args):
+        """Start a server on n clients; returns (Popen, port, start time, log path).
+        watch: the object path of the last client, to watch its bus from
+        before the server starts (self.counter, see checker_counter)."""
         port = self.free_port()
         if which == "limit":
             conf = os.path.join(self.work, name + "-keys.txt")
@@ -189,7 +218,10 @@ class Bench:
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM", "WATCHDOG_USEC")}
         if which != "limit":
-            env["DBUS_SYSTEM_BUS_ADDRESS"] = self.start_bus(name)
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address = self.start_bus(name)
+            if watch:
+                self.counter = self.checker_counter(watch)
+                time.sleep(0.5)  # dbus-monitor has subscribed
             # The reference's temporary files (pymp-*) stay in its own directory.
             env["TMPDIR"] = state
         logpath = os.path.join(self.work, name + ".log")
@@ -236,11 +268,11 @@ class Bench:
         return out
 
     @staticmethod
-    def rss_mb(pid):
+    def rss_mb(pid, field="VmRSS:"):
         try:
             with open("/proc/%d/status" % pid) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         return int(line.split()[1]) / 1024
         except OSError:
             pass
@@ -434,6 +466,149 @@ class Bench:
         finally:
             self.stop(p, grace=10)
 
+    def checker_counter(self, last_path=None):
+        """Counts the server's CheckerCompleted signals (one per completed
+        checker, on the current interface) from now on: returns a function
+        giving how many arrived between two monotonic times, and a stop.
+        With last_path, also a function that waits (at most a timeout) for
+        the ClientAdded of that object: the server announces its clients
+        on D-Bus after start-up, and one not yet announced sends no signal."""
+        times, lock, added, added_at = [], threading.Lock(), threading.Event(), []
+        p = subprocess.Popen(["dbus-monitor", "--address", self.bus_address,
+                              "type='signal',interface='se.recompile.Mandos.Client',member='CheckerCompleted'",
+                              "type='signal',interface='se.recompile.Mandos',member='ClientAdded'"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, start_new_session=True)
+        self.pids.append(p.pid)
+
+        def reader():
+            announced = False
+            for line in p.stdout:
+                if line.startswith("signal ") and "member=CheckerCompleted" in line:
+                    with lock:
+                        times.append(time.monotonic())
+                elif line.startswith("signal ") and "member=ClientAdded" in line:
+                    announced = True
+                elif announced and last_path and '"%s"' % last_path in line and not added.is_set():
+                    added_at.append(time.monotonic())
+                    added.set()
+                elif not line.startswith(" "):
+                    announced = False
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+
+        def count(t0, t1):
+            with lock:
+                return sum(1 for t in times if t0 <= t < t1)
+
+        def stop():
+            p.kill()
+            p.wait()
+
+        def wait_announced(timeout):
+            """The monotonic time of the announcement, or None."""
+            return added_at[0] if added.wait(timeout) else None
+        return count, stop, wait_announced
+
+    def wait_served(self, port, t0, deadline):
+        """Seconds from t0 until a fetch is served (the clients are all
+        created: the loop serves nothing before), or None."""
+        while time.monotonic() < deadline:
+            try:
+                r = self.fetch_load(port, 1, 1, count=1, timeout=5)
+                if r["completed"] == 1 and r["wrong"] == 0:
+                    return time.monotonic() - t0
+            except (subprocess.SubprocessError, ValueError):
+                pass
+            time.sleep(0.05)
+        return None
+
+    def scale(self):
+        """100,000 clients: start-up, memory, fetch latency while checkers
+        run, and the checker spawn rate against the posix_spawn loop."""
+        z = self.z
+        n = z["scale_clients"]
+        assert len(self.lines) >= n, "keygen made fewer clients than the scale row needs"
+        secret = sum(len(line.split()[3]) // 2 for line in self.lines[:n])
+        out = dict(clients=n)
+        # Interval such that scale_checkers_per_min are due a minute (the
+        # first run of each is at a random moment within one interval).
+        # Twice the 1,000 asked for: connections come before checkers, and
+        # at concurrency 50 about half of them wait.
+        interval = "PT%dS" % max(1, n * 60 // z["scale_checkers_per_min"])
+        last = "/clients/c%05d" % (n - 1)
+        p, port, t0, logpath = self.start_server("mandos", "scale", n, watch=last, checker="true",
+                                                 interval=interval, timeout="PT24H")
+        count, stop_counter, wait_announced = self.counter
+        try:
+            deadline = t0 + z["start_timeout"]
+            t = self.wait_port(p, port, t0, logpath)
+            if t is None:
+                log("mandos    %d clients: no answer within %d s" % (n, z["start_timeout"]))
+                return None
+            out["startup_s"] = t
+            out["ready_s"] = self.wait_served(port, t0, deadline)
+            time.sleep(z["scale_idle"])
+            out["rss_mb"] = self.rss_mb(p.pid)
+            out["peak_mb"] = self.rss_mb(p.pid, "VmHWM:")
+            out["pss_mb"] = self.pss_mb(p.pid)
+            out["secret_mb"] = secret / 2**20
+            # Beyond the secrets, per client, from the RSS of the same server
+            # with one client (the 1-client start-up row, else 0).
+            base = (self.base_rss_mb or 0) * 2**20
+            out["overhead_b"] = (out["rss_mb"] * 2**20 - base - secret) / n
+            out["peak_ratio"] = out["peak_mb"] / out["rss_mb"] if out["rss_mb"] else None
+            log("mandos    %d clients: port after %.3f s, first fetch served after %s s, RSS %.1f MB, peak %.1f MB, "
+                "PSS (tree) %.1f MB; %.0f bytes a client beyond the secret" % (
+                    n, t, "%.3f" % out["ready_s"] if out["ready_s"] else "-", out["rss_mb"], out["peak_mb"],
+                    out["pss_mb"], out["overhead_b"]))
+            # Signals count from the last client's announcement on.
+            announced = wait_announced(z["start_timeout"])
+            out["announced_s"] = announced - t0 if announced else None
+            log("mandos    %d clients: all announced on D-Bus after %s s" % (
+                n, "%.1f" % out["announced_s"] if announced else "(not within %d s)" % z["start_timeout"]))
+            time.sleep(1)
+            w0 = time.monotonic()
+            out["latency"] = {}
+            for c in (1, 50):
+                r = self.fetch_load(port, z["scale_fetch_clients"], c, seconds=z["scale_latency_seconds"], timeout=5)
+                out["latency"][c] = r
+                log("mandos    %d clients, c=%-2d while checkers run: p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
+                    "%.1f fetches/s, failed %d, wrong %d" % (n, c, r["p50_ms"], r["p99_ms"], r["max_ms"],
+                                                            r["per_second"], r["failed"], r["wrong"]))
+            w1 = time.monotonic()
+            out["checkers_per_min"] = count(w0, w1) * 60 / (w1 - w0)
+            log("mandos    %d clients: %.0f checkers completed a minute meanwhile" % (n, out["checkers_per_min"]))
+        finally:
+            stop_counter()
+            self.stop(p, grace=30)
+
+        # The spawn rate: an interval that asks more than two cores can do.
+        p, port, t0, logpath = self.start_server("mandos", "scale-spawn", n, watch=last, checker="true",
+                                                 interval=z["scale_spawn_interval"], timeout="PT24H")
+        count, stop_counter, wait_announced = self.counter
+        try:
+            if self.wait_port(p, port, t0, logpath) is None or \
+               self.wait_served(port, t0, t0 + z["start_timeout"]) is None:
+                log("mandos    %d clients (spawn rate): not up within %d s" % (n, z["start_timeout"]))
+                return out
+            wait_announced(z["start_timeout"])
+            time.sleep(max(2, z["scale_spawn_seconds"] // 6))
+            w0 = time.monotonic()
+            time.sleep(z["scale_spawn_seconds"])
+            w1 = time.monotonic()
+            out["checkers_per_s"] = count(w0, w1) / (w1 - w0)
+        finally:
+            stop_counter()
+            self.stop(p, grace=30)
+        r = self.run_json([os.path.join(self.build, "bench", "spawn-limit"), "--seconds",
+                           str(z["scale_spawn_seconds"]), "--parallel", "64"], timeout=z["scale_spawn_seconds"] + 60)
+        out["spawn_limit_per_s"] = r["per_second"]
+        log("mandos    %d clients: %.1f checkers completed/s; the posix_spawn loop: %.1f/s" % (
+            n, out["checkers_per_s"], r["per_second"]))
+        return out
+
     def handshake_rate(self):
         r = self.run_json([os.path.join(self.build, "bench", "handshake-rate"), "--seconds",
                            str(self.z["handshake_seconds"])], timeout=self.z["handshake_seconds"] + 60)
@@ -451,6 +626,9 @@ class Bench:
         res["limit"]["handshakes"] = self.handshake_rate()
         for s in servers:
             res[s]["startup"] = {n: self.startup(s, n) for n in self.z["sizes"]}
+        one = res["mandos"]["startup"].get(1) or {}
+        self.base_rss_mb = one.get("rss_mb")
+        res["mandos"]["scale"] = self.scale()
         for s in servers:
             if res[s]["startup"][self.z["sizes"][-1]]["startup_s"] is None:
                 log("%s storm: not measured, it did not start with %d clients" % (s, self.z["sizes"][-1]))
@@ -479,6 +657,23 @@ def flat(res, which):
         out[("storm_fetch_max_s", None)] = st["fetch_max_s"]
         out[("storm_fetches_failed", None)] = st["fetches_failed"]
         out[("storm_real_fetch_s", None)] = st["real_fetch_s"]
+    sc = r.get("scale")
+    if sc:
+        k = "{:,}".format(sc["clients"])
+        out[("startup_s", k)] = sc.get("startup_s")
+        out[("ready_s", k)] = sc.get("ready_s")
+        out[("announced_s", k)] = sc.get("announced_s")
+        out[("rss_mb", k)] = sc.get("rss_mb")
+        out[("peak_mb", k)] = sc.get("peak_mb")
+        out[("pss_mb", k)] = sc.get("pss_mb")
+        out[("scale_overhead_b", None)] = sc.get("overhead_b")
+        out[("scale_peak_ratio", None)] = sc.get("peak_ratio")
+        for c, t in sc.get("latency", {}).items():
+            out[("scale_p50_ms", c)] = t["p50_ms"]
+            out[("scale_p99_ms", c)] = t["p99_ms"]
+            out[("scale_max_ms", c)] = t["max_ms"]
+        out[("scale_checkers_per_min", None)] = sc.get("checkers_per_min")
+        out[("scale_checkers_per_s", None)] = sc.get("checkers_per_s")
     return out
 
 
@@ -488,7 +683,16 @@ LABELS = {"fetches_per_s": "fetches/s, concurrency %s", "p50_ms": "p50 ms, concu
           "first_fetch_s": "first fetch s, %s clients",
           "storm_max_procs": "storm: max processes", "storm_max_pss_mb": "storm: max PSS MB (tree)",
           "storm_fetch_max_s": "storm: slowest fetch s", "storm_fetches_failed": "storm: failed fetches",
-          "storm_real_fetch_s": "storm: real mandos-client fetch s"}
+          "storm_real_fetch_s": "storm: real mandos-client fetch s",
+          "ready_s": "first fetch served s (from exec), %s clients",
+          "announced_s": "all clients announced on D-Bus s (from exec), %s clients", "peak_mb": "peak RSS MB (start-up), %s clients",
+          "scale_overhead_b": "100,000 clients: RSS bytes a client beyond the secret",
+          "scale_peak_ratio": "100,000 clients: peak RSS / steady RSS",
+          "scale_p50_ms": "100,000 clients, checkers running: p50 ms, concurrency %s",
+          "scale_p99_ms": "100,000 clients, checkers running: p99 ms, concurrency %s",
+          "scale_max_ms": "100,000 clients, checkers running: max ms, concurrency %s",
+          "scale_checkers_per_min": "100,000 clients: checkers completed a minute, meanwhile",
+          "scale_checkers_per_s": "100,000 clients: checkers completed/s (limit: posix_spawn loop)"}
 
 
 def fmt(v):
@@ -501,6 +705,10 @@ def fmt(v):
 
 def report(res):
     ours, ref, lim = flat(res, "mandos"), flat(res, "reference"), flat(res, "limit")
+    sc = res.get("mandos", {}).get("scale")
+    if sc and sc.get("spawn_limit_per_s"):
+        lim[("scale_checkers_per_s", None)] = sc["spawn_limit_per_s"]
+    scale_key = "{:,}".format(sc["clients"]) if sc else None
     rows, ratios = [], {}
     for key in ours:
         metric, param = key
@@ -511,11 +719,17 @@ def report(res):
             if param is not None else LABELS[metric]
         if param == 1:
             label = label.replace("1 clients", "1 client")
-        rows.append((label, fmt(o), fmt(r), fmt(l), fmt(rr), fmt(rl)))
+        scale = metric.startswith("scale_") or param == scale_key
+        if scale and sc:
+            label = label.replace("100,000", "{:,}".format(sc["clients"]))
+        rows.append((label, fmt(o), "skipped" if scale and r is None else fmt(r), fmt(l), fmt(rr), fmt(rl)))
         ratios["%s:%s" % (metric, param)] = dict(mandos=o, reference=r, limit=l, ours_over_reference=rr,
                                                   ours_over_limit=rl)
     hs = res["limit"]["handshakes"]["per_second"]
     rows.append(("TLS handshakes/s, both ends in 1 thread", "", "", fmt(hs), "", ""))
+    if sc:
+        rows.append(("(reference skipped at {:,} clients: it takes minutes to start)".format(sc["clients"]),
+                     "", "", "", "", ""))
     head = ("", "mandos", "reference", "limit", "ours/ref", "ours/limit")
     widths = [max(len(row[i]) for row in rows + [head]) for i in range(6)]
     lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))

@@ -680,7 +680,8 @@ static void emit_client_signal(Bus *b, Client *c, const char *member, const char
         static const char *const interfaces[2] = { BUS_CLIENT_INTERFACE, BUS_CLIENT_INTERFACE_DEPRECATED };
         va_list ap;
 
-        if (!c->object_path || hashmap_get(b->clients, c->object_path) != c)
+        /* Not announced yet: InterfacesAdded will carry the news. */
+        if (!c->object_path || c->bus_pending || hashmap_get(b->clients, c->object_path) != c)
                 return;
         va_start(ap, types);
         bus_emit_twice(b, c->object_path, interfaces, member, types, ap);
@@ -734,7 +735,7 @@ static void emit_properties_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
 void bus_client_changed(Bus *b, Client *c, ClientProperty p) {
         const sd_bus_vtable *v;
 
-        if (!b || !c->object_path || hashmap_get(b->clients, c->object_path) != c)
+        if (!b || !c->object_path || c->bus_pending || hashmap_get(b->clients, c->object_path) != c)
                 return;
         if (p < 0 || p >= _CLIENT_PROPERTY_MAX || !client_property_names[p])
                 return;

@@ -33,7 +33,18 @@ struct Bus {
         sd_bus_slot *root_slots[4];  /* "/": handler, three interfaces */
         sd_bus_slot *client_slots[4];/* "/clients": handler, enumerator, two interfaces */
         sd_bus_slot *disconnected_slot;
+
+        /* Clients added at start-up, exported but not yet announced
+         * (bus_announce_later): pending[announced..n_pending), with a
+         * reference each. */
+        Client **pending;
+        size_t n_pending, pending_size, announced;
+        sd_event_source *announcer;
 };
+
+/* Signals queued on the connection, at most, before announcing more clients. */
+#define BUS_ANNOUNCE_QUEUE_MAX 256
+#define BUS_ANNOUNCE_RETRY (2 * USEC_PER_MSEC)
 
 /* The object of every client, under both interface names (bus-client.c). */
 int bus_export_clients(Bus *b);

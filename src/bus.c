@@ -401,9 +401,69 @@ Bus *bus_free(Bus *b) {
                 (void) sd_bus_detach_event(b->bus);
                 b->bus = sd_bus_flush_close_unref(b->bus);
         }
+        for (size_t i = b->announced; i < b->n_pending; i++)
+                client_unref(b->pending[i]);
+        free(b->pending);
+        b->announcer = sd_event_source_disable_unref(b->announcer);
         hashmap_free(b->clients);
         free(b);
         return NULL;
+}
+
+/* InterfacesAdded, then ClientAdded on both interfaces
+ * (mandos-dbus-api(7), THE SERVER OBJECT /). */
+static void announce(Bus *b, Client *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesAdded");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "o", c->object_path);
+        if (r >= 0)
+                r = bus_client_append_interfaces(m, c);
+        if (r >= 0)
+                bus_send(b, m);
+        else
+                log_error_errno(r, "Failed to build InterfacesAdded for %s: %m", c->name);
+        emit_server_signal(b, "ClientAdded", "o", c->object_path);
+        emit_client_count_changed(b);
+}
+
+/* Announce pending clients while the bus connection's queue is short; come
+ * back soon for the rest. */
+static int on_announce(sd_event_source *s, uint64_t usec, void *userdata) {
+        Bus *b = userdata;
+        uint64_t queued = 0;
+
+        while (b->announced < b->n_pending) {
+                if (sd_bus_get_n_queued_write(b->bus, &queued) < 0 || queued >= BUS_ANNOUNCE_QUEUE_MAX)
+                        break;
+                Client *c = b->pending[b->announced++];
+                if (c->bus_pending && client_exported(b, c)) {
+                        c->bus_pending = false;
+                        announce(b, c);
+                }
+                client_unref(c);
+        }
+        if (b->announced < b->n_pending)
+                return sd_event_source_set_time_relative(s, BUS_ANNOUNCE_RETRY);
+        b->pending = mfree(b->pending);
+        b->n_pending = b->pending_size = b->announced = 0;
+        b->announcer = sd_event_source_disable_unref(b->announcer);
+        return 0;
+}
+
+void bus_announce_later(Bus *b) {
+        int r;
+
+        if (!b || b->announcer)
+                return;
+        r = sd_event_add_time_relative(sd_bus_get_event(b->bus), &b->announcer, CLOCK_MONOTONIC, 0, 0, on_announce,
+                                       b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->announcer, SD_EVENT_ON);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the D-Bus announcements of clients: %m");
 }
 
 int bus_add_client(Bus *b, Client *c) {
@@ -427,19 +487,23 @@ int bus_add_client(Bus *b, Client *c) {
         free(c->object_path);
         c->object_path = TAKE_PTR(path);
 
-        /* InterfacesAdded, then ClientAdded on both interfaces
-         * (mandos-dbus-api(7), THE SERVER OBJECT /). */
-        r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesAdded");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "o", c->object_path);
-        if (r >= 0)
-                r = bus_client_append_interfaces(m, c);
-        if (r >= 0)
-                bus_send(b, m);
-        else
-                log_error_errno(r, "Failed to build InterfacesAdded for %s: %m", c->name);
-        emit_server_signal(b, "ClientAdded", "o", c->object_path);
-        emit_client_count_changed(b);
+        if (!b->announcer) {
+                announce(b, c);
+                return 0;
+        }
+        /* Behind the others, in order. */
+        if (b->n_pending == b->pending_size) {
+                size_t size = b->pending_size ? 2 * b->pending_size : 1024;
+                Client **q = reallocarray(b->pending, size, sizeof(Client *));
+                if (!q) {
+                        (void) hashmap_remove(b->clients, c->object_path);
+                        return log_oom();
+                }
+                b->pending = q;
+                b->pending_size = size;
+        }
+        b->pending[b->n_pending++] = client_ref(c);
+        c->bus_pending = true;
         return 0;
 }
 
@@ -450,6 +514,11 @@ void bus_remove_client(Bus *b, Client *c) {
         if (!b || !client_exported(b, c))
                 return;
         (void) hashmap_remove(b->clients, c->object_path);
+        if (c->bus_pending) {
+                /* Never announced: nothing to take back. */
+                c->bus_pending = false;
+                return;
+        }
 
         /* InterfacesRemoved, then ClientRemoved on both interfaces
          * (mandos-dbus-api(7), THE SERVER OBJECT /). */

@@ -24,6 +24,12 @@ Bus *bus_free(Bus *b);
  * ClientAdded). Returns -EEXIST (logged) when its path is taken by
  * another client. */
 int bus_add_client(Bus *b, Client *c);
+/* From now on bus_add_client() exports at once but announces later: from
+ * the event loop, while the connection's queue is short, in order. At
+ * start-up, 100,000 clients' InterfacesAdded and ClientAdded queued at once
+ * took 600 MB, and sending them before serving took ten seconds. A client
+ * not yet announced emits no signal. */
+void bus_announce_later(Bus *b);
 /* Announce the removal (InterfacesRemoved, ClientRemoved) and unexport. */
 void bus_remove_client(Bus *b, Client *c);
 

@@ -535,7 +535,15 @@ static int on_launcher_scope_reply(sd_bus_message *reply, void *userdata, sd_bus
         const char *unit;
 
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
-        if (e || sd_bus_message_read(reply, "s", &unit) < 0 || !(ch->scope = strdup(unit)))
+        if (e && sd_bus_error_has_name(e, LAUNCHER_ERROR_NO_MANAGER)) {
+                /* Asking for every checker would cost a round trip to the
+                 * launcher and a warning each, at thousands of checkers a
+                 * minute; the launcher has said why, once. */
+                if (ch->manager->use_scopes)
+                        log_debug("The launcher has no systemd manager (%s): no more scopes asked for",
+                                  e->message ?: e->name);
+                ch->manager->use_scopes = false;
+        } else if (e || sd_bus_message_read(reply, "s", &unit) < 0 || !(ch->scope = strdup(unit)))
                 log_warning("No scope for the checker of PID %d (%s); it runs as a plain process group",
                             (int) ch->pid, e ? e->message ?: e->name : "bad reply");
         checker_release(ch);

@@ -49,33 +49,26 @@ static void set_bool(Client *c, bool *field, bool value, ClientProperty p) {
 
 /* Arm (or re-arm) a one-shot timer at a CLOCK_BOOTTIME deadline: a wall
  * clock set forward must not fire it early (src/deadline.h). */
-static void arm_timer(Client *c, sd_event_source **source, uint64_t when, sd_event_time_handler_t handler,
-                      const char *what) {
+static void arm_timer(Client *c, HeapTimer *timer, uint64_t when, heap_timer_handler_t handler, const char *what) {
         int r;
 
         if (!client_live(c))
                 return;
-        if (*source) {
-                r = sd_event_source_set_time(*source, when);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time(c->server->event, source, CLOCK_BOOTTIME, when, USEC_PER_MSEC,
-                                      handler, c);
+        r = timer_heap_arm(c->server->timers, timer, when, handler, c);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the %s timer of %s: %m", what, c->name);
 }
 
-static void disarm_timer(sd_event_source *source) {
-        if (source)
-                (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+static void disarm_timer(Client *c, HeapTimer *timer) {
+        if (client_live(c))
+                timer_heap_disarm(c->server->timers, timer);
 }
 
 /* ---------------------------------------------------------------- expiry */
 
 static void disable(Client *c);
 
-static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_expired(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
         loop_note("the expiry timer of %s", c->name);
@@ -85,14 +78,13 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         if (c->checker_queued) {
                 arm_timer(c, &c->disable_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
                           "expiry");
-                return 0;
+                return;
         }
         log_struct(LOG_WARNING, &((LogFields) { .client = c->name, .key_id = c->key_id,
                                                 .message_id = MESSAGE_ID_CLIENT_DISABLED }),
                    "Client %s has expired and is disabled: no successful checker for its timeout", c->name);
         if (c->enabled)
                 disable(c);
-        return 0;
 }
 
 /* Expiry at a boottime deadline (0: none), shown as the wall time wall. */
@@ -102,7 +94,7 @@ static void set_expires_shown(Client *c, uint64_t deadline, uint64_t wall) {
         if (deadline)
                 arm_timer(c, &c->disable_timer, deadline, on_expired, "expiry");
         else
-                disarm_timer(c->disable_timer);
+                disarm_timer(c, &c->disable_timer);
 }
 
 /* Expiry at a boottime deadline (0: none), shown as the wall time now plus
@@ -121,7 +113,7 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 
 /* ---------------------------------------------------------------- checkers */
 
-static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_checker_timer(HeapTimer *t, void *userdata) {
         Client *c = userdata;
         ClockNow now = clock_now();
         uint64_t next = deadline_after(now.boot, c->interval);
@@ -137,7 +129,6 @@ static int on_checker_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         set_expires(c, next, now);
         }
         client_start_checker(c);
-        return 0;
 }
 
 /* The reference's init_checker (docs/REFERENCE-BEHAVIOUR.md, Checker
@@ -258,8 +249,8 @@ static void disable(Client *c) {
         set_expires_shown(c, 0, 0);
         /* An Approve or Deny given before is for this enabled period only. */
         c->approved = -1;
-        disarm_timer(c->approval_timer);
-        disarm_timer(c->checker_timer);
+        disarm_timer(c, &c->approval_timer);
+        disarm_timer(c, &c->checker_timer);
         client_stop_checker(c);
         c->enabled = false;
         client_changed(c, CLIENT_ENABLED);
@@ -292,12 +283,11 @@ void client_secret_sent(Client *c) {
 
 /* ---------------------------------------------------------------- approval */
 
-static int on_approval_window_end(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_approval_window_end(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
         loop_note("the approval timer of %s", c->name);
         c->approved = -1;
-        return 0;
 }
 
 void client_approve(Client *c, bool approve) {
@@ -380,7 +370,7 @@ int client_set_interval(Client *c, uint64_t usec, const char **ret_error) {
         }
         set_duration(c, &c->interval, usec, CLIENT_INTERVAL);
         /* As the reference: re-arm the periodic timer, and check now. */
-        if (c->enabled && c->checker_timer) {
+        if (c->enabled && heap_timer_armed(&c->checker_timer)) {
                 c->checker_randomized = false;
                 arm_timer(c, &c->checker_timer, deadline_after(clock_now().boot, usec), on_checker_timer,
                           "checker");
@@ -433,14 +423,32 @@ int client_set_checker(Client *c, const char *command, const char **ret_error) {
         return set_string(c, &c->checker_command, command, CLIENT_CHECKER);
 }
 
-/* Takes secret and encrypted. */
+/* The secret in force is clients.conf's (c->config's bytes, not a copy:
+ * with 100,000 clients a copy each costs 60 MB) or one set at run time,
+ * c's own. */
+static bool secret_is_config(const Client *c) {
+        return c->config && c->secret == c->config->secret;
+}
+
+static void secret_release(Client *c) {
+        if (!secret_is_config(c))
+                erase_and_free(c->secret, c->secret_size);
+        c->secret = NULL;
+        c->secret_size = 0;
+}
+
+static bool secret_equal(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size) {
+        return a_size == b_size && (a_size == 0 || memcmp(a, b, a_size) == 0);
+}
+
+/* Takes secret (NULL: the configured one) and encrypted. */
 static void apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encrypted, size_t encrypted_size) {
         free(c->encrypted_secret);
         c->encrypted_secret = encrypted;
         c->encrypted_secret_size = encrypted_size;
-        erase_and_free(c->secret, c->secret_size);
-        c->secret = secret;
-        c->secret_size = size;
+        secret_release(c);
+        c->secret = secret ?: c->config->secret;
+        c->secret_size = secret ? size : c->config->secret_size;
         client_changed(c, CLIENT_SECRET);
 }
 
@@ -492,7 +500,8 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         if (size == c->config->secret_size && memcmp(secret, c->config->secret, size) == 0) {
                 /* Back to the configured secret: nothing to encrypt. */
                 c->secret_set_applied = c->secret_sets;
-                apply_secret(c, copy, size, NULL, 0);
+                erase_and_free(copy, size);
+                apply_secret(c, NULL, 0, NULL, 0);
                 return 0;
         }
         /* Only the ciphertext may reach the state file. */
@@ -541,6 +550,21 @@ int client_set_config(Client *c, const ClientConfig *config) {
 
         if (!copy)
                 return -ENOMEM;
+        if (secret_is_config(c)) {
+                /* The secret in force stays what it is: the new file's, if
+                 * the same, else a copy of its own. */
+                if (secret_equal(c->secret, c->secret_size, copy->secret, copy->secret_size))
+                        c->secret = copy->secret;
+                else {
+                        uint8_t *own = malloc(c->secret_size ?: 1);
+                        if (!own) {
+                                client_config_free(copy);
+                                return -ENOMEM;
+                        }
+                        memcpy(own, c->secret, c->secret_size);
+                        c->secret = own;
+                }
+        }
         client_config_free(c->config);
         c->config = copy;
         secret_digest(config->secret, config->secret_size, c->config_secret_digest);
@@ -570,15 +594,13 @@ int client_new(Server *server, const ClientConfig *config, const ClientConfig *s
             dup_or_empty(&c->key_id, settings->key_id) < 0 ||
             dup_or_empty(&c->fingerprint, settings->fingerprint) < 0 ||
             dup_or_empty(&c->host, settings->host) < 0 ||
-            dup_or_empty(&c->checker_command, settings->checker) < 0 ||
-            !(c->secret = malloc(config->secret_size ?: 1))) {
+            dup_or_empty(&c->checker_command, settings->checker) < 0) {
                 client_unref(c);
                 return -ENOMEM;
         }
         secret_digest(config->secret, config->secret_size, c->config_secret_digest);
-        if (config->secret_size)
-                memcpy(c->secret, config->secret, config->secret_size);
-        c->secret_size = config->secret_size;
+        c->secret = c->config->secret;
+        c->secret_size = c->config->secret_size;
         c->timeout = settings->timeout;
         c->extended_timeout = settings->extended_timeout;
         c->interval = settings->interval;
@@ -616,7 +638,7 @@ int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const u
         }
         memcpy(plain, secret, size);
         memcpy(cipher, encrypted, encrypted_size);
-        erase_and_free(c->secret, c->secret_size);
+        secret_release(c);
         c->secret = plain;
         c->secret_size = size;
         free(c->encrypted_secret);
@@ -657,7 +679,7 @@ Client *client_unref(Client *c) {
         free(c->name);
         free(c->key_id);
         free(c->fingerprint);
-        erase_and_free(c->secret, c->secret_size);
+        secret_release(c);
         free(c->host);
         free(c->checker_command);
         free(c->current_checker_command);
@@ -672,8 +694,8 @@ void client_detach(Client *c) {
         if (client_live(c) && (c->checker || c->checker_queued))
                 checker_cancel(c->server->checkers, c);
         c->checker = NULL;
-        c->disable_timer = sd_event_source_disable_unref(c->disable_timer);
-        c->checker_timer = sd_event_source_disable_unref(c->checker_timer);
-        c->approval_timer = sd_event_source_disable_unref(c->approval_timer);
+        disarm_timer(c, &c->disable_timer);
+        disarm_timer(c, &c->checker_timer);
+        disarm_timer(c, &c->approval_timer);
         c->removed = true;
 }

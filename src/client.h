@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "clients-conf.h"
+#include "timer-heap.h"
 
 typedef struct Server Server;
 
@@ -45,6 +46,7 @@ typedef struct Client {
         Server *server;
         bool removed;               /* no longer in the server's table */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
+        bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
 
         ClientConfig *config;       /* clients.conf's settings for it, as last read */
         uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */
@@ -57,7 +59,8 @@ typedef struct Client {
         char *name;
         char *key_id;
         char *fingerprint;
-        uint8_t *secret;            /* wiped when replaced or freed */
+        uint8_t *secret;            /* config->secret, or a run-time one of its own (wiped when
+                                     * replaced or freed) */
         size_t secret_size;
         char *host;
         char *checker_command;      /* template, "%(host)s" not yet expanded */
@@ -87,9 +90,9 @@ typedef struct Client {
         bool checker_queued;        /* waiting for a free checker slot (owned by checker.c) */
         bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
         uint8_t state_dirty;        /* owned by src/state-writer.c */
-        sd_event_source *disable_timer;
-        sd_event_source *checker_timer;   /* next checker run */
-        sd_event_source *approval_timer;  /* end of the approval window */
+        HeapTimer disable_timer;          /* on the server's timer heap (src/timer-heap.h) */
+        HeapTimer checker_timer;          /* next checker run */
+        HeapTimer approval_timer;         /* end of the approval window */
 } Client;
 
 /* A client from clients.conf's config, with the settings in force

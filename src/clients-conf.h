@@ -84,7 +84,8 @@ int clients_conf_load_all(const char *dir, ClientsConf **ret);
  * errno of the failed read (why: its text, if not strerror's). */
 typedef struct ConfFile {
         char kind;
-        char *path;
+        char *key;                 /* kind, then the path */
+        const char *path;          /* key + 1 */
         int error;
         char *why;
         uint8_t *data;             /* may hold secrets: wiped when freed */
@@ -93,7 +94,7 @@ typedef struct ConfFile {
 
 typedef struct ConfFiles {
         ConfFile *files;
-        size_t n;
+        size_t n, n_allocated;
         bool replay;               /* read from files[], not from the file system */
 } ConfFiles;
 

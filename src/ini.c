@@ -16,7 +16,9 @@
 #include "util.h"
 
 #define INI_DEFAULT_SECTION "DEFAULT"
-#define INI_MAX_FILE_SIZE (16 * 1024 * 1024)
+/* A clients.conf of 100,000 clients with OpenPGP secrets is about 130 MB;
+ * mandos-clients.conf(5) documents this limit. */
+#define INI_MAX_FILE_SIZE (1024 * 1024 * 1024)
 #define INI_MAX_INTERPOLATION_DEPTH 10 /* configparser.MAX_INTERPOLATION_DEPTH */
 /* configparser has no such limits: a few hundred bytes of "%(a)s%(a)s…",
  * nested ten deep, would expand to gigabytes and hang the server. */
@@ -103,6 +105,9 @@ static size_t ini_space_len(const char *p, size_t n, bool at_end) {
                 return 0;
         if (ini_ascii_space(at_end ? p[n - 1] : p[0]))
                 return 1;
+        /* Every wide space is non-ASCII at both ends: most lines stop here. */
+        if (!((unsigned char) (at_end ? p[n - 1] : p[0]) & 0x80))
+                return 0;
         for (size_t i = 0; i < ELEMENTSOF(ini_wide_spaces); i++) {
                 size_t l = strlen(ini_wide_spaces[i]);
                 if (l <= n && memcmp(at_end ? p + n - l : p, ini_wide_spaces[i], l) == 0)
@@ -338,6 +343,40 @@ static int ini_append_entry(IniSection *s, char *key, unsigned line) {
         return 0;
 }
 
+/* A section's entry for key by a scan: a client's section has a handful of
+ * keys, and a scan of them beats a hash table that holds the keys of
+ * 100,000 sections, a cache miss each. */
+static const IniEntry *ini_section_scan(const IniSection *s, const char *key) {
+        for (size_t i = 0; i < s->n_entries; i++)
+                if (ini_key_eq(s->entries[i].key, key))
+                        return &s->entries[i];
+        return NULL;
+}
+
+/* Keys of a [section] enter the index only once it has more than this. */
+#define INI_SECTION_SCAN_MAX 8
+
+static bool ini_section_indexed(const IniSection *s, long scope) {
+        return scope < 0 || s->n_entries > INI_SECTION_SCAN_MAX;
+}
+
+static int ini_index_entry(IniParser *p, IniSection *s, long scope) {
+        int r;
+
+        if (!ini_section_indexed(s, scope))
+                return 0;
+        if (scope >= 0 && s->n_entries == INI_SECTION_SCAN_MAX + 1) {
+                /* From a scan to the index: all of them. */
+                for (size_t i = 0; i < s->n_entries; i++) {
+                        r = ini_index_add(&p->index, s->entries[i].key, scope, i);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        return ini_index_add(&p->index, p->entry->key, scope, (size_t) (p->entry - s->entries));
+}
+
 /* Point p->entry at the entry for key (lower case, owned), creating it unless it is a duplicate. */
 static int ini_start_entry(IniParser *p, char *key) {
         IniSection *s = p->section;
@@ -350,7 +389,7 @@ static int ini_start_entry(IniParser *p, char *key) {
                 free(key);
                 return 0;
         }
-        if (ini_index_find(&p->index, key, scope)) {
+        if (ini_section_indexed(s, scope) ? !!ini_index_find(&p->index, key, scope) : !!ini_section_scan(s, key)) {
                 r = ini_problem(p, key, "duplicate key '%s'", key);
                 free(key);
                 return r;
@@ -367,7 +406,7 @@ static int ini_start_entry(IniParser *p, char *key) {
                         return r;
                 p->entry = &s->entries[s->n_entries - 1];
         }
-        return ini_index_add(&p->index, p->entry->key, scope, (size_t) (p->entry - s->entries));
+        return ini_index_entry(p, s, scope);
 }
 
 /* configparser's OPTCRE: "(?P<option>.*?)\s*(?P<vi>[=:])\s*(?P<value>.*)$",
@@ -649,14 +688,11 @@ static const IniEntry *ini_section_lookup(const IniFile *f, const IniSection *s,
         if (f->index && s == &f->defaults)
                 slot = ini_index_find(f->index, key, INI_SCOPE_FILE_DEFAULTS)
                         ?: ini_index_find(f->index, key, INI_SCOPE_BUILTIN);
-        else if (f->index && at >= first && at < first + f->n_sections * sizeof(IniSection))
+        else if (f->index && at >= first && at < first + f->n_sections * sizeof(IniSection) &&
+                 ini_section_indexed(s, (long) (s - f->sections)))
                 slot = ini_index_find(f->index, key, (long) (s - f->sections));
-        else {
-                for (size_t i = 0; i < s->n_entries; i++)
-                        if (ini_key_eq(s->entries[i].key, key))
-                                return &s->entries[i];
-                return NULL;
-        }
+        else
+                return ini_section_scan(s, key);
         return slot ? &s->entries[slot->index] : NULL;
 }
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,6 @@
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
 #define LAUNCHER_ERROR "se.recompile.Mandos.Launcher1.Error.Refused"
-#define LAUNCHER_ERROR_NO_MANAGER "se.recompile.Mandos.Launcher1.Error.NoManager"
 #define PENDING_MAX 256
 #define CLIENT_NAME_MAX 200
 
@@ -600,7 +600,7 @@ static int launcher_main(const char *configdir, int fd, pid_t server, uid_t uid,
 }
 
 int launcher_fork(const char *configdir, uid_t server_uid, gid_t server_gid, const int *close_fds,
-                  size_t n_close_fds, int *ret_fd, pid_t *ret_pid) {
+                  size_t n_close_fds, ClientsConf **conf, int *ret_fd, pid_t *ret_pid) {
         pid_t server = getpid(), pid;
         int pair[2];
 
@@ -619,6 +619,9 @@ int launcher_fork(const char *configdir, uid_t server_uid, gid_t server_gid, con
                         if (close_fds[i] >= 0)
                                 (void) close(close_fds[i]);
                 (void) close(pair[0]);
+                if (conf)
+                        *conf = clients_conf_free(*conf);
+                (void) malloc_trim(0);
                 _exit(launcher_main(configdir, pair[1], server, server_uid, server_gid) < 0 ? EXIT_FAILURE
                                                                                            : EXIT_SUCCESS);
         }

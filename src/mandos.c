@@ -335,6 +335,8 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         r = server_new(event, settings, launcher, &server);
         if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
                 log_error("Disabling D-Bus: the system bus or our names are not available");
+        if (r >= 0 && server->bus)
+                bus_announce_later(server->bus);
         if (r >= 0)
                 r = server_load_state(server, *conf, &state);
         if (r >= 0)
@@ -501,7 +503,7 @@ int main(int argc, char *argv[]) {
                 if (!settings.foreground)
                         r = daemonize();
                 if (r >= 0)
-                        r = launcher_fork(settings.configdir, uid, gid, fds, ELEMENTSOF(fds), &link_fd,
+                        r = launcher_fork(settings.configdir, uid, gid, fds, ELEMENTSOF(fds), &conf, &link_fd,
                                           &launcher_pid);
         }
         if (r >= 0)

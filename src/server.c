@@ -31,6 +31,9 @@ int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Serv
                                 &s->checkers);
         if (r < 0)
                 return log_oom();
+        r = timer_heap_new(event, &s->timers);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the clients' timers: %m");
 
         r = tls_context_init(&s->tls, settings->priority, &error_pos);
         if (r < 0) {
@@ -54,6 +57,7 @@ Server *server_free(Server *s) {
         free(s->clients);
         server_state_done(s);
         s->checkers = checker_manager_free(s->checkers);
+        s->timers = timer_heap_free(s->timers);
         s->launcher = sd_bus_flush_close_unref(s->launcher);
         s->bus = bus_free(s->bus);
         hashmap_free(s->by_key_id);

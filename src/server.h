@@ -32,6 +32,7 @@ typedef struct Server {
 
         Bus *bus;                  /* NULL without D-Bus */
         CheckerManager *checkers;
+        TimerHeap *timers;         /* the clients' timers */
         sd_bus *launcher;          /* the root launcher's channel; NULL without one */
 
         char *statedir;

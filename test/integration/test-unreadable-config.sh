@@ -8,7 +8,8 @@
 # back to 0600 root:root (as Debian's mandos package ships it). The server
 # must refuse to start, say which file and why, and leave the saved state
 # alone; once the file is readable again, the host is still disabled. The
-# same for a clients.d/ it cannot list and a file over the size limit. No
+# same for a clients.d/ it cannot list and a file over the size limit (a
+# file of 17 MiB is not over it). No
 # clients at all, because none are configured, still starts.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
@@ -90,10 +91,18 @@ refused "clients.d/ that cannot be listed" "$CONFDIR/clients.d: cannot list: Per
 chgrp "$group" "$CONFDIR/clients.d"
 chmod 0750 "$CONFDIR/clients.d"
 
-# 5. A file over the size limit (16 MiB).
+# 5. A drop-in of 17 MiB (over the old limit of 16 MiB; 100,000 clients
+# are about 130 MB) loads; one over the size limit (1 GiB,
+# mandos-clients.conf(5)) is refused. That one is sparse: its size alone
+# refuses it, nothing is read.
 { echo "# padding"; head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' '#'; echo; } >"$CONFDIR/clients.d/big.conf"
 chgrp "$group" "$CONFDIR/clients.d/big.conf"
 chmod 0640 "$CONFDIR/clients.d/big.conf"
+start_as_user
+check "a drop-in of 17 MiB is read and the server starts" wait_listening "$PORT" 20
+expect_secret "with it, alpha is served" alpha "[::1]:$PORT"
+stop_mandos TERM
+truncate -s $((1024 * 1024 * 1024 + 1)) "$CONFDIR/clients.d/big.conf"
 refused "a drop-in over the size limit" "$CONFDIR/clients.d/big.conf: cannot read: File too large"
 rm -f "$CONFDIR/clients.d/big.conf"
 

@@ -75,7 +75,7 @@ int main(int argc, char *argv[]) {
         /* A child that stays root: ours, but not of the server's user. */
         root_child = spawn_sleep();
         launcher_server_user(&uid, &gid);
-        r = launcher_fork(argv[1], uid, gid, NULL, 0, &fd, &launcher);
+        r = launcher_fork(argv[1], uid, gid, NULL, 0, NULL, &fd, &launcher);
         if (r < 0) {
                 fprintf(stderr, "launcher_fork: %s\n", strerror(-r));
                 return 1;

@@ -598,7 +598,7 @@ static void test_parse_file_reads_and_reports_errno(void) {
                             "438f7fb1996accc2392b3da45652aba5df8286b8b0c082d790f025cf7ea871a9");
                 f = ini_file_free(f);
         }
-        check(ftruncate(fd, 16 * 1024 * 1024 + 1) == 0);
+        check(ftruncate(fd, 1024 * 1024 * 1024 + 1) == 0); /* sparse: its size alone refuses it */
         check_int(ini_parse_file(path, NULL, &f), -EFBIG);
         (void) close(fd);
         (void) unlink(path);

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "timer-heap.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util.h"
+
+/* Deadlines are copied into the entries: sifting compares without a
+ * pointer chase into the owners. */
+typedef struct Entry {
+        uint64_t when;
+        HeapTimer *timer;
+        heap_timer_handler_t handler;
+        void *userdata;
+} Entry;
+
+struct TimerHeap {
+        Entry *entries;
+        size_t n, size;
+        sd_event_source *source;   /* CLOCK_BOOTTIME, at entries[0].when */
+};
+
+/* Timers due at once are run this many per loop iteration, so that
+ * connections and other events keep their turn. */
+#define TIMER_HEAP_BATCH 256
+
+static void place(TimerHeap *h, size_t i, Entry e) {
+        h->entries[i] = e;
+        e.timer->index = i + 1;
+}
+
+static void sift_up(TimerHeap *h, size_t i) {
+        Entry e = h->entries[i];
+
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (h->entries[parent].when <= e.when)
+                        break;
+                place(h, i, h->entries[parent]);
+                i = parent;
+        }
+        place(h, i, e);
+}
+
+static void sift_down(TimerHeap *h, size_t i) {
+        Entry e = h->entries[i];
+
+        for (;;) {
+                size_t child = 2 * i + 1;
+                if (child >= h->n)
+                        break;
+                if (child + 1 < h->n && h->entries[child + 1].when < h->entries[child].when)
+                        child++;
+                if (e.when <= h->entries[child].when)
+                        break;
+                place(h, i, h->entries[child]);
+                i = child;
+        }
+        place(h, i, e);
+}
+
+static void remove_at(TimerHeap *h, size_t i) {
+        h->entries[i].timer->index = 0;
+        h->n--;
+        if (i == h->n)
+                return;
+        h->entries[i] = h->entries[h->n];
+        if (i > 0 && h->entries[i].when < h->entries[(i - 1) / 2].when)
+                sift_up(h, i);
+        else
+                sift_down(h, i);
+}
+
+static void rearm_source(TimerHeap *h) {
+        if (h->n == 0) {
+                (void) sd_event_source_set_enabled(h->source, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(h->source, h->entries[0].when);
+        (void) sd_event_source_set_enabled(h->source, SD_EVENT_ON);
+}
+
+static int on_due(sd_event_source *s, uint64_t usec, void *userdata) {
+        TimerHeap *h = userdata;
+        uint64_t now;
+
+        if (sd_event_now(sd_event_source_get_event(s), CLOCK_BOOTTIME, &now) < 0)
+                now = usec;
+        for (unsigned i = 0; i < TIMER_HEAP_BATCH && h->n > 0 && h->entries[0].when <= now; i++) {
+                Entry e = h->entries[0];
+                remove_at(h, 0);
+                e.handler(e.timer, e.userdata);
+        }
+        rearm_source(h);
+        return 0;
+}
+
+int timer_heap_new(sd_event *event, TimerHeap **ret) {
+        TimerHeap *h = calloc(1, sizeof(TimerHeap));
+        int r;
+
+        if (!h)
+                return -ENOMEM;
+        /* As the sources per timer were: a millisecond of slack. */
+        r = sd_event_add_time(event, &h->source, CLOCK_BOOTTIME, UINT64_MAX, USEC_PER_MSEC, on_due, h);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(h->source, SD_EVENT_OFF);
+        if (r < 0) {
+                timer_heap_free(h);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+TimerHeap *timer_heap_free(TimerHeap *h) {
+        if (!h)
+                return NULL;
+        for (size_t i = 0; i < h->n; i++)
+                h->entries[i].timer->index = 0;
+        free(h->entries);
+        sd_event_source_disable_unref(h->source);
+        free(h);
+        return NULL;
+}
+
+int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler_t handler, void *userdata) {
+        Entry e = { .when = when, .timer = t, .handler = handler, .userdata = userdata };
+        HeapTimer *first = h->n ? h->entries[0].timer : NULL;
+        uint64_t first_when = h->n ? h->entries[0].when : 0;
+        size_t i;
+
+        t->when = when;
+        if (t->index) {
+                i = t->index - 1;
+                uint64_t old = h->entries[i].when;
+                h->entries[i] = e;
+                if (when < old)
+                        sift_up(h, i);
+                else
+                        sift_down(h, i);
+        } else {
+                if (h->n == h->size) {
+                        size_t size = h->size ? 2 * h->size : 64;
+                        Entry *n = reallocarray(h->entries, size, sizeof(Entry));
+                        if (!n)
+                                return -ENOMEM;
+                        h->entries = n;
+                        h->size = size;
+                }
+                h->entries[h->n++] = e;
+                sift_up(h, h->n - 1);
+        }
+        if (h->entries[0].timer != first || h->entries[0].when != first_when)
+                rearm_source(h);
+        return 0;
+}
+
+void timer_heap_disarm(TimerHeap *h, HeapTimer *t) {
+        bool first;
+
+        if (!h || !t->index)
+                return;
+        first = t->index == 1;
+        remove_at(h, t->index - 1);
+        if (first)
+                rearm_source(h);
+}
+
+size_t timer_heap_size(const TimerHeap *h) {
+        return h ? h->n : 0;
+}

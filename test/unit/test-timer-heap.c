@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Many one-shot timers on one sd-event source (src/timer-heap.h): they fire
+ * in deadline order, once each; moved, disarmed or re-armed from their own
+ * handler, they do what one sd-event source each did. */
+
+#include <stdlib.h>
+
+#include "deadline.h"
+#include "test.h"
+#include "timer-heap.h"
+#include "util.h"
+
+#define N_ 1000
+
+typedef struct Owner {
+        HeapTimer timer;
+        unsigned fired;
+        uint64_t order;
+} Owner;
+
+static uint64_t fire_count;
+
+static void on_fire(HeapTimer *t, void *userdata) {
+        Owner *o = userdata;
+
+        check(t == &o->timer);
+        check(!heap_timer_armed(t));
+        o->fired++;
+        o->order = ++fire_count;
+}
+
+/* Run the loop until nothing is armed (or 5 s). */
+static void run(sd_event *e, TimerHeap *h) {
+        for (unsigned i = 0; i < 5000 && timer_heap_size(h) > 0; i++)
+                check(sd_event_run(e, 10 * USEC_PER_MSEC) >= 0);
+        check_int(timer_heap_size(h), 0);
+}
+
+static void test_order_move_disarm(void) {
+        sd_event *e = NULL;
+        TimerHeap *h = NULL;
+        Owner *o = calloc(N_, sizeof(Owner));
+        uint64_t now = clock_now().boot;
+
+        check(o != NULL);
+        check(sd_event_new(&e) >= 0);
+        check(timer_heap_new(e, &h) >= 0);
+        fire_count = 0;
+        /* Deadlines in a scrambled order, up to 50 ms ahead. */
+        for (unsigned i = 0; i < N_; i++)
+                check(timer_heap_arm(h, &o[i].timer, now + (i * 7919 % N_) * 50, on_fire, &o[i]) >= 0);
+        check_int(timer_heap_size(h), N_);
+        /* Move some later and some earlier; disarm every tenth. */
+        for (unsigned i = 0; i < N_; i += 3)
+                check(timer_heap_arm(h, &o[i].timer, now + 60 * USEC_PER_MSEC + i, on_fire, &o[i]) >= 0);
+        check(timer_heap_arm(h, &o[1].timer, now, on_fire, &o[1]) >= 0);
+        for (unsigned i = 0; i < N_; i += 10) {
+                timer_heap_disarm(h, &o[i].timer);
+                timer_heap_disarm(h, &o[i].timer); /* twice is fine */
+        }
+        run(e, h);
+        for (unsigned i = 0; i < N_; i++)
+                check_int(o[i].fired, i % 10 == 0 ? 0 : 1);
+        /* In deadline order. */
+        for (unsigned i = 0; i < N_; i++)
+                for (unsigned j = 0; j < N_; j += 97)
+                        if (o[i].fired && o[j].fired && o[i].timer.when < o[j].timer.when)
+                                check(o[i].order < o[j].order);
+        check_int(o[1].order, 1);
+        timer_heap_free(h);
+        sd_event_unref(e);
+        free(o);
+}
+
+static Owner again;
+static TimerHeap *again_heap;
+
+static void on_fire_again(HeapTimer *t, void *userdata) {
+        Owner *o = userdata;
+
+        /* Re-armed from its own handler, three times in all. */
+        if (++o->fired < 3)
+                check(timer_heap_arm(again_heap, t, clock_now().boot + USEC_PER_MSEC, on_fire_again, o) >= 0);
+}
+
+static void test_rearm_from_handler(void) {
+        sd_event *e = NULL;
+        TimerHeap *h = NULL;
+
+        check(sd_event_new(&e) >= 0);
+        check(timer_heap_new(e, &h) >= 0);
+        again = (Owner) {};
+        again_heap = h;
+        check(timer_heap_arm(h, &again.timer, clock_now().boot, on_fire_again, &again) >= 0);
+        run(e, h);
+        check_int(again.fired, 3);
+        /* Freed with a timer armed: that timer is disarmed, never called. */
+        check(timer_heap_arm(h, &again.timer, clock_now().boot + USEC_PER_SEC, on_fire_again, &again) >= 0);
+        timer_heap_free(h);
+        check(!heap_timer_armed(&again.timer));
+        sd_event_unref(e);
+}
+
+TEST_MAIN(TEST(test_order_move_disarm),
+          TEST(test_rearm_from_handler))
