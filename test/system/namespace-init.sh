@@ -40,6 +40,56 @@ for d in etc var; do
 		-o "lowerdir=/$d,upperdir=$ovl/$d.upper,workdir=$ovl/$d.work" "/$d"
 done
 
+# SD_LAYOUT=host: the manager reads the host's unit directories as a real
+# host's manager does (so that what an admin installs under /etc or
+# /usr/local, and what a generator writes, is loaded), but each of them
+# only shows the units named in SD_HOST_UNITS (and the stock ones of lib.sh,
+# SD_STOCK_UNIT_NAMES): every other entry is removed in the copy-on-write view
+# (an overlay whiteout; the host keeps it), so that none of the host's
+# services, timers or wants can start in here. /usr is copy-on-write too
+# (an install lands in the tmpfs), no host generator runs, and tmpfiles.d
+# keeps only the files named in SD_HOST_TMPFILES: "systemd-tmpfiles
+# --create" in here must not reach the host's /tmp or /sys.
+# _keep_only DIR NAMES: remove the entries of DIR whose names are not in
+# NAMES; in its *.wants and *.requires directories, the links not named in
+# NAMES; its UNIT.d drop-in directories go with UNIT.
+_keep_only() {
+	local dir=$1 names=" $2 " e n sub
+	[ -d "$dir" ] || return 0
+	for e in "$dir"/* "$dir"/.[!.]*; do
+		[ -e "$e" ] || [ -L "$e" ] || continue
+		n=${e##*/}
+		case $n in
+		*.wants | *.requires)
+			if [ -d "$e" ] && [ ! -L "$e" ]; then
+				for sub in "$e"/*; do
+					[ -e "$sub" ] || [ -L "$sub" ] || continue
+					case $names in *" ${sub##*/} "*) ;; *) rm -rf "$sub" ;; esac
+				done
+				continue
+			fi ;;
+		*.d) n=${n%.d} ;;
+		esac
+		case $names in *" $n "*) ;; *) rm -rf "$e" ;; esac
+	done
+}
+if [ "${SD_LAYOUT:-}" = host ]; then
+	mkdir -p "$ovl/usr.upper" "$ovl/usr.work"
+	mount -t overlay overlay \
+		-o "lowerdir=/usr,upperdir=$ovl/usr.upper,workdir=$ovl/usr.work" /usr
+	keep="${SD_STOCK_UNIT_NAMES:-} ${SD_HOST_UNITS:-}"
+	for d in /usr/lib/systemd/system /etc/systemd/system /usr/local/lib/systemd/system; do
+		_keep_only "$d" "$keep"
+	done
+	for d in /usr/lib/systemd/system-generators /etc/systemd/system-generators \
+		/usr/local/lib/systemd/system-generators; do
+		_keep_only "$d" ""
+	done
+	for d in /usr/lib/tmpfiles.d /etc/tmpfiles.d /usr/local/lib/tmpfiles.d; do
+		_keep_only "$d" "${SD_HOST_TMPFILES:-}"
+	done
+fi
+
 # A private /dev, so that nothing in here can reach the host's console or
 # terminals: a few harmless device nodes bound from the host, a devpts of
 # its own, and a "console" that is a plain file (SD_DIR/console.log).
@@ -67,8 +117,12 @@ mount --move "$dev" /dev
 # the host's units (and anything generators write) are never loaded, so
 # nothing like systemd-tmpfiles can run in here and touch shared
 # directories such as /tmp. "container=" makes "systemctl exit" end it.
+# With SD_LAYOUT=host, a trailing ":" appends the standard search path
+# (filtered above).
+unit_path=$sd_dir/units
+[ "${SD_LAYOUT:-}" = host ] && unit_path=$unit_path:
 exec env -i container=mandos-test \
-	SYSTEMD_UNIT_PATH="$sd_dir/units" \
+	SYSTEMD_UNIT_PATH="$unit_path" \
 	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \
 	/lib/systemd/systemd --system --unit=mandos-test.target --show-status=no \
 	--log-target=journal --log-level="${SD_LOG_LEVEL:-info}" --log-color=no \
