@@ -196,4 +196,145 @@ check "systemctl stop mandos: the reference wrote /var/lib/mandos/clients.pickle
 	sd_run test -s /var/lib/mandos/clients.pickle
 sd_run cp /var/lib/mandos/clients.pickle "$SCRATCH/clients.pickle.ref"
 
+
+# ------------------------------------------- 2. the README's replacement
+
+# run_block NAME MARKER: run the README's fenced block after MARKER,
+# verbatim, as root in the namespace, with a root shell's environment, from
+# a copy of the source tree (MANDOS_SOURCE, default this one: files git
+# tracks or would add). The namespace's root has no sudo: a "sudo" there
+# runs its command. The block's output goes to $SCRATCH/NAME.log.
+run_block() {
+	local name=$1 marker=$2
+	readme_block "$marker" >"$SCRATCH/$name.sh"
+	if [ ! -s "$SCRATCH/$name.sh" ]; then
+		not_ok "README.md has a fenced block of commands after '$marker'"
+		return 1
+	fi
+	diag "README.md, after '$marker':"
+	sed 's/^/#   $ /' "$SCRATCH/$name.sh"
+	sd_run env -i PATH="$SCRATCH/shim:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb LANG=C.UTF-8 \
+		bash -e -x -c 'cd "$1" && . "$2"' sh "$SCRATCH/src" "$SCRATCH/$name.sh" \
+		</dev/null >"$SCRATCH/$name.log" 2>&1
+	local rc=$?
+	if [ "$rc" = 0 ]; then
+		ok "the README's $name run verbatim in the namespace (exit 0)"
+	else
+		not_ok "the README's $name run verbatim in the namespace (exit $rc)"
+		tail -n 25 "$SCRATCH/$name.log" | sed 's/^/#   | /'
+	fi
+	return "$rc"
+}
+
+MANDOS_SOURCE=${MANDOS_SOURCE:-$SOURCE_DIR}
+mkdir -p "$SCRATCH/src" "$SCRATCH/shim"
+(cd "$MANDOS_SOURCE" && git ls-files -z -c -o --exclude-standard | tar --null -T - -cf -) |
+	tar -xf - -C "$SCRATCH/src" || bail "cannot copy the source tree $MANDOS_SOURCE"
+printf '#!/bin/sh\nexec "$@"\n' >"$SCRATCH/shim/sudo"
+chmod +x "$SCRATCH/shim/sudo"
+
+if ! run_block replace-steps '<!-- replace-steps -->'; then
+	sd_dump_journal "$SCRATCH/namespace-journal.log"
+	finish
+fi
+
+# ------------------------------------------------------ 3. after the switch
+
+sd_run systemctl --no-pager list-unit-files 'mandos*' 2>&1 | sed 's/^/#   /'
+if wait_until 20 ns_listening "$PORT"; then
+	ok "after the switch, something listens on port $PORT (mandos.conf's port)"
+else
+	not_ok "after the switch, something listens on port $PORT (mandos.conf's port)"
+	sd_run ss -ltnp 2>&1 | sed 's/^/#   /'
+fi
+expect_dbus_secret "after the switch, alpha is served the secret set over D-Bus, on port $PORT (the real mandos-client)"
+expect_nothing "...and bravo, disabled with mandos-ctl -d, still gets nothing" bravo "$ADDR" 3
+OUR_PID=$(sd_main_pid mandos.service)
+OUR_UNIT=$(sd_prop mandos.service FragmentPath)
+check "...from our server ($(sd_args "${OUR_PID:-0}"), unit $OUR_UNIT), not the reference" \
+	bash -c "[ '${OUR_PID:-0}' != 0 ] && [[ '$(sd_args "${OUR_PID:-0}")' != *python* ]] && [ '$OUR_UNIT' != /lib/systemd/system/mandos.service ]"
+
+ctl -v >"$SCRATCH/our-v.txt" 2>&1
+diag "mandos-ctl -v, ours:"
+sed 's/^/#   /' "$SCRATCH/our-v.txt"
+if props "$SCRATCH/our-props" && cmp -s "$SCRATCH/ref-props" "$SCRATCH/our-props"; then
+	ok "every property mandos-ctl -v shows is the reference's (time fields aside: $TIME_FIELDS)"
+else
+	not_ok "every property mandos-ctl -v shows is the reference's (time fields aside: $TIME_FIELDS)"
+	cat "$SCRATCH/our-props.err" 2>/dev/null | sed 's/^/#   /'
+	diff "$SCRATCH/ref-props" "$SCRATCH/our-props" | sed 's/^/#   /'
+fi
+
+# mandos-monitor, in the namespace, read from a tmux screen.
+TMUX_SOCKET="$SCRATCH/tmux.sock"
+tm() { tmux -S "$TMUX_SOCKET" "$@"; }
+screen() { tm capture-pane -p -t monitor 2>/dev/null; }
+on_screen() {
+	local _
+	for _ in $(seq 100); do
+		screen | grep -qE -- "$2" && { ok "$1"; return 0; }
+		sleep 0.1
+	done
+	not_ok "$1 (no '$2' on the screen)"
+	screen | sed 's/^/#   | /'
+}
+tm -f /dev/null new-session -d -s monitor -x 150 -y 40 \
+	"nsenter -t $SD_PID1 -a $MANDOS_MONITOR 2>'$SCRATCH/monitor.err'; sleep 600" ||
+	bail "tmux did not start"
+remember_pid "$(tm display-message -p '#{pid}')"
+on_screen "the real mandos-monitor starts against our server" "Mandos Monitor version $REF_VERSION"
+on_screen "...shows bravo disabled" "bravo: DISABLED"
+on_screen "...and alpha enabled" "alpha: (enabled|A checker)"
+check "...and says nothing about a missing server" bash -c "! tmux -S '$TMUX_SOCKET' capture-pane -p -t monitor |
+	grep -q -e 'No Mandos server running' -e 'Server has no clients'"
+tm send-keys -t monitor q
+sleep 0.5
+check "...and quits without a traceback" bash -c "! grep -q Traceback '$SCRATCH/monitor.err'"
+tm kill-server 2>/dev/null
+
+# ----------------------------------------------- 4. the package's files
+
+DPKG_V_OURS=$(sd_run dpkg -V mandos 2>&1)
+DIVERSIONS=$(sd_run dpkg-divert --list 2>/dev/null | grep -F mandos)
+diag "dpkg -V mandos after the switch: $(echo "$DPKG_V_OURS" | tr '\n' ';')"
+diag "diversions: ${DIVERSIONS:-none}"
+if [ "$DPKG_V_OURS" = "$DPKG_V_ADMIN" ]; then
+	ok "dpkg -V mandos: no file of the package was changed by the switch${DIVERSIONS:+ (diverted: $DIVERSIONS)}"
+else
+	not_ok "dpkg -V mandos: no file of the package was changed by the switch" \
+		"(new: $(comm -13 <(echo "$DPKG_V_ADMIN") <(echo "$DPKG_V_OURS") | tr '\n' ';'))"
+fi
+
+# ------------------------------------------------------- 5. going back
+
+if run_block go-back-steps '<!-- go-back-steps -->'; then
+	REF_UNIT=$(sd_prop mandos.service FragmentPath)
+	check "after going back, mandos.service is the reference's own unit ($REF_UNIT)" \
+		test "$REF_UNIT" = /lib/systemd/system/mandos.service
+	sd_run systemctl is-active -q mandos.service || sd_run systemctl start mandos.service
+	if wait_until 20 ns_listening "$PORT" && wait_until 10 ctl_has alpha; then
+		ok "...it runs and listens on port $PORT"
+	else
+		not_ok "...it runs and listens on port $PORT"
+		sd_run journalctl --no-pager -u mandos.service | tail -n 20 | sed 's/^/#   /'
+	fi
+	REF_PID=$(sd_main_pid mandos.service)
+	check "...it is Debian's Python server again ($(sd_args "${REF_PID:-0}"))" \
+		bash -c "[[ '$(sd_args "${REF_PID:-0}")' == *python3*/usr/sbin/mandos* ]]"
+	got=$(fetch alpha "$ADDR" 15)
+	if [ "$got" = "$(cat "$SCRATCH/newpass")" ]; then
+		ok "...and serves alpha (the secret set over D-Bus: the reference read its pickle)"
+	elif [ "$got" = "$(secret_of alpha)" ]; then
+		ok "...and serves alpha (its clients.conf secret: the reference started without its pickle)"
+	else
+		not_ok "...and serves alpha (got ${#got} bytes)"
+	fi
+	DPKG_V_BACK=$(sd_run dpkg -V mandos 2>&1)
+	DIVERSIONS=$(sd_run dpkg-divert --list 2>/dev/null | grep -F mandos)
+	check "...dpkg -V mandos is as before the switch ('$(echo "$DPKG_V_BACK" | tr '\n' ';')'), no diversion left ('$DIVERSIONS')" \
+		test "$DPKG_V_BACK" = "$DPKG_V_ADMIN" -a -z "$DIVERSIONS"
+fi
+
+sd_dump_journal "$SCRATCH/namespace-journal.log"
 finish
