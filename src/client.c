@@ -537,7 +537,7 @@ int client_new(Server *server, const ClientConfig *config, const ClientConfig *s
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
                     uint64_t last_approval_request, int last_checker_status) {
         c->created = created ?: c->created;
-        c->last_enabled = c->enabled ? last_enabled : 0;
+        c->last_enabled = last_enabled; /* kept when disabled, as the reference shows it */
         c->expires = c->enabled ? expires : 0;
         c->last_checked_ok = last_checked_ok;
         c->last_approval_request = last_approval_request;

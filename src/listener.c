@@ -154,6 +154,12 @@ static bool address_reaches(const struct sockaddr *sa, const char *address) {
 /* The socket systemd passed is the one used, whatever mandos.conf says; a
  * port, address or interface there that it does not match is a host that
  * connects to where nobody listens: say so, with both values. */
+/* mandos-generator writes mandos.socket's drop-in from mandos.conf at boot
+ * and at daemon-reload (mandos(8), LISTENING SOCKET); with it in place the
+ * two agree. A mismatch means mandos.conf (or $DAEMON_ARGS) changed since. */
+#define GENERATOR_HINT "Run \"systemctl daemon-reload\" and \"systemctl restart mandos.socket mandos.service\" " \
+        "(mandos-generator applies mandos.conf to the socket), or change mandos.socket's ListenStream=."
+
 static void check_activated(int fd, const Settings *s) {
         union {
                 struct sockaddr sa;
@@ -179,15 +185,14 @@ static void check_activated(int fd, const Settings *s) {
         (void) inet_ntop(sa.sa.sa_family, addr, host, sizeof(host));
         if (s->port > 0 && (unsigned) s->port != port)
                 log_error("The socket systemd passed listens on port %u, but the configuration asks for port %d: "
-                          "change mandos.socket's ListenStream= (a drop-in), or clients connecting to port %d "
-                          "find nobody", port, s->port, s->port);
+                          "clients connecting to port %d find nobody. " GENERATOR_HINT, port, s->port, s->port);
         if (!isempty(s->address) && !address_reaches(&sa.sa, s->address))
-                log_error("The socket systemd passed listens on address %s, but the configuration asks for %s: "
-                          "change mandos.socket's ListenStream= (a drop-in)", host, s->address);
+                log_error("The socket systemd passed listens on address %s, but the configuration asks for %s. "
+                          GENERATOR_HINT, host, s->address);
         if (!isempty(s->interface) &&
             (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dev_len) < 0 || !streq(dev, s->interface)))
                 log_error("The socket systemd passed is bound to interface '%s', but the configuration asks "
-                          "for '%s': change mandos.socket's BindToDevice= (a drop-in)", dev, s->interface);
+                          "for '%s'. " GENERATOR_HINT, dev, s->interface);
 }
 
 int listener_open(const Settings *s, bool *ret_activated) {

@@ -315,7 +315,7 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         if (r >= 0 && settings->use_dbus && bus_new(server, &server->bus) < 0)
                 log_error("Disabling D-Bus: the system bus or our names are not available");
         if (r >= 0)
-                r = server_load_state(server, &state);
+                r = server_load_state(server, *conf, &state);
         if (r >= 0)
                 r = server_add_clients(server, *conf, state);
         state = state_free(state);

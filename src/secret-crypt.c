@@ -3,9 +3,11 @@
 
 #include <gnutls/crypto.h>
 #include <gpgme.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "util.h"
 
@@ -21,23 +23,66 @@
  * only ever used to read such a file once. */
 #define PASSPHRASE_LABEL "mandos state: run-time secret passphrase"
 #define PASSPHRASE_MAX (16 + 64 + 1)
+/* The reference's limit, above which it passes the secret itself. */
+#define REFERENCE_HEX_MAX 2048
 
-static int derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size, char buf[static PASSPHRASE_MAX]) {
+/* The reference server's passphrase for the encrypted_secret of its
+ * clients.pickle: "mandos" and the configured secret in lower-case hex, or,
+ * when that would be longer than 2048 bytes, "mandos" and the secret with
+ * backslash, newline and NUL escaped as \\, \n and \x00. */
+static char *reference_passphrase(const uint8_t *secret, size_t size) {
+        char *buf, *p;
+
+        if (6 + 2 * size <= REFERENCE_HEX_MAX) {
+                buf = malloc(6 + 2 * size + 1);
+                if (!buf)
+                        return NULL;
+                p = buf + sprintf(buf, "mandos");
+                for (size_t i = 0; i < size; i++)
+                        p += sprintf(p, "%02x", secret[i]);
+                return buf;
+        }
+        buf = malloc(6 + 4 * size + 1);
+        if (!buf)
+                return NULL;
+        p = buf + sprintf(buf, "mandos");
+        for (size_t i = 0; i < size; i++) {
+                if (secret[i] == '\\')
+                        p = stpcpy(p, "\\\\");
+                else if (secret[i] == '\n')
+                        p = stpcpy(p, "\\n");
+                else if (secret[i] == 0)
+                        p = stpcpy(p, "\\x00");
+                else
+                        *p++ = (char) secret[i];
+        }
+        *p = 0;
+        return buf;
+}
+
+/* A malloc'd passphrase (wiped and freed by the caller), or NULL. */
+static char *derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size) {
         uint8_t digest[32];
+        char *buf;
         int n, r;
 
+        if (kdf == SECRET_KDF_REFERENCE)
+                return reference_passphrase(secret, size);
         if (kdf == SECRET_KDF_LEGACY_SHA256)
                 r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, digest);
         else
                 r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, PASSPHRASE_LABEL, strlen(PASSPHRASE_LABEL),
                                      digest);
         if (r < 0)
-                return -EIO;
-        n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
-        for (size_t i = 0; i < sizeof(digest); i++)
-                n += sprintf(buf + n, "%02x", digest[i]);
+                return NULL;
+        buf = malloc(PASSPHRASE_MAX);
+        if (buf) {
+                n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
+                for (size_t i = 0; i < sizeof(digest); i++)
+                        n += sprintf(buf + n, "%02x", digest[i]);
+        }
         explicit_bzero(digest, sizeof(digest));
-        return 0;
+        return buf;
 }
 
 static gpgme_error_t on_passphrase(void *hook, const char *uid_hint, const char *info, int prev_was_bad, int fd) {
@@ -134,19 +179,134 @@ static int gpg_init(Gpg *g, char *passphrase, const char **ret_error) {
         return 0;
 }
 
+/* The reference's encrypted_secret, opened as the reference does it: gpg
+ * itself, the passphrase on a pipe (GnuPG's loopback pinentry, which GPGME
+ * uses, takes no passphrase of the reference's length, up to 4 MiB), the
+ * ciphertext from a file in the private home, the plaintext on a pipe. */
+static int gpg_cli_decrypt(const char *passphrase, const uint8_t *cipher, size_t size, uint8_t **ret,
+                           size_t *ret_size, const char **ret_error) {
+        gpgme_engine_info_t engine = NULL;
+        char home[64], in_path[80], fdarg[16];
+        int pw[2] = { -1, -1 }, out[2] = { -1, -1 }, fd, status = 0, r = 0;
+        uint8_t *buf = NULL;
+        size_t n = 0, allocated = 0;
+        pid_t pid;
+
+        gpgme_check_version(NULL);
+        if (gpgme_get_engine_info(&engine) != 0)
+                engine = NULL;
+        for (; engine && engine->protocol != GPGME_PROTOCOL_OpenPGP; engine = engine->next)
+                ;
+        if (!engine || !engine->file_name) {
+                *ret_error = "no gpg program";
+                return -ENOENT;
+        }
+        if (make_home(home) < 0) {
+                *ret_error = "cannot make a private GnuPG home";
+                return -EIO;
+        }
+        snprintf(in_path, sizeof(in_path), "%s/in", home);
+        fd = open(in_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, cipher, size) != (ssize_t) size || close(fd) < 0) {
+                *ret_error = "cannot write the ciphertext";
+                r = -EIO;
+                goto finish;
+        }
+        if (pipe2(pw, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+                r = -errno;
+                *ret_error = "no pipe";
+                goto finish;
+        }
+        snprintf(fdarg, sizeof(fdarg), "%d", 3);
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                *ret_error = "cannot fork";
+                goto finish;
+        }
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDWR);
+                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(devnull, 2) < 0 ||
+                    dup2(pw[0], 3) < 0)
+                        _exit(127);
+                execl(engine->file_name, engine->file_name, "--batch", "--quiet", "--no-tty", "--homedir", home,
+                      "--pinentry-mode", "loopback", "--passphrase-fd", fdarg, "--decrypt", "--output", "-",
+                      in_path, (char *) NULL);
+                _exit(127);
+        }
+        close(pw[0]);
+        close(out[1]);
+        pw[0] = out[1] = -1;
+        /* gpg reads the passphrase before anything else. */
+        if (write(pw[1], passphrase, strlen(passphrase)) < 0 || write(pw[1], "\n", 1) < 0)
+                r = -EIO;
+        close(pw[1]);
+        pw[1] = -1;
+        for (;;) {
+                ssize_t k;
+                if (n == allocated) {
+                        uint8_t *b = malloc(allocated ? allocated * 2 : 4096);
+                        if (!b || allocated > 8 * 1024 * 1024) {
+                                free(b);
+                                r = -ENOMEM;
+                                break;
+                        }
+                        if (n)
+                                memcpy(b, buf, n);
+                        erase_and_free(buf, allocated);
+                        buf = b;
+                        allocated = allocated ? allocated * 2 : 4096;
+                }
+                k = read(out[0], buf + n, allocated - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                n += (size_t) k;
+        }
+        close(out[0]);
+        out[0] = -1;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (r >= 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+                *ret_error = "gpg could not decrypt it";
+                r = -EIO;
+        }
+        if (r >= 0) {
+                *ret = TAKE_PTR(buf);
+                *ret_size = n;
+        }
+finish:
+        erase_and_free(buf, allocated);
+        for (int i = 0; i < 2; i++) {
+                if (pw[i] >= 0)
+                        close(pw[i]);
+                if (out[i] >= 0)
+                        close(out[i]);
+        }
+        gpg_kill_agent(home);
+        remove_tree(home);
+        return r;
+}
+
 typedef enum { ENCRYPT, DECRYPT } Direction;
 
 static int secret_crypt(Direction d, SecretKdf kdf, const uint8_t *config_secret, size_t config_size,
                         const uint8_t *in_buf, size_t size, uint8_t **ret, size_t *ret_size, const char **ret_error) {
-        char passphrase[PASSPHRASE_MAX];
+        char *passphrase;
         gpgme_data_t in = NULL, out = NULL;
         gpgme_error_t e;
         Gpg g;
         int r;
 
-        r = derive_passphrase(kdf, config_secret, config_size, passphrase);
-        if (r < 0)
+        passphrase = derive_passphrase(kdf, config_secret, config_size);
+        if (!passphrase)
+                return -ENOMEM;
+        if (kdf == SECRET_KDF_REFERENCE) {
+                r = d == DECRYPT ? gpg_cli_decrypt(passphrase, in_buf, size, ret, ret_size, ret_error) : -EINVAL;
+                erase_and_free(passphrase, strlen(passphrase));
                 return r;
+        }
         r = gpg_init(&g, passphrase, ret_error);
         if (r < 0)
                 goto finish;
@@ -180,7 +340,7 @@ finish:
         if (out)
                 gpgme_data_release(out);
         gpg_done(&g);
-        explicit_bzero(passphrase, sizeof(passphrase));
+        erase_and_free(passphrase, strlen(passphrase));
         return r;
 }
 

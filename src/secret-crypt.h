@@ -20,6 +20,8 @@
 typedef enum SecretKdf {
         SECRET_KDF_LEGACY_SHA256 = 1,
         SECRET_KDF_HMAC = 2,
+        /* The reference server's clients.pickle (docs/STATE.md): read only, to import it. */
+        SECRET_KDF_REFERENCE = 3,
 } SecretKdf;
 
 /* Both return 0 and a malloc'd buffer (the plaintext one wiped by the

@@ -5,6 +5,7 @@
  * reloaded on SIGHUP with the same rules. */
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "launcher.h"
 #include "log.h"
+#include "pickle-import.h"
 #include "secret-crypt.h"
 #include "server.h"
 #include "util.h"
@@ -146,6 +148,7 @@ void server_state_done(Server *s) {
         s->removed = mfree(s->removed);
         s->n_removed = 0;
         s->statedir = mfree(s->statedir);
+        s->import_pickle = mfree(s->import_pickle);
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -170,7 +173,60 @@ static void remove_stale_temporaries(const char *dir) {
         free(names);
 }
 
-int server_load_state(Server *s, State **ret) {
+int server_import_pickle(Server *s, const ClientsConf *conf, int fd, const char *path, State **ret) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = pickle_import_state(fd, conf, ret, &error);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_struct(LOG_ERR, &((LogFields) { .message_id = MESSAGE_ID_STATE_CORRUPT }),
+                           "Could not import the reference server's state %s: %s", path,
+                           error ?: strerror(-r));
+                return r;
+        }
+        log_info("Importing the reference server's state from %s: %zu clients, %zu removed over D-Bus", path,
+                 (*ret)->n_clients, (*ret)->n_removed);
+        return 0;
+}
+
+/* No state of ours yet, and the reference's clients.pickle: read it instead
+ * (docs/STATE.md, "Importing the reference server's clients.pickle"). A
+ * refused one is left as it is, for a human; we start from clients.conf. */
+static int load_pickle(Server *s, const ClientsConf *conf, State **ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st = {};
+        int r;
+
+        if (asprintf(&path, "%s/%s", s->statedir, PICKLE_FILE_NAME) < 0)
+                return log_oom();
+        /* Not following a link, nor hanging on a FIFO. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && errno == ENOENT)
+                return 0;
+        if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+                errno = EBADFD;
+        if (fd < 0 || !S_ISREG(st.st_mode)) {
+                log_struct(LOG_ERR, &((LogFields) { .message_id = MESSAGE_ID_STATE_CORRUPT }),
+                           "Could not import the reference server's state %s: %s; starting from the configuration "
+                           "alone, the file is left as it is",
+                           path, errno == EBADFD ? "not a regular file" : strerror(errno));
+                return 0;
+        }
+        r = server_import_pickle(s, conf, fd, path, ret);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_error("Starting from the configuration alone; %s is left as it is", path);
+                return 0;
+        }
+        s->import_pickle = TAKE_PTR(path);
+        return 0;
+}
+
+int server_load_state(Server *s, const ClientsConf *conf, State **ret) {
         _cleanup_free_ char *path = NULL, *error = NULL;
         const char *dir = getenv("STATE_DIRECTORY");
         char *colon;
@@ -190,6 +246,9 @@ int server_load_state(Server *s, State **ret) {
                 return log_oom();
         r = state_load(path, ret, &error);
         if (r == -ENOENT) {
+                r = conf ? load_pickle(s, conf, ret) : 0;
+                if (r < 0 || *ret)
+                        return r;
                 log_info("No saved state in %s: starting from the configuration", path);
                 return 0;
         }
@@ -208,6 +267,30 @@ int server_load_state(Server *s, State **ret) {
                 return 0;
         }
         return 0;
+}
+
+/* An imported clients.pickle: our state is written at once, then the
+ * pickle is renamed, so that it is neither imported twice nor lost. */
+static void finish_import(Server *s) {
+        _cleanup_free_ char *kept = NULL;
+
+        if (server_save_state(s) < 0) {
+                log_warning("%s is left in place: it will be imported again at the next start", s->import_pickle);
+                goto finish;
+        }
+        if (asprintf(&kept, "%s%s", s->import_pickle, PICKLE_IMPORTED_SUFFIX) < 0) {
+                (void) log_oom();
+                goto finish;
+        }
+        if (rename(s->import_pickle, kept) < 0) {
+                log_warning_errno(errno, "Imported the reference server's state from %s, but could not rename it to %s: %m",
+                                  s->import_pickle, kept);
+                goto finish;
+        }
+        log_info("Imported the reference server's state from %s into %s/%s; the file is kept as %s",
+                 s->import_pickle, s->statedir, STATE_FILE_NAME, kept);
+finish:
+        s->import_pickle = mfree(s->import_pickle);
 }
 
 /* docs/STATE.md, Merging at start, rule 1: a setting changed in clients.conf
@@ -266,7 +349,8 @@ static void check_expiry(ClientConfig *m, ClientTimes *t) {
 
 /* A version 1 file's run-time secret, encrypted again with the current
  * passphrase: the old one can be computed from that file alone. Once per
- * such client, at the first start after an upgrade. */
+ * such client, at the first start after an upgrade. The same for a secret
+ * imported from the reference's clients.pickle. */
 static int migrate_secret(Client *c, const ClientConfig *config, const uint8_t *plain, size_t n) {
         _cleanup_free_ uint8_t *cipher = NULL;
         size_t cipher_size = 0;
@@ -288,7 +372,9 @@ static int migrate_secret(Client *c, const ClientConfig *config, const uint8_t *
 
 /* Rule 3: a run-time secret, if the configured one still opens it. */
 static void restore_secret(Client *c, const ClientConfig *config, const SavedClient *saved) {
-        SecretKdf kdf = saved->version == 1 ? SECRET_KDF_LEGACY_SHA256 : SECRET_KDF_HMAC;
+        SecretKdf kdf = saved->version == 1                      ? SECRET_KDF_LEGACY_SHA256
+                        : saved->version == STATE_VERSION_PICKLE ? SECRET_KDF_REFERENCE
+                                                                 : SECRET_KDF_HMAC;
         uint8_t *plain = NULL;
         size_t n = 0;
         const char *why = NULL;
@@ -401,7 +487,10 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
         }
         if (s->n_clients == 0)
                 log_warning("No clients defined");
-        server_state_dirty(s, true);
+        if (s->import_pickle)
+                finish_import(s);
+        else
+                server_state_dirty(s, true);
         return 0;
 }
 

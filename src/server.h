@@ -39,6 +39,7 @@ typedef struct Server {
         size_t n_removed;
         sd_event_source *save_soon;    /* after this loop iteration */
         sd_event_source *save_later;   /* within a few seconds */
+        char *import_pickle;       /* the reference's clients.pickle being imported: renamed once our state is saved */
 
         Session *sessions;         /* open connections, newest first */
         unsigned n_sessions;
@@ -73,8 +74,14 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
 int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret);
 
 /* The state directory: $STATE_DIRECTORY, else --statedir. Loads the state
- * file unless restore is off; a corrupt one is set aside. *ret may be NULL. */
-int server_load_state(Server *s, State **ret);
+ * file unless restore is off; a corrupt one is set aside. Without one, the
+ * reference server's clients.pickle there is imported (with conf, which
+ * the import needs), and renamed by server_add_clients() once our state is
+ * written. *ret may be NULL. */
+int server_load_state(Server *s, const ClientsConf *conf, State **ret);
+/* Read the reference's clients.pickle from fd (path: for messages) as a
+ * State; a refused one is logged at ERROR. */
+int server_import_pickle(Server *s, const ClientsConf *conf, int fd, const char *path, State **ret);
 /* A change to save: urgent ones after this loop iteration, others within
  * a few seconds; a burst costs one write. */
 void server_state_dirty(Server *s, bool urgent);

@@ -11,6 +11,9 @@
 # Environment (set by meson, see test/meson.build):
 #   SYSTEM_TEST_DIR   this directory (namespace-init.sh lives here)
 #   SD_LOG_LEVEL      the namespace manager's log level (default info)
+#   SD_GENERATOR_PATH if set (before sd_boot): the only generator directory
+#                     the manager runs, and /run/systemd/generator is in its
+#                     unit path (namespace-init.sh)
 #
 # Set by a test before sd_boot:
 #   SD_LAYOUT=host    the manager also reads the standard unit directories

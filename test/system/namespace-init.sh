@@ -117,12 +117,21 @@ mount --move "$dev" /dev
 # the host's units (and anything generators write) are never loaded, so
 # nothing like systemd-tmpfiles can run in here and touch shared
 # directories such as /tmp. "container=" makes "systemctl exit" end it.
+# With SD_GENERATOR_PATH (lib.sh), the manager runs the generators there
+# and no other (SYSTEMD_GENERATOR_PATH, likewise without ":"), and loads
+# what they write into /run/systemd/generator (drop-ins included).
 # With SD_LAYOUT=host, a trailing ":" appends the standard search path
-# (filtered above).
+# (filtered above), generator directories included.
 unit_path=$sd_dir/units
-[ "${SD_LAYOUT:-}" = host ] && unit_path=$unit_path:
+generator_env=
+if [ "${SD_LAYOUT:-}" = host ]; then
+	unit_path=$unit_path:
+elif [ -n "${SD_GENERATOR_PATH:-}" ]; then
+	unit_path=$unit_path:/run/systemd/generator
+	generator_env=SYSTEMD_GENERATOR_PATH=$SD_GENERATOR_PATH
+fi
 exec env -i container=mandos-test \
-	SYSTEMD_UNIT_PATH="$unit_path" \
+	SYSTEMD_UNIT_PATH="$unit_path" ${generator_env:+"$generator_env"} \
 	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \
 	/lib/systemd/systemd --system --unit=mandos-test.target --show-status=no \
 	--log-target=journal --log-level="${SD_LOG_LEVEL:-info}" --log-color=no \

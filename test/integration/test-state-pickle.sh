@@ -1,0 +1,88 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck disable=SC2317
+#
+# Taking over from the reference server (docs/STATE.md, "Importing the
+# reference server's clients.pickle"): the real /usr/sbin/mandos runs on a
+# private bus, an admin disables bravo, sets alpha's secret and timeout with
+# the real mandos-ctl, and the reference writes clients.pickle at SIGTERM.
+# Our server then starts on the same configuration and state directory: bravo
+# is still disabled and gets nothing, alpha gets the secret set over D-Bus,
+# `mandos-ctl -v` shows what the reference showed (times aside), our state is
+# written and the pickle is kept as clients.pickle.imported.
+
+. "${TEST_DIR:-$(dirname "$0")}/lib.sh"
+. "$TEST_DIR/dbus-lib.sh"
+require_common
+require_dbus
+[ -x "$REFERENCE_MANDOS" ] || skip "needs the reference server $REFERENCE_MANDOS (Debian package mandos)"
+
+CONFDIR="$SCRATCH/conf"
+# No checker runs (every 20 days; the reference cannot time more than 49).
+write_config "$CONFDIR" \
+	"$(client_section alpha 'interval = 20d' 'checker = true')" \
+	"$(client_section bravo 'interval = 20d' 'checker = true')"
+STATEDIR=$(new_statedir)
+
+# A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
+printf 'the D-Bus secret of alpha' >"$SCRATCH/newpass"
+mandos-keygen --dir "$(key_dir alpha)" --password --passfile "$SCRATCH/newpass" --name alpha \
+	>"$SCRATCH/newsection.conf" 2>"$SCRATCH/keygen.err" || bail "mandos-keygen: $(cat "$SCRATCH/keygen.err")"
+"$PY" -c '
+import base64, configparser, sys
+c = configparser.ConfigParser()
+c.read(sys.argv[1])
+sys.stdout.buffer.write(base64.b64decode(c["alpha"]["secret"]))' "$SCRATCH/newsection.conf" >"$SCRATCH/newsecret.bin"
+
+# ---------------------------------------------------------------- the reference
+start_reference --statedir "$STATEDIR" || bail "the reference server did not start (see reference.log)"
+rctl() { DBUS_SYSTEM_BUS_ADDRESS="$REF_BUS" timeout 30 mandos-ctl "$@"; }
+check "reference: mandos-ctl -d bravo" rctl -d bravo
+check "reference: mandos-ctl --secret FILE alpha" rctl --secret "$SCRATCH/newsecret.bin" alpha
+check "reference: mandos-ctl --timeout PT7H alpha" rctl --timeout PT7H alpha
+check "reference: mandos-ctl --deny-by-default bravo" rctl --deny-by-default bravo
+rctl -v | "$PY" "$DBUS_CHECK" normalize --sort-rows >"$SCRATCH/ctl-v.reference"
+rctl -v alpha bravo >"$SCRATCH/ctl-v.reference.raw"
+check "reference: alpha is served its D-Bus secret" \
+	test "$(fetch alpha "[::1]:$REF_PORT" 10)" = "the D-Bus secret of alpha"
+kill -TERM "$REF_PID"
+wait_pid "$REF_PID" 20 || diag "the reference did not exit within 20 s"
+check "the reference wrote clients.pickle" test -s "$STATEDIR/clients.pickle"
+cp "$STATEDIR/clients.pickle" "$SCRATCH/clients.pickle.orig"
+
+# ---------------------------------------------------------------- ours
+if ! start_mandos_dbus; then
+	not_ok "our server starts on the reference's state"
+	show_logs
+	finish
+fi
+ok "our server starts on the reference's state"
+assert_log "Imported the reference server's state from $STATEDIR/clients.pickle"
+expect_prop "bravo, disabled with mandos-ctl -d on the reference, is still disabled" bravo Enabled "b false"
+expect_nothing "bravo gets nothing" bravo "[::1]:$PORT" 3
+check "alpha gets the secret set over D-Bus on the reference" \
+	test "$(fetch alpha "[::1]:$PORT" 10)" = "the D-Bus secret of alpha"
+expect_prop "alpha's timeout set on the reference is kept" alpha Timeout "t 25200000"
+expect_prop "bravo's approved-by-default set on the reference is kept" bravo ApprovedByDefault "b false"
+ctl -v | "$PY" "$DBUS_CHECK" normalize --sort-rows >"$SCRATCH/ctl-v.ours"
+if cmp -s "$SCRATCH/ctl-v.reference" "$SCRATCH/ctl-v.ours"; then
+	ok "mandos-ctl -v shows what the reference showed (times aside)"
+else
+	not_ok "mandos-ctl -v shows what the reference showed (times aside)"
+	diff -u "$SCRATCH/ctl-v.reference" "$SCRATCH/ctl-v.ours" | sed 's/^/#   /' | head -30
+fi
+check "our state was written at once" test -s "$STATEDIR/clients.json"
+check "the pickle is kept as clients.pickle.imported" cmp -s "$STATEDIR/clients.pickle.imported" "$SCRATCH/clients.pickle.orig"
+check "no clients.pickle is left to import again" test ! -e "$STATEDIR/clients.pickle"
+check "our state holds no D-Bus secret in the clear" sh -c "! grep -qaF 'the D-Bus secret of alpha' '$STATEDIR/clients.json'"
+
+# A restart reads our state, not the pickle.
+stop_mandos
+start_mandos_dbus || bail "our server does not restart"
+check "a restart does not import again" sh -c "! grep -qF 'Imported the reference' '$MANDOS_LOG'"
+expect_prop "bravo is still disabled after a restart" bravo Enabled "b false"
+check "alpha still gets the D-Bus secret after a restart" \
+	test "$(fetch alpha "[::1]:$PORT" 10)" = "the D-Bus secret of alpha"
+stop_mandos
+
+finish
