@@ -34,8 +34,12 @@
 #  4. "dpkg -V mandos" reports nothing more than it did before the switch
 #     (the two conffiles this test edited as an admin would), or only a
 #     diversion the README's steps made ("dpkg-divert --list" shows it).
+#     The reference's clients.pickle is still there (under its name or
+#     another), byte for byte.
 #  5. The README's way back (the fenced block after "<!-- go-back-steps -->")
-#     brings the reference back: its own unit starts and serves alpha.
+#     brings the reference back: its own unit starts, serves alpha, and
+#     bravo is still disabled (a host the admin disabled must not get its
+#     secret because the admin went back).
 
 # shellcheck source=../integration/lib.sh
 . "${TEST_DIR:?TEST_DIR (test/integration) is not set}/lib.sh"
@@ -266,6 +270,12 @@ else
 	diff "$SCRATCH/ref-props" "$SCRATCH/our-props" | sed 's/^/#   /'
 fi
 
+kept=
+for f in $(sd_run sh -c 'ls -d /var/lib/mandos/clients.pickle* 2>/dev/null'); do
+	sd_run cat "$f" | cmp -s - "$SCRATCH/clients.pickle.ref" && kept=$f
+done
+check "...the reference's clients.pickle is still there, byte for byte (${kept:-not found})" test -n "$kept"
+
 # mandos-monitor, in the namespace, read from a tmux screen.
 TMUX_SOCKET="$SCRATCH/tmux.sock"
 tm() { tmux -S "$TMUX_SOCKET" "$@"; }
@@ -330,6 +340,7 @@ if run_block go-back-steps '<!-- go-back-steps -->'; then
 	else
 		not_ok "...and serves alpha (got ${#got} bytes)"
 	fi
+	expect_nothing "...and bravo, disabled before the switch, still gets nothing from it" bravo "$ADDR" 3
 	DPKG_V_BACK=$(sd_run dpkg -V mandos 2>&1)
 	DIVERSIONS=$(sd_run dpkg-divert --list 2>/dev/null | grep -F mandos)
 	check "...dpkg -V mandos is as before the switch ('$(echo "$DPKG_V_BACK" | tr '\n' ';')'), no diversion left ('$DIVERSIONS')" \
