@@ -36,7 +36,8 @@
 #     diversion the README's steps made ("dpkg-divert --list" shows it).
 #     The reference's clients.pickle is still there (under its name or
 #     another), byte for byte.
-#  5. The README's way back (the fenced block after "<!-- go-back-steps -->")
+#  5. The README's way back (the fenced block after "<!-- go-back-steps -->",
+#     or else after "**Going back**")
 #     brings the reference back: its own unit starts, serves alpha, and
 #     bravo is still disabled (a host the admin disabled must not get its
 #     secret because the admin went back).
@@ -80,7 +81,7 @@ ensure_keys alpha
 ensure_keys bravo
 
 SD_LAYOUT=host
-SD_HOST_UNITS="mandos.service avahi-daemon.service avahi-daemon.socket dbus-org.freedesktop.Avahi.service"
+SD_HOST_UNITS="multi-user.target mandos.service avahi-daemon.service avahi-daemon.socket dbus-org.freedesktop.Avahi.service"
 SD_HOST_TMPFILES="mandos.conf"
 sd_init
 sd_boot 20
@@ -318,7 +319,11 @@ fi
 
 # ------------------------------------------------------- 5. going back
 
-if run_block go-back-steps '<!-- go-back-steps -->'; then
+# The way back: the block after its own marker, if the README has one, else
+# the first after "**Going back**".
+GO_BACK_MARKER='<!-- go-back-steps -->'
+grep -qF -- "$GO_BACK_MARKER" "$README" || GO_BACK_MARKER='**Going back**'
+if run_block go-back-steps "$GO_BACK_MARKER"; then
 	REF_UNIT=$(sd_prop mandos.service FragmentPath)
 	check "after going back, mandos.service is the reference's own unit ($REF_UNIT)" \
 		test "$REF_UNIT" = /lib/systemd/system/mandos.service
