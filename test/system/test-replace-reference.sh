@@ -255,6 +255,11 @@ else
 fi
 expect_dbus_secret "after the switch, alpha is served the secret set over D-Bus, on port $PORT (the real mandos-client)"
 expect_nothing "...and bravo, disabled with mandos-ctl -d, still gets nothing" bravo "$ADDR" 3
+# Nor anywhere else mandos.socket listens.
+for p in $(sd_prop mandos.socket Listen | sed -n 's/.*:\([0-9][0-9]*\) (Stream).*/\1/p' | sort -u); do
+	[ "$p" = "$PORT" ] && continue
+	expect_nothing "...nor on port $p, where mandos.socket listens too" bravo "[::1]:$p" 3
+done
 OUR_PID=$(sd_main_pid mandos.service)
 OUR_UNIT=$(sd_prop mandos.service FragmentPath)
 check "...from our server ($(sd_args "${OUR_PID:-0}"), unit $OUR_UNIT), not the reference" \
