@@ -351,6 +351,57 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         return r;
 }
 
+/* --import-pickle FILE (mandos(8)): the reference server's saved state
+ * merged with clients.conf, as a first start would do it, into our state
+ * directory, without serving. An existing state of ours is never
+ * overwritten (move it away first); FILE is left as it is. The file is
+ * opened as the caller, parsed and written as the server's user. */
+static int run_import_pickle(const Settings *settings, const ClientsConf *conf) {
+        _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_(state_freep) State *state = NULL;
+        _cleanup_free_ char *dir = strdup(!isempty(getenv("STATE_DIRECTORY")) ? getenv("STATE_DIRECTORY")
+                                                                              : settings->statedir);
+        _cleanup_free_ char *ours = NULL;
+        _cleanup_close_ int fd = -1;
+        sd_event *event = NULL;
+        struct stat st;
+        int r;
+
+        if (!dir)
+                return log_oom();
+        dir[strcspn(dir, ":")] = 0;
+        fd = open(settings->import_pickle, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return log_error_errno(errno, "Could not open %s: %m", settings->import_pickle);
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return log_error_errno(EINVAL, "Could not import %s: not a regular file", settings->import_pickle);
+        if (asprintf(&ours, "%s/%s", dir, STATE_FILE_NAME) < 0)
+                return log_oom();
+        if (lstat(ours, &st) == 0 || errno != ENOENT)
+                return log_error_errno(EEXIST, "Not importing %s: %s exists (move it away to import again)",
+                                       settings->import_pickle, ours);
+        r = drop_privileges(settings);
+        if (r < 0)
+                return r;
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        r = server_new(event, settings, NULL, &server);
+        if (r >= 0)
+                r = server_load_state(server, NULL, &state);
+        if (r >= 0)
+                r = server_import_pickle(server, conf, fd, settings->import_pickle, &state);
+        if (r >= 0)
+                r = server_add_clients(server, conf, state);
+        if (r >= 0)
+                r = server_save_state(server);
+        if (r >= 0)
+                log_info("Imported %s into %s: %zu clients", settings->import_pickle, ours, server->n_clients);
+        server = server_free(server);
+        sd_event_unref(event);
+        return r;
+}
+
 int main(int argc, char *argv[]) {
         _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
         _cleanup_free_ char *pid_path = NULL;
@@ -385,14 +436,14 @@ int main(int argc, char *argv[]) {
                 return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
         }
 
-        log_set_max_level(settings.log_level);
+        log_set_max_level(settings.import_pickle ? MAX(settings.log_level, LOG_INFO) : settings.log_level);
         /* The journal is filtered when read (journalctl -p): under systemd,
          * keep the INFO events (secrets sent, checkers) unless told otherwise. */
         if (settings.foreground && log_target_for_foreground() == LOG_TARGET_JOURNAL && !settings.debug &&
             !settings.debuglevel)
                 log_set_max_level(LOG_INFO);
         log_set_service_name(settings.servicename);
-        log_open(settings.foreground ? log_target_for_foreground() : LOG_TARGET_SYSLOG);
+        log_open(settings.foreground || settings.import_pickle ? log_target_for_foreground() : LOG_TARGET_SYSLOG);
         (void) signal(SIGPIPE, SIG_IGN);
 
         if (tls_priority_allows_rawpk(settings.priority) == 0)
@@ -402,6 +453,10 @@ int main(int argc, char *argv[]) {
         r = load_clients(&settings, &conf);
         if (r < 0)
                 goto finish;
+        if (settings.import_pickle) {
+                r = run_import_pickle(&settings, conf);
+                goto finish;
+        }
 
         listen_fd = listener_open(&settings, &activated);
         if (listen_fd < 0) {

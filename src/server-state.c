@@ -247,7 +247,7 @@ int server_load_state(Server *s, const ClientsConf *conf, State **ret) {
         r = state_load(path, ret, &error);
         if (r == -ENOENT) {
                 r = conf ? load_pickle(s, conf, ret) : 0;
-                if (r < 0 || *ret)
+                if (r < 0 || *ret || !conf)
                         return r;
                 log_info("No saved state in %s: starting from the configuration", path);
                 return 0;
@@ -389,7 +389,9 @@ static void restore_secret(Client *c, const ClientConfig *config, const SavedCli
                           strempty(why));
                 return;
         }
-        if (kdf == SECRET_KDF_HMAC)
+        if (kdf == SECRET_KDF_REFERENCE && n == config->secret_size && memcmp(plain, config->secret, n) == 0)
+                ; /* the reference keeps every secret, even the configured one: not a run-time one */
+        else if (kdf == SECRET_KDF_HMAC)
                 (void) client_restore_secret(c, plain, n, saved->encrypted_secret, saved->encrypted_secret_size);
         else
                 (void) migrate_secret(c, config, plain, n);

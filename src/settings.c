@@ -40,7 +40,8 @@ void settings_print_usage(FILE *f) {
                 "usage: %s [-h] [-v] [-i IF] [-a ADDRESS] [-p PORT] [--check] [--debug]\n"
                 "              [--debuglevel LEVEL] [--priority PRIORITY] [--servicename NAME]\n"
                 "              [--configdir DIR] [--no-dbus] [--no-ipv6] [--no-restore]\n"
-                "              [--socket SOCKET] [--statedir DIR] [--foreground] [--no-zeroconf]\n",
+                "              [--socket SOCKET] [--statedir DIR] [--foreground] [--no-zeroconf]\n"
+                "              [--import-pickle FILE]\n",
                 program_invocation_short_name);
 }
 
@@ -69,7 +70,10 @@ static void print_help(void) {
                "                        instead of creating one\n"
                "  --statedir DIR        Directory to save/restore state in\n"
                "  --foreground          Run in foreground\n"
-               "  --no-zeroconf         Do not use Zeroconf\n");
+               "  --no-zeroconf         Do not use Zeroconf\n"
+               "  --import-pickle FILE  Import the state the reference server saved (clients.pickle)\n"
+               "                        into the state directory, merged with clients.conf, and exit\n"
+               "                        (0: imported, 1: not); an existing state is not overwritten\n");
 }
 
 _printf_(1, 2)
@@ -148,6 +152,7 @@ enum {
         ARG_STATEDIR,
         ARG_FOREGROUND,
         ARG_NO_ZEROCONF,
+        ARG_IMPORT_PICKLE,
 };
 
 static SettingsResult parse_argv(Settings *s, Options *o, int argc, char *argv[]) {
@@ -170,6 +175,11 @@ static SettingsResult parse_argv(Settings *s, Options *o, int argc, char *argv[]
                 { "statedir",    required_argument, NULL, ARG_STATEDIR },
                 { "foreground",  no_argument,       NULL, ARG_FOREGROUND },
                 { "no-zeroconf", no_argument,       NULL, ARG_NO_ZEROCONF },
+                { "import-pickle", required_argument, NULL, ARG_IMPORT_PICKLE },
+                /* "--i" and "--in" meant --interface before --import-pickle
+                 * (and do for the reference): an exact match is never ambiguous. */
+                { "i",           required_argument, NULL, 'i' },
+                { "in",          required_argument, NULL, 'i' },
                 {}
         };
         int c;
@@ -204,6 +214,10 @@ static SettingsResult parse_argv(Settings *s, Options *o, int argc, char *argv[]
                 case ARG_STATEDIR: o->statedir = optarg; break;
                 case ARG_FOREGROUND: o->foreground = true; break;
                 case ARG_NO_ZEROCONF: o->zeroconf = false; break;
+                case ARG_IMPORT_PICKLE:
+                        if (set_string(&s->import_pickle, optarg) < 0)
+                                return SETTINGS_EXIT_FAILURE;
+                        break;
                 case ':':
                         return usage_error("argument %s: expected one argument", argv[optind - 1]);
                 default:
@@ -403,7 +417,9 @@ SettingsResult settings_load(Settings *s, int argc, char *argv[]) {
         }
 
         /* A socket passed by systemd counts as a socket given. */
-        if (!s->check && !s->zeroconf && s->port == 0 && s->socket_fd < 0 && sd_listen_fds(false) <= 0)
+        if (s->check && s->import_pickle)
+                return usage_error("--check and --import-pickle exclude each other");
+        if (!s->check && !s->import_pickle && !s->zeroconf && s->port == 0 && s->socket_fd < 0 && sd_listen_fds(false) <= 0)
                 return usage_error("Needs port or socket to work without Zeroconf");
         return SETTINGS_RUN;
 }
@@ -416,5 +432,6 @@ void settings_done(Settings *s) {
         free(s->priority);
         free(s->servicename);
         free(s->statedir);
+        free(s->import_pickle);
         *s = (Settings) { .socket_fd = -1 };
 }

@@ -30,6 +30,7 @@ typedef struct Settings {
         bool foreground;
         bool zeroconf;
         bool check;           /* --check: validate the configuration and exit */
+        char *import_pickle;  /* --import-pickle FILE: import the reference's state and exit; NULL: not given */
         bool run_as_root;     /* mandos.conf run_as_root: keep root instead of dropping to _mandos */
         unsigned max_checkers;/* mandos.conf max_checkers: checker processes at most */
         unsigned max_connections; /* mandos.conf max_connections: open connections at most */

@@ -13,7 +13,8 @@
 #    catalog in directories the installed systemd searches, sysusers.d and
 #    tmpfiles.d in one of their documented directories, the D-Bus policy in
 #    one the system bus includes;
-# and the installed mandos.service runs the installed binary.
+# and the installed mandos.service runs the installed binary; and
+# "ninja uninstall" removes them all again.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_prog meson dpkg systemd-analyze
@@ -70,7 +71,7 @@ for unit in mandos.service mandos.socket; do
 done
 
 # The generator and the catalog: directories compiled into the installed systemd.
-shared=$(ls /usr/lib/*/systemd/libsystemd-shared-*.so /lib/systemd/libsystemd-shared-*.so 2>/dev/null | head -n 1)
+shared=$(find /usr/lib /lib/systemd -maxdepth 3 -name "libsystemd-shared-*.so" 2>/dev/null | head -n 1)
 for what in "generator:*/system-generators/mandos-generator" "catalog:*/catalog/mandos.catalog"; do
 	p=$(where "${what#*:}")
 	d=$(dirname "${p:-/nonexistent/x}")
@@ -87,7 +88,7 @@ done
 for d in sysusers.d tmpfiles.d; do
 	p=$(where "*/$d/mandos.conf")
 	case $(dirname "${p:-/x/x}") in
-	/etc/$d | /run/$d | /usr/local/lib/$d | /usr/lib/$d | /lib/$d)
+	"/etc/$d" | "/run/$d" | "/usr/local/lib/$d" | "/usr/lib/$d" | "/lib/$d")
 		ok "$d/mandos.conf is installed in $(dirname "$p"), which systemd-${d%.d} reads" ;;
 	*)
 		not_ok "$d/mandos.conf is installed where systemd-${d%.d} reads it (it is at '${p:-nowhere}')" ;;
@@ -109,5 +110,14 @@ exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$DESTDIR${p:-/nonexistent}"
 bin=$(where "*bin/mandos")
 check "the installed mandos.service runs the installed binary (ExecStart=$exec_start; binary: ${bin:-none})" \
 	test -n "$exec_start" -a "$exec_start" = "$bin"
+
+# The way back (README.md, Replacing Debian's mandos): "ninja uninstall"
+# removes every file this install put there (here, under DESTDIR).
+if ninja -C "$BUILD_DIR" uninstall >"$SCRATCH/uninstall.log" 2>&1; then
+	left=$(cd "$DESTDIR" && find . ! -type d | sed 's/^\.//' | tr '\n' ' ')
+	check "ninja uninstall removes every installed file (left: ${left:-none})" test -z "$left"
+else
+	not_ok "ninja uninstall ($(tail -n 3 "$SCRATCH/uninstall.log" | tr '\n' '|'))"
+fi
 
 finish

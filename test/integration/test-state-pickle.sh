@@ -57,7 +57,8 @@ if ! start_mandos_dbus; then
 	finish
 fi
 ok "our server starts on the reference's state"
-assert_log "Imported the reference server's state from $STATEDIR/clients.pickle"
+# (The port and the bus name are ours before the state is read: wait for the import.)
+assert_log "Imported the reference server's state from $STATEDIR/clients.pickle" 30
 expect_prop "bravo, disabled with mandos-ctl -d on the reference, is still disabled" bravo Enabled "b false"
 expect_nothing "bravo gets nothing" bravo "[::1]:$PORT" 3
 check "alpha gets the secret set over D-Bus on the reference" \
@@ -84,5 +85,30 @@ expect_prop "bravo is still disabled after a restart" bravo Enabled "b false"
 check "alpha still gets the D-Bus secret after a restart" \
 	test "$(fetch alpha "[::1]:$PORT" 10)" = "the D-Bus secret of alpha"
 stop_mandos
+
+# A truncated pickle: refused, said so, left in place; we start from clients.conf.
+STATEDIR=$(new_statedir)
+half=$(($(stat -c %s "$SCRATCH/clients.pickle.orig") / 2))
+head -c "$half" "$SCRATCH/clients.pickle.orig" >"$STATEDIR/clients.pickle"
+cp "$STATEDIR/clients.pickle" "$SCRATCH/truncated.pickle"
+start_mandos_dbus || bail "our server does not start with a truncated clients.pickle"
+assert_log "ERROR: Could not import the reference server's state $STATEDIR/clients.pickle: truncated at byte $half"
+check "the truncated pickle is left in place, untouched" cmp -s "$STATEDIR/clients.pickle" "$SCRATCH/truncated.pickle"
+expect_prop "with it refused, bravo is as clients.conf says" bravo Enabled "b true"
+stop_mandos
+
+# The explicit command, on the reference's real pickle: 0, then 1 over our state.
+STATEDIR=$(new_statedir)
+"$MANDOS" --configdir "$CONFDIR" --statedir "$STATEDIR" --import-pickle "$SCRATCH/clients.pickle.orig" \
+	>"$SCRATCH/import.1.log" 2>&1
+check "mandos --import-pickle FILE exits 0" test $? -eq 0
+check "… and writes our state" test -s "$STATEDIR/clients.json"
+"$MANDOS" --configdir "$CONFDIR" --statedir "$STATEDIR" --import-pickle "$SCRATCH/clients.pickle.orig" \
+	>"$SCRATCH/import.2.log" 2>&1
+check "mandos --import-pickle FILE over our state exits 1" test $? -eq 1
+"$MANDOS" --configdir "$CONFDIR" --statedir "$(new_statedir)" --import-pickle "$SCRATCH/truncated.pickle" \
+	>"$SCRATCH/import.3.log" 2>&1
+check "mandos --import-pickle of a truncated pickle exits 1" test $? -eq 1
+check "… saying where it ends" grep -qF "truncated at byte $half" "$SCRATCH/import.3.log"
 
 finish

@@ -14,6 +14,8 @@
 #   SD_GENERATOR_PATH if set (before sd_boot): the only generator directory
 #                     the manager runs, and /run/systemd/generator is in its
 #                     unit path (namespace-init.sh)
+#   SD_UNIT_PATH_EXTRA more unit directories (":"-separated), searched after
+#                     those (before sd_boot)
 #
 # Set by a test before sd_boot:
 #   SD_LAYOUT=host    the manager also reads the standard unit directories

@@ -130,6 +130,10 @@ elif [ -n "${SD_GENERATOR_PATH:-}" ]; then
 	unit_path=$unit_path:/run/systemd/generator
 	generator_env=SYSTEMD_GENERATOR_PATH=$SD_GENERATOR_PATH
 fi
+# SD_UNIT_PATH_EXTRA: more unit directories, searched after those, in order
+# (e.g. /usr/local/lib/systemd/system and a directory with a distribution
+# unit, to see the first shadow the second).
+[ -n "${SD_UNIT_PATH_EXTRA:-}" ] && unit_path=$unit_path:$SD_UNIT_PATH_EXTRA
 exec env -i container=mandos-test \
 	SYSTEMD_UNIT_PATH="$unit_path" ${generator_env:+"$generator_env"} \
 	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \

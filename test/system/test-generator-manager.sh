@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# shellcheck disable=SC2317 # functions called by traps and wait_until
+# shellcheck disable=SC2317,SC2015 # functions called by traps and wait_until; A && B || bail
 #
 # mandos.conf's port under socket activation, through mandos-generator, in
 # a real systemd manager (lib.sh). The build is installed with "meson
