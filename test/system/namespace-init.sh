@@ -121,12 +121,11 @@ mount --move "$dev" /dev
 # and no other (SYSTEMD_GENERATOR_PATH, likewise without ":"), and loads
 # what they write into /run/systemd/generator (drop-ins included).
 # With SD_LAYOUT=host, a trailing ":" appends the standard search path
-# (filtered above), generator directories included.
+# (filtered above), generator directories included, and SD_GENERATOR_PATH
+# is not used: the standard generator directories are (filtered above).
 unit_path=$sd_dir/units
 generator_env=
-if [ "${SD_LAYOUT:-}" = host ]; then
-	unit_path=$unit_path:
-elif [ -n "${SD_GENERATOR_PATH:-}" ]; then
+if [ -n "${SD_GENERATOR_PATH:-}" ] && [ "${SD_LAYOUT:-}" != host ]; then
 	unit_path=$unit_path:/run/systemd/generator
 	generator_env=SYSTEMD_GENERATOR_PATH=$SD_GENERATOR_PATH
 fi
@@ -134,6 +133,7 @@ fi
 # (e.g. /usr/local/lib/systemd/system and a directory with a distribution
 # unit, to see the first shadow the second).
 [ -n "${SD_UNIT_PATH_EXTRA:-}" ] && unit_path=$unit_path:$SD_UNIT_PATH_EXTRA
+[ "${SD_LAYOUT:-}" = host ] && unit_path=$unit_path:
 exec env -i container=mandos-test \
 	SYSTEMD_UNIT_PATH="$unit_path" ${generator_env:+"$generator_env"} \
 	SYSTEMD_LOG_LEVEL="${SD_LOG_LEVEL:-info}" \

@@ -36,8 +36,8 @@
 #     diversion the README's steps made ("dpkg-divert --list" shows it).
 #     The reference's clients.pickle is still there (under its name or
 #     another), byte for byte.
-#  5. The README's way back (the fenced block after "<!-- go-back-steps -->",
-#     or else after "**Going back**")
+#  5. The README's way back (the fenced block after
+#     "<!-- replace-back-steps -->", or else after "**Going back**")
 #     brings the reference back: its own unit starts, serves alpha, and
 #     bravo is still disabled (a host the admin disabled must not get its
 #     secret because the admin went back).
@@ -340,9 +340,9 @@ fi
 
 # ------------------------------------------------------- 5. going back
 
-# The way back: the block after its own marker, if the README has one, else
-# the first after "**Going back**".
-GO_BACK_MARKER='<!-- go-back-steps -->'
+# The way back: the block after its own marker, or else the first after
+# "**Going back**".
+GO_BACK_MARKER='<!-- replace-back-steps -->'
 grep -qF -- "$GO_BACK_MARKER" "$README" || GO_BACK_MARKER='**Going back**'
 if run_block go-back-steps "$GO_BACK_MARKER"; then
 	REF_UNIT=$(sd_prop mandos.service FragmentPath)
