@@ -25,8 +25,10 @@
 #     properties) is recorded; "systemctl stop mandos" makes it write
 #     /var/lib/mandos/clients.pickle.
 #  2. The README's replacement steps, the fenced block after the
-#     "<!-- replace-steps -->" marker, run verbatim (as root, in the
-#     namespace, from a copy of the source tree whose "build" is this build).
+#     "<!-- replace-steps -->" marker, run verbatim as root in the namespace,
+#     in a copy of the source tree (MANDOS_SOURCE, default this one): the
+#     block builds and installs ours as the README says. (MANDOS_SOURCE=a
+#     worktree of an older commit shows what that commit would do.)
 #  3. After the switch, with the real mandos-client, mandos-ctl and
 #     mandos-monitor (under tmux): bravo is still disabled and gets nothing;
 #     alpha is served the secret set over D-Bus, on port N; every property
@@ -56,7 +58,7 @@ MANDOS_MONITOR=/usr/sbin/mandos-monitor
 
 sd_require
 require_common
-require_prog dpkg dpkg-query dpkg-divert tmux busctl base64 cmp
+require_prog dpkg dpkg-query dpkg-divert tmux busctl base64 cmp git tar meson ninja
 [[ $(dpkg-query -W -f '${Status} ${Version}' mandos 2>/dev/null) == "install ok installed $REF_VERSION"-* ]] ||
 	skip "needs Debian's mandos $REF_VERSION installed (the reference server)"
 [ -x /usr/sbin/avahi-daemon ] && [ -e /lib/systemd/system/avahi-daemon.service ] ||
