@@ -368,6 +368,12 @@ static int op_container(Parser *P, PickleType type) {
         return push(P, v);
 }
 
+static int check_key(Parser *P, const PickleValue *k) {
+        if (k->type == PICKLE_LIST || k->type == PICKLE_DICT)
+                return fail(P, "a %s as a dict key at byte %zu", pickle_type_name(k->type), P->op_pos);
+        return 0;
+}
+
 /* TUPLE, LIST, DICT: a new container of the items above the last mark;
  * TUPLE1-3: of the top n items. */
 static int op_collect(Parser *P, PickleType type, size_t from) {
@@ -379,9 +385,12 @@ static int op_collect(Parser *P, PickleType type, size_t from) {
         r = value_new(P, type, &c);
         if (r < 0)
                 return r;
-        for (size_t i = from; i < P->n_stack; i++)
+        for (size_t i = from; i < P->n_stack; i++) {
+                if (type == PICKLE_DICT && (i - from) % 2 == 0 && (r = check_key(P, P->stack[i])) < 0)
+                        return r;
                 if ((r = seq_append(P, c, P->stack[i])) < 0)
                         return r;
+        }
         P->n_stack = from;
         return push(P, c);
 }
@@ -391,12 +400,6 @@ static int op_tuple_n(Parser *P, size_t n) {
                 return fail(P, "%s on a stack of fewer than %zu items at byte %zu", opcode_names[P->data[P->op_pos]],
                             n, P->op_pos);
         return op_collect(P, PICKLE_TUPLE, P->n_stack - n);
-}
-
-static int check_key(Parser *P, const PickleValue *k) {
-        if (k->type == PICKLE_LIST || k->type == PICKLE_DICT)
-                return fail(P, "a %s as a dict key at byte %zu", pickle_type_name(k->type), P->op_pos);
-        return 0;
 }
 
 /* APPEND(S), SETITEM(S): the items from `from` go into the container below them. */

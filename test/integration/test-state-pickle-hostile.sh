@@ -7,9 +7,10 @@
 # server's clients.pickle"): pickles that run `touch MARKER` when Python
 # unpickles them (proved here with Python itself) — posix.system and
 # builtins.eval through GLOBAL (protocol 2) and STACK_GLOBAL (protocol 4),
-# and posix.system called by INST — are refused with the global or opcode named, leave no marker, are
-# left in place untouched, and the server starts from clients.conf alone. The
-# explicit `--import-pickle FILE` exits 1 on them and 0 on a good one.
+# posix.system called by INST — are refused with the global or opcode
+# named, leave no marker, are left in place untouched, and the server starts
+# from clients.conf alone. The explicit `--import-pickle FILE` exits 1 on
+# them, 0 on a good one, and 1 over a state of ours.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 require_common

@@ -4,12 +4,14 @@
 #
 # Taking over from the reference server (docs/STATE.md, "Importing the
 # reference server's clients.pickle"): the real /usr/sbin/mandos runs on a
-# private bus, an admin disables bravo, sets alpha's secret and timeout with
-# the real mandos-ctl, and the reference writes clients.pickle at SIGTERM.
-# Our server then starts on the same configuration and state directory: bravo
+# private bus, an admin disables bravo, sets alpha's secret and timeout and
+# removes charlie and delta with the real mandos-ctl, and the reference
+# writes clients.pickle at SIGTERM; delta then leaves clients.conf. Our
+# server then starts on the same configuration and state directory: bravo
 # is still disabled and gets nothing, alpha gets the secret set over D-Bus,
-# `mandos-ctl -v` shows what the reference showed (times aside), our state is
-# written and the pickle is kept as clients.pickle.imported.
+# charlie stays removed, `mandos-ctl -v` shows what the reference showed
+# (times aside), our state is written and the pickle is kept as
+# clients.pickle.imported. Then: a truncated pickle, and --import-pickle.
 
 . "${TEST_DIR:-$(dirname "$0")}/lib.sh"
 . "$TEST_DIR/dbus-lib.sh"
@@ -19,9 +21,13 @@ require_dbus
 
 CONFDIR="$SCRATCH/conf"
 # No checker runs (every 20 days; the reference cannot time more than 49).
-write_config "$CONFDIR" \
-	"$(client_section alpha 'interval = 20d' 'checker = true')" \
+# charlie is removed over D-Bus and stays configured; delta (charlie's keys)
+# is removed over D-Bus and then deleted from clients.conf, which makes the
+# reference itself crash at its next start.
+sections=("$(client_section alpha 'interval = 20d' 'checker = true')"
 	"$(client_section bravo 'interval = 20d' 'checker = true')"
+	"$(client_section charlie 'interval = 20d' 'checker = true')")
+write_config "$CONFDIR" "${sections[@]}" "$(printf '%s\n' "${sections[2]}" | sed 's/^\[charlie\]$/[delta]/')"
 STATEDIR=$(new_statedir)
 
 # A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
@@ -41,6 +47,7 @@ check "reference: mandos-ctl -d bravo" rctl -d bravo
 check "reference: mandos-ctl --secret FILE alpha" rctl --secret "$SCRATCH/newsecret.bin" alpha
 check "reference: mandos-ctl --timeout PT7H alpha" rctl --timeout PT7H alpha
 check "reference: mandos-ctl --deny-by-default bravo" rctl --deny-by-default bravo
+check "reference: mandos-ctl --remove charlie delta" rctl --remove charlie delta
 rctl -v | "$PY" "$DBUS_CHECK" normalize --sort-rows >"$SCRATCH/ctl-v.reference"
 rctl -v alpha bravo >"$SCRATCH/ctl-v.reference.raw"
 check "reference: alpha is served its D-Bus secret" \
@@ -49,6 +56,7 @@ kill -TERM "$REF_PID"
 wait_pid "$REF_PID" 20 || diag "the reference did not exit within 20 s"
 check "the reference wrote clients.pickle" test -s "$STATEDIR/clients.pickle"
 cp "$STATEDIR/clients.pickle" "$SCRATCH/clients.pickle.orig"
+write_config "$CONFDIR" "${sections[@]}"
 
 # ---------------------------------------------------------------- ours
 if ! start_mandos_dbus; then
@@ -72,6 +80,10 @@ else
 	not_ok "mandos-ctl -v shows what the reference showed (times aside)"
 	diff -u "$SCRATCH/ctl-v.reference" "$SCRATCH/ctl-v.ours" | sed 's/^/#   /' | head -30
 fi
+expect_nothing "charlie, removed over D-Bus on the reference, gets nothing" charlie "[::1]:$PORT" 3
+check "charlie stays removed" sh -c "! DBUS_SYSTEM_BUS_ADDRESS='$BUS' mandos-ctl | grep -qw charlie"
+check "delta, removed and then deleted from clients.conf, is simply gone" \
+	sh -c "! DBUS_SYSTEM_BUS_ADDRESS='$BUS' mandos-ctl | grep -qw delta"
 check "our state was written at once" test -s "$STATEDIR/clients.json"
 check "the pickle is kept as clients.pickle.imported" cmp -s "$STATEDIR/clients.pickle.imported" "$SCRATCH/clients.pickle.orig"
 check "no clients.pickle is left to import again" test ! -e "$STATEDIR/clients.pickle"
@@ -82,6 +94,7 @@ stop_mandos
 start_mandos_dbus || bail "our server does not restart"
 check "a restart does not import again" sh -c "! grep -qF 'Imported the reference' '$MANDOS_LOG'"
 expect_prop "bravo is still disabled after a restart" bravo Enabled "b false"
+expect_nothing "charlie is still removed after a restart" charlie "[::1]:$PORT" 3
 check "alpha still gets the D-Bus secret after a restart" \
 	test "$(fetch alpha "[::1]:$PORT" 10)" = "the D-Bus secret of alpha"
 stop_mandos

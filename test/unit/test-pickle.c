@@ -175,6 +175,7 @@ static void test_refused(void) {
                 C("\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.",
                   "an integer of 9 bytes (more than 64 bits) at byte 2"),
                 C("\x80\x02}]]s.", "a list as a dict key at byte 5"),
+                C("\x80\x02(}Nd.", "a dict as a dict key at byte 5"),
                 C("\x80\x02Na.", "APPEND with no list below its items at byte 3"),
                 C("\x80\x02" "e.", "APPENDS without a MARK at byte 2"),
 #undef C
