@@ -17,6 +17,21 @@
 #   SD_UNIT_PATH_EXTRA more unit directories (":"-separated), searched after
 #                     those (before sd_boot)
 #
+# Set by a test before sd_boot:
+#   SD_LAYOUT=host    the manager also reads the standard unit directories
+#                     (/etc/systemd/system, /run/systemd/generator,
+#                     /usr/local/lib/systemd/system, /lib/systemd/system,
+#                     ...) and runs the generators installed in the
+#                     namespace, as a real host's manager does, and /usr is
+#                     copy-on-write like /etc and /var; of the host's units
+#                     (and enablement links) only the stock ones and those
+#                     in SD_HOST_UNITS are seen, of its tmpfiles.d only those
+#                     in SD_HOST_TMPFILES, and none of its generators (see
+#                     namespace-init.sh). For a test of what an admin does
+#                     to a host: install, enable, divert.
+#   SD_HOST_UNITS     unit names, space-separated (with SD_LAYOUT=host)
+#   SD_HOST_TMPFILES  tmpfiles.d file names, space-separated (same)
+#
 # Life cycle:
 #   sd_require             skip (77) unless root, a systemd and cgroup v2 exist
 #   sd_init                make $SD_DIR/units with the stock units
@@ -127,6 +142,8 @@ sd_boot() {
 	mkdir "$SD_CGROUP" || bail "cannot create the cgroup $SD_CGROUP"
 	(
 		echo "$BASHPID" >"$SD_CGROUP/cgroup.procs" || exit 1
+		export SD_LAYOUT SD_HOST_UNITS SD_HOST_TMPFILES
+		export SD_STOCK_UNIT_NAMES="${SD_STOCK_UNITS[*]}"
 		exec setsid unshare --pid --fork --kill-child --mount --cgroup \
 			--uts --ipc --net --propagation private \
 			"$SYSTEM_TEST_DIR/namespace-init.sh" "$SD_DIR"
