@@ -288,11 +288,13 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
                 return refuse(m, error, "bad arguments");
         if (!client_name_ok(client))
                 return refuse(m, error, "bad client name");
+        /* First: with no manager there is nothing to ask, whatever the PID
+         * (a short checker may be gone already). */
+        if (!l->system)
+                return sd_bus_error_set(error, LAUNCHER_ERROR_NO_MANAGER, "no systemd manager");
         r = verify_pid(l, pid, &pidfd, &why);
         if (r < 0)
                 return refuse(m, error, "PID %u: %s", pid, why);
-        if (!l->system)
-                return sd_bus_error_set(error, LAUNCHER_ERROR_NO_MANAGER, "no systemd manager");
         if (l->n_pending >= PENDING_MAX || l->n_scopes >= LAUNCHER_SCOPES_MAX)
                 return refuse(m, error, "too many scopes");
         runtime = MAX(MIN(runtime, LAUNCHER_SCOPE_RUNTIME_MAX), LAUNCHER_SCOPE_RUNTIME_MIN);

@@ -63,6 +63,7 @@ struct StateWriter {
         pthread_cond_t wake;
         bool running;            /* under lock: the thread waits for work (it is past its start-up) */
         Batch *head, *tail;      /* under lock */
+        Batch *current;          /* the one the thread runs (under lock) */
         bool stop;               /* under lock */
         int error;               /* under lock: a failed write or sync since the last flush */
         int broken_fd;           /* under lock: a write to it failed; nothing more goes there */
@@ -151,6 +152,9 @@ static void *writer_thread(void *userdata) {
                 w->head = b->next;
                 if (!w->head)
                         w->tail = NULL;
+                /* Kept where a snapshot child (a fork of the loop's thread)
+                 * still sees it: to valgrind there it is not lost. */
+                w->current = b;
                 broken = w->broken_fd;
                 pthread_mutex_unlock(&w->lock);
 
@@ -164,6 +168,7 @@ static void *writer_thread(void *userdata) {
                 }
                 if (b->close_after && w->broken_fd == b->fd)
                         w->broken_fd = -1;
+                w->current = NULL;
                 batch_free(b);
         }
         pthread_mutex_unlock(&w->lock);
@@ -233,6 +238,7 @@ static _noreturn_ void snapshot_child(StateWriter *w, pid_t parent, uint64_t gen
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(EXIT_FAILURE);
         (void) setpriority(PRIO_PROCESS, 0, 10);
+        (void) prctl(PR_SET_NAME, "mandos-snapshot");
         r = state_save(w->dir, gen, s->clients, s->n_clients, (const SavedClient *const *) s->removed,
                        s->n_removed);
         _exit(r < 0 ? MIN(-r, 255) : 0);
