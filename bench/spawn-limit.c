@@ -90,6 +90,7 @@ int main(int argc, char *argv[]) {
                 completed++;
         }
         seconds = now() - t0;
+        posix_spawn_file_actions_destroy(&actions);
         printf("{\"completed\": %lu, \"seconds\": %.3f, \"per_second\": %.1f}\n", completed, seconds,
                (double) completed / seconds);
         return 0;

@@ -118,10 +118,20 @@ rm -f "$CONFDIR"/clients.d/bulk-*.conf
 # append), the state must load and hold one of the hosts it can; in even
 # rounds after the reload was done plus the bound of one fdatasync
 # (docs/STATE.md, Writing), the new host must be there.
-n_bulk=${MANDOS_STATE_CLIENTS:-300}
-rounds=${MANDOS_STATE_ROUNDS:-40}
+# Not under valgrind: a SIGKILLed server gets no leak check, and its
+# slowness there only turns the timing of the rounds into noise; the normal
+# and sanitizer builds run them.
+if [ -n "${MANDOS_VALGRIND:-}" ]; then
+	n_bulk=0
+	rounds=0
+	diag "the SIGKILL rounds do not run under valgrind"
+else
+	n_bulk=${MANDOS_STATE_CLIENTS:-300}
+	rounds=${MANDOS_STATE_ROUNDS:-40}
+fi
+ack_s=0.2
 window_ms=$((100 + n_bulk / 25))      # start-up and a reload take longer with more clients
-listen_s=$((10 + n_bulk / 5000))
+listen_s=$(vg_scale $((10 + n_bulk / 5000)))
 [ "$n_bulk" -gt 0 ] && bulk_clients "$n_bulk" "$CONFDIR/clients.d/bulk"
 n_all=$((n_bulk + 2))
 # A reload through the root launcher hands the files over in one D-Bus
@@ -149,7 +159,7 @@ for round in $(seq "$rounds"); do
 			diag "round $round: the reload was not done within ${listen_s}s: $(grep -m1 'Reload refused' "$MANDOS_LOG")"
 			bad=$((bad + 1))
 		fi
-		sleep 0.2
+		sleep "$ack_s"
 	fi
 	ms=$((RANDOM % window_ms))
 	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
@@ -178,8 +188,10 @@ for round in $(seq "$rounds"); do
 	esac
 	prev_n=$n
 done
-check "$rounds SIGKILLs with $n_all clients: the state always loaded, nothing acknowledged lost ($bad bad)" \
-	test "$bad" -eq 0
+if [ "$rounds" -gt 0 ]; then
+	check "$rounds SIGKILLs with $n_all clients: the state always loaded, nothing acknowledged lost ($bad bad)" \
+		test "$bad" -eq 0
+fi
 start_mandos_cmd "$MANDOS" --foreground --debug --no-dbus --no-zeroconf \
 	--configdir "$CONFDIR" --statedir "$STATEDIR" --port "$PORT"
 wait_listening "$PORT" "$listen_s" || bail "server does not restart after the crashes"
