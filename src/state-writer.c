@@ -422,7 +422,8 @@ int state_writer_flush(StateWriter *w, bool all) {
                 client_unref(c);
         }
         /* The rest keep their order, for the next iteration. */
-        memmove(w->dirty, w->dirty + n, (w->n_dirty - n) * sizeof(Client *));
+        if (w->n_dirty > n)
+                memmove(w->dirty, w->dirty + n, (w->n_dirty - n) * sizeof(Client *));
         w->n_dirty -= n;
         queued(w, r);
         bytes = w->records.size;
