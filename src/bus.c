@@ -492,15 +492,9 @@ int bus_add_client(Bus *b, Client *c) {
                 return 0;
         }
         /* Behind the others, in order. */
-        if (b->n_pending == b->pending_size) {
-                size_t size = b->pending_size ? 2 * b->pending_size : 1024;
-                Client **q = reallocarray(b->pending, size, sizeof(Client *));
-                if (!q) {
-                        (void) hashmap_remove(b->clients, c->object_path);
-                        return log_oom();
-                }
-                b->pending = q;
-                b->pending_size = size;
+        if (GREEDY_REALLOC(b->pending, b->pending_size, b->n_pending + 1) < 0) {
+                (void) hashmap_remove(b->clients, c->object_path);
+                return log_oom();
         }
         b->pending[b->n_pending++] = client_ref(c);
         c->bus_pending = true;

@@ -24,14 +24,8 @@ int conf_files_add(ConfFiles *f, char kind, const char *path, int error, const c
         ConfFile *e;
 
         /* Doubling: a configuration may hold 100,000 secfiles. */
-        if (f->n == f->n_allocated) {
-                size_t m = f->n_allocated ? 2 * f->n_allocated : 16;
-                ConfFile *n = reallocarray(f->files, m, sizeof(ConfFile));
-                if (!n)
-                        return -ENOMEM;
-                f->files = n;
-                f->n_allocated = m;
-        }
+        if (GREEDY_REALLOC(f->files, f->n_allocated, f->n + 1) < 0)
+                return -ENOMEM;
         e = &f->files[f->n];
         *e = (ConfFile) { .kind = kind, .error = error, .size = size };
         /* kind and path in one string: the key of the replay index. */
@@ -697,14 +691,8 @@ static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, 
                                "same key ID as client '%s', which wins", first->name);
         }
 
-        if (conf->n_clients == conf->n_allocated) {
-                size_t n = conf->n_allocated ? 2 * conf->n_allocated : 16;
-                ClientConfig **nv = reallocarray(conf->clients, n, sizeof(*nv));
-                if (!nv)
-                        goto nomem;
-                conf->clients = nv;
-                conf->n_allocated = n;
-        }
+        if (GREEDY_REALLOC(conf->clients, conf->n_allocated, conf->n_clients + 1) < 0)
+                goto nomem;
         r = hashmap_put(conf->by_name, c->name, c);
         if (r >= 0 && !isempty(c->key_id) && !first)
                 r = hashmap_put(conf->by_key_id, c->key_id, c);

@@ -112,29 +112,13 @@ const PickleValue *pickle_root(const Pickle *p) {
         return p->root;
 }
 
-static int grow(void **array, size_t *allocated, size_t need, size_t size) {
-        size_t n;
-        void *a;
-
-        if (need <= *allocated)
-                return 0;
-        n = MAX(need, *allocated * 2);
-        n = MAX(n, (size_t) 16);
-        a = reallocarray(*array, n, size);
-        if (!a)
-                return -ENOMEM;
-        *array = a;
-        *allocated = n;
-        return 0;
-}
-
 static int value_new(Parser *P, PickleType type, PickleValue **ret) {
         Pickle *p = P->p;
         PickleValue *v;
 
         if (p->n_all >= MAX_VALUES)
                 return fail(P, "more than %u values at byte %zu", MAX_VALUES, P->op_pos);
-        if (grow((void **) &p->all, &p->allocated_all, p->n_all + 1, sizeof(PickleValue *)) < 0)
+        if (GREEDY_REALLOC(p->all, p->allocated_all, p->n_all + 1) < 0)
                 return -ENOMEM;
         v = calloc(1, sizeof(PickleValue));
         if (!v)
@@ -188,7 +172,7 @@ static int add_item(Parser *P, PickleValue *c, PickleValue *v) {
 static int seq_append(Parser *P, PickleValue *c, PickleValue *v) {
         int r;
 
-        if (grow((void **) &c->seq.items, &c->seq.allocated, c->seq.n + 1, sizeof(PickleValue *)) < 0)
+        if (GREEDY_REALLOC(c->seq.items, c->seq.allocated, c->seq.n + 1) < 0)
                 return -ENOMEM;
         r = add_item(P, c, v);
         if (r < 0)
@@ -206,7 +190,7 @@ static size_t frame_base(const Parser *P) {
 static int push(Parser *P, PickleValue *v) {
         if (P->n_stack >= MAX_STACK)
                 return fail(P, "stack deeper than %u at byte %zu", MAX_STACK, P->op_pos);
-        if (grow((void **) &P->stack, &P->allocated_stack, P->n_stack + 1, sizeof(PickleValue *)) < 0)
+        if (GREEDY_REALLOC(P->stack, P->allocated_stack, P->n_stack + 1) < 0)
                 return -ENOMEM;
         P->stack[P->n_stack++] = v;
         return 0;
@@ -436,7 +420,7 @@ static int memo_put(Parser *P, uint64_t index) {
         /* Pickles number their memo from 0 up: a far index is only an attack on memory. */
         if (index >= PICKLE_MAX_MEMO || index > P->p->n_all + 256)
                 return fail(P, "memo index %" PRIu64 " out of bounds at byte %zu", index, P->op_pos);
-        if (grow((void **) &P->memo, &P->allocated_memo, (size_t) index + 1, sizeof(PickleValue *)) < 0)
+        if (GREEDY_REALLOC(P->memo, P->allocated_memo, (size_t) index + 1) < 0)
                 return -ENOMEM;
         for (; P->n_memo <= index; P->n_memo++)
                 P->memo[P->n_memo] = NULL;
@@ -686,7 +670,7 @@ static int step(Parser *P, bool *stop) {
                 *stop = true;
                 return 0;
         case '(':
-                if (grow((void **) &P->marks, &P->allocated_marks, P->n_marks + 1, sizeof(size_t)) < 0)
+                if (GREEDY_REALLOC(P->marks, P->allocated_marks, P->n_marks + 1) < 0)
                         return -ENOMEM;
                 if (P->n_marks >= MAX_STACK)
                         return fail(P, "too many marks at byte %zu", P->op_pos);

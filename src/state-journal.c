@@ -232,15 +232,9 @@ static int index_put(Index *x, SavedClient *sc) {
                 saved_client_free((*x->v)[i - 1]);
                 (*x->v)[i - 1] = sc;
         } else {
-                if (*x->n >= x->allocated) {
-                        size_t m = MAX(x->allocated * 2, (size_t) 16);
-                        SavedClient **w = reallocarray(*x->v, m, sizeof(SavedClient *));
-                        if (!w) {
-                                saved_client_free(sc);
-                                return -ENOMEM;
-                        }
-                        *x->v = w;
-                        x->allocated = m;
+                if (GREEDY_REALLOC(*x->v, x->allocated, *x->n + 1) < 0) {
+                        saved_client_free(sc);
+                        return -ENOMEM;
                 }
                 (*x->v)[(*x->n)++] = sc;
                 i = *x->n;

@@ -340,15 +340,9 @@ void state_writer_client(StateWriter *w, Client *c, bool full) {
         if (!w)
                 return;
         if (!c->state_dirty) {
-                if (w->n_dirty >= w->allocated_dirty) {
-                        size_t m = MAX(w->allocated_dirty * 2, (size_t) 64);
-                        Client **v = reallocarray(w->dirty, m, sizeof(Client *));
-                        if (!v) {
-                                w->snapshot_due = true;
-                                return;
-                        }
-                        w->dirty = v;
-                        w->allocated_dirty = m;
+                if (GREEDY_REALLOC(w->dirty, w->allocated_dirty, w->n_dirty + 1) < 0) {
+                        w->snapshot_due = true;
+                        return;
                 }
                 w->dirty[w->n_dirty++] = client_ref(c);
         }

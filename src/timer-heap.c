@@ -143,14 +143,8 @@ int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler
                 else
                         sift_down(h, i);
         } else {
-                if (h->n == h->size) {
-                        size_t size = h->size ? 2 * h->size : 64;
-                        Entry *n = reallocarray(h->entries, size, sizeof(Entry));
-                        if (!n)
-                                return -ENOMEM;
-                        h->entries = n;
-                        h->size = size;
-                }
+                if (GREEDY_REALLOC(h->entries, h->size, h->n + 1) < 0)
+                        return -ENOMEM;
                 h->entries[h->n++] = e;
                 sift_up(h, h->n - 1);
         }

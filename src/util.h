@@ -47,6 +47,28 @@ static inline void closep(int *fd) {
                 _fd_;                       \
         })
 
+/* Make *array (of elements of size bytes, *allocated of them) hold at least
+ * need, growing it by doubling (from 16), so that appending one at a time
+ * costs amortized O(1). Returns 0, or -ENOMEM with *array unchanged. */
+static inline int greedy_realloc(void **array, size_t *allocated, size_t need, size_t size) {
+        size_t n;
+        void *a;
+
+        if (need <= *allocated)
+                return 0;
+        n = *allocated * 2 > need ? *allocated * 2 : need;
+        n = n > 16 ? n : 16;
+        a = reallocarray(*array, n, size);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        *allocated = n;
+        return 0;
+}
+
+#define GREEDY_REALLOC(array, allocated, need) \
+        greedy_realloc((void **) &(array), &(allocated), (need), sizeof((array)[0]))
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
