@@ -391,6 +391,21 @@ client_section() {
 	done
 }
 
+# keygen_secret NAME TEXT OUT: TEXT encrypted to NAME's OpenPGP key as
+# mandos-keygen --password does it, the binary OpenPGP message in OUT (what
+# mandos-ctl --secret takes).
+keygen_secret() {
+	local name=$1 text=$2 out=$3
+	printf '%s' "$text" >"$SCRATCH/keygen-pass"
+	mandos-keygen --dir "$(key_dir "$name")" --password --passfile "$SCRATCH/keygen-pass" --name "$name" \
+		>"$SCRATCH/keygen-section.conf" 2>"$SCRATCH/keygen.err" || bail "mandos-keygen: $(cat "$SCRATCH/keygen.err")"
+	"$PY" -c '
+import base64, configparser, sys
+c = configparser.ConfigParser()
+c.read(sys.argv[1])
+sys.stdout.buffer.write(base64.b64decode(c[sys.argv[2]]["secret"]))' "$SCRATCH/keygen-section.conf" "$name" >"$out"
+}
+
 # write_config DIR [SECTION...]: DIR/mandos.conf ([DEFAULT] plus the lines in
 # $MANDOS_CONF_EXTRA, if any) and DIR/clients.conf made of the SECTIONs
 # (each a complete section text, e.g. "$(client_section alpha)").

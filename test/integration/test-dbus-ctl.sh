@@ -194,20 +194,10 @@ both "--approve-by-default --approval-delay PT0S --approval-duration PT1S bravo"
 # --------------------------------------------------------------- secret
 
 # A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
-printf 'a brand new secret' >"$SCRATCH/newpass"
-if mandos-keygen --dir "$(key_dir alpha)" --password --passfile "$SCRATCH/newpass" --name alpha \
-	>"$SCRATCH/newsection.conf" 2>"$SCRATCH/keygen.err" &&
-	"$PY" -c '
-import base64, configparser, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-sys.stdout.buffer.write(base64.b64decode(c["alpha"]["secret"]))' "$SCRATCH/newsection.conf" >"$SCRATCH/newsecret.bin"; then
-	both "--secret FILE alpha" --secret "$SCRATCH/newsecret.bin" alpha
-	got=$(fetch alpha "[::1]:$PORT" 10)
-	check "...alpha now gets the new secret" test "$got" = "a brand new secret"
-else
-	not_ok "mandos-keygen encrypts a new secret ($(cat "$SCRATCH/keygen.err"))"
-fi
+keygen_secret alpha 'a brand new secret' "$SCRATCH/newsecret.bin"
+both "--secret FILE alpha" --secret "$SCRATCH/newsecret.bin" alpha
+got=$(fetch alpha "[::1]:$PORT" 10)
+check "...alpha now gets the new secret" test "$got" = "a brand new secret"
 
 # ---------------------------------------------------------- all, remove
 

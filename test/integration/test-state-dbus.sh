@@ -26,14 +26,7 @@ check "mandos-ctl removes charlie" ctl --remove charlie
 check "mandos-ctl sets alpha's timeout" ctl --timeout PT7H alpha
 
 # A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
-printf 'the run-time secret of alpha' >"$SCRATCH/newpass"
-mandos-keygen --dir "$(key_dir alpha)" --password --passfile "$SCRATCH/newpass" --name alpha \
-	>"$SCRATCH/newsection.conf" 2>"$SCRATCH/keygen.err" || bail "mandos-keygen: $(cat "$SCRATCH/keygen.err")"
-"$PY" -c '
-import base64, configparser, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-sys.stdout.buffer.write(base64.b64decode(c["alpha"]["secret"]))' "$SCRATCH/newsection.conf" >"$SCRATCH/newsecret.bin"
+keygen_secret alpha 'the run-time secret of alpha' "$SCRATCH/newsecret.bin"
 check "mandos-ctl sets alpha's secret" ctl --secret "$SCRATCH/newsecret.bin" alpha
 check "alpha is served its new secret" test "$(fetch alpha "[::1]:$PORT" 10)" = "the run-time secret of alpha"
 

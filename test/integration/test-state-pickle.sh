@@ -31,14 +31,7 @@ write_config "$CONFDIR" "${sections[@]}" "$(printf '%s\n' "${sections[2]}" | sed
 STATEDIR=$(new_statedir)
 
 # A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
-printf 'the D-Bus secret of alpha' >"$SCRATCH/newpass"
-mandos-keygen --dir "$(key_dir alpha)" --password --passfile "$SCRATCH/newpass" --name alpha \
-	>"$SCRATCH/newsection.conf" 2>"$SCRATCH/keygen.err" || bail "mandos-keygen: $(cat "$SCRATCH/keygen.err")"
-"$PY" -c '
-import base64, configparser, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-sys.stdout.buffer.write(base64.b64decode(c["alpha"]["secret"]))' "$SCRATCH/newsection.conf" >"$SCRATCH/newsecret.bin"
+keygen_secret alpha 'the D-Bus secret of alpha' "$SCRATCH/newsecret.bin"
 
 # ---------------------------------------------------------------- the reference
 start_reference --statedir "$STATEDIR" || bail "the reference server did not start (see reference.log)"

@@ -183,21 +183,15 @@ check "...it is Debian's Python server ($(sd_args "$REF_PID"))" \
 
 check "the real mandos-ctl -d disables bravo" ctl -d bravo
 # A new secret for alpha, encrypted to alpha's key as mandos-keygen does it.
-printf 'the secret set over D-Bus for alpha' >"$SCRATCH/newpass"
-mandos-keygen --dir "$(key_dir alpha)" --password --passfile "$SCRATCH/newpass" --name alpha \
-	>"$SCRATCH/newsection.conf" 2>"$SCRATCH/keygen.err" || bail "mandos-keygen: $(cat "$SCRATCH/keygen.err")"
-"$PY" -c '
-import base64, configparser, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-sys.stdout.buffer.write(base64.b64decode(c["alpha"]["secret"]))' "$SCRATCH/newsection.conf" >"$SCRATCH/newsecret.bin"
+DBUS_SECRET='the secret set over D-Bus for alpha'
+keygen_secret alpha "$DBUS_SECRET" "$SCRATCH/newsecret.bin"
 check "the real mandos-ctl --secret sets alpha's secret" ctl --secret "$SCRATCH/newsecret.bin" alpha
 
 # expect_dbus_secret DESC: alpha is served the secret set over D-Bus on port N.
 expect_dbus_secret() {
 	local got
 	got=$(fetch alpha "$ADDR" 15)
-	if [ "$got" = "$(cat "$SCRATCH/newpass")" ]; then
+	if [ "$got" = "$DBUS_SECRET" ]; then
 		ok "$1"
 	else
 		not_ok "$1 (got ${#got} bytes: '${got:0:80}')"
@@ -361,7 +355,7 @@ if run_block go-back-steps "$GO_BACK_MARKER"; then
 	check "...it is Debian's Python server again ($(sd_args "${REF_PID:-0}"))" \
 		bash -c "[[ '$(sd_args "${REF_PID:-0}")' == *python3*/usr/sbin/mandos* ]]"
 	got=$(fetch alpha "$ADDR" 15)
-	if [ "$got" = "$(cat "$SCRATCH/newpass")" ]; then
+	if [ "$got" = "$DBUS_SECRET" ]; then
 		ok "...and serves alpha (the secret set over D-Bus: the reference read its pickle)"
 	elif [ "$got" = "$(secret_of alpha)" ]; then
 		ok "...and serves alpha (its clients.conf secret: the reference started without its pickle)"
