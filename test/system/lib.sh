@@ -129,6 +129,16 @@ sd_run() {
 	nsenter -t "$SD_PID1" -a -r -w "$@"
 }
 
+# sd_client_in_namespace: from here on, MANDOS_CLIENT runs the real client in
+# the manager's network namespace (where its sockets listen), for fetch and
+# expect_secret (../integration/lib.sh). After sd_boot.
+sd_client_in_namespace() {
+	local real=$MANDOS_CLIENT
+	MANDOS_CLIENT="$SCRATCH/mandos-client-in-namespace"
+	printf '#!/bin/sh\nexec nsenter -t %s -n %s "$@"\n' "$SD_PID1" "$real" >"$MANDOS_CLIENT"
+	chmod +x "$MANDOS_CLIENT"
+}
+
 # sd_boot [SECONDS]: start the manager and wait (default 20 s) until its
 # boot is over and the system bus answers. Bails out on failure.
 sd_boot() {

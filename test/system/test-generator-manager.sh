@@ -69,10 +69,7 @@ sd_init
 cp "$DESTDIR$SERVICE_PATH" "$DESTDIR$SOCKET_PATH" "$SD_DIR/units/"
 sd_boot 20
 
-REAL_CLIENT=$MANDOS_CLIENT
-MANDOS_CLIENT="$SCRATCH/mandos-client-in-namespace"
-printf '#!/bin/sh\nexec nsenter -t %s -n %s "$@"\n' "$SD_PID1" "$REAL_CLIENT" >"$MANDOS_CLIENT"
-chmod +x "$MANDOS_CLIENT"
+sd_client_in_namespace
 
 sd_private_tmp "$SCRATCH" "$BUILD_DIR" "$KEY_CACHE" || bail "cannot give the namespace a /tmp of its own"
 sd_overlay /usr "$DESTDIR/usr" || bail "cannot lay the installed tree over the namespace's /usr"

@@ -105,10 +105,7 @@ sd_private_tmp "$SCRATCH" "$BUILD_DIR" || bail "cannot give the namespace a /tmp
 
 # mandos-client in the manager's network namespace, for fetch and
 # expect_secret (../integration/lib.sh).
-REAL_CLIENT=$MANDOS_CLIENT
-MANDOS_CLIENT="$SCRATCH/mandos-client-in-namespace"
-printf '#!/bin/sh\nexec nsenter -t %s -n %s "$@"\n' "$SD_PID1" "$REAL_CLIENT" >"$MANDOS_CLIENT"
-chmod +x "$MANDOS_CLIENT"
+sd_client_in_namespace
 
 ctl() { sd_run mandos-ctl "$@"; }
 

@@ -159,12 +159,7 @@ sd_init
 cp "$DESTDIR$SERVICE_PATH" "$DESTDIR$SOCKET_PATH" "$SD_DIR/units/"
 sd_boot 20
 
-# mandos-client, run in the manager's network namespace (where the socket
-# listens), for fetch and expect_secret (../integration/lib.sh).
-REAL_CLIENT=$MANDOS_CLIENT
-MANDOS_CLIENT="$SCRATCH/mandos-client-in-namespace"
-printf '#!/bin/sh\nexec nsenter -t %s -n %s "$@"\n' "$SD_PID1" "$REAL_CLIENT" >"$MANDOS_CLIENT"
-chmod +x "$MANDOS_CLIENT"
+sd_client_in_namespace
 
 # The namespace's own /tmp (PrivateTmp= makes directories there), and the
 # installed tree over its /usr.
