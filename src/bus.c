@@ -467,7 +467,6 @@ void bus_announce_later(Bus *b) {
 }
 
 int bus_add_client(Bus *b, Client *c) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_free_ char *path = NULL;
         Client *other;
         int r;
