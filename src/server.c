@@ -95,6 +95,8 @@ static int on_configuration(sd_bus_message *reply, void *userdata, sd_bus_error 
         r = launcher_configuration_reply(reply, &files);
         if (r < 0)
                 log_error("Reload refused: the launcher did not hand over the configuration; nothing changed");
+        else if (s->stopping)
+                log_info("Reload dropped: the server is stopping");
         else
                 (void) server_reload_files(s, &files);
         conf_files_done(&files);
