@@ -107,6 +107,7 @@ static int on_configuration(sd_bus_message *reply, void *userdata, sd_bus_error 
         ConfFiles files = {};
         int r;
 
+        loop_note("a reload (the launcher's reply)");
         s->reload_slot = sd_bus_slot_unref(s->reload_slot);
         r = launcher_configuration_reply(reply, &files);
         if (r < 0)
