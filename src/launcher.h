@@ -8,7 +8,8 @@
  * unprivileged user. The launcher never sees the network socket nor any
  * byte from the network. It holds what needs root:
  *  - read access to the root-only configuration (clients.conf, clients.d/,
- *    secfiles), handed over as bytes on every reload (ReadConfiguration);
+ *    secfiles), handed over on every reload (ReadConfiguration) in a
+ *    sealed memfd that lives no longer than the reload;
  *  - its own connection to the system bus, the only one that may create
  *    units: it makes the transient scope of a checker when the server asks
  *    (StartCheckerScope), after checking that the PID is an unreaped child
