@@ -43,7 +43,7 @@
 
 #define PRIORITY "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA"
 
-static void die(const char *what, int gnutls_error) {
+static _Noreturn void die(const char *what, int gnutls_error) {
         if (gnutls_error)
                 fprintf(stderr, "mandos-load: %s: %s\n", what, gnutls_strerror(gnutls_error));
         else

@@ -8,8 +8,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <systemd/sd-id128.h>
 #include <systemd/sd-login.h>
@@ -364,30 +366,66 @@ static int method_stop_scope(sd_bus_message *m, void *userdata, sd_bus_error *er
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* The files' bytes, one after the other, in a new memfd sealed against any
+ * change (memfd_create(2), fcntl(2) File Sealing): the server maps it and
+ * must see the same bytes, neither a shrink (SIGBUS) nor a write while it
+ * parses. */
+static int conf_files_to_memfd(const ConfFiles *files, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+
+        fd = memfd_create("mandos-configuration", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        for (size_t i = 0; i < files->n; i++) {
+                const uint8_t *p = files->files[i].data;
+                size_t left = files->files[i].size;
+
+                while (left > 0) {
+                        ssize_t n = write(fd, p, left);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                return n < 0 ? -errno : -EIO;
+                        p += n;
+                        left -= (size_t) n;
+                }
+        }
+        if (fcntl(fd, F_ADD_SEALS, LAUNCHER_SEALS) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* The reply: the sealed memfd, then per file its kind, path, error, why
+ * and where its bytes are in the memfd. Not the bytes themselves: a D-Bus
+ * array holds at most 64 MiB (sd-bus's bound), far less than the 1 GiB a
+ * file may have at start. The memfd lives no longer than the reply: our fd
+ * is closed here, the message's once it is sent. */
 static int method_read_configuration(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Launcher *l = userdata;
         _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
+        _cleanup_close_ int fd = -1;
         ConfFiles files = {};
         sd_bus_message *reply = NULL;
+        uint64_t offset = 0;
         int r;
 
         r = clients_conf_load_all_files(l->configdir, &files, &conf);
+        if (r >= 0)
+                r = conf_files_to_memfd(&files, &fd);
         if (r >= 0)
                 r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_sensitive(reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ysisay)");
+                r = sd_bus_message_append(reply, "h", fd);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ysistt)");
         for (size_t i = 0; r >= 0 && i < files.n; i++) {
                 const ConfFile *f = &files.files[i];
-                r = sd_bus_message_open_container(reply, 'r', "ysisay");
-                if (r >= 0)
-                        r = sd_bus_message_append(reply, "ysis", (uint8_t) f->kind, f->path, f->error,
-                                                  strempty(f->why));
-                if (r >= 0)
-                        r = sd_bus_message_append_array(reply, 'y', f->data, f->size);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
+                r = sd_bus_message_append(reply, "(ysistt)", (uint8_t) f->kind, f->path, f->error,
+                                          strempty(f->why), offset, (uint64_t) f->size);
+                offset += f->size;
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -402,7 +440,7 @@ static int method_read_configuration(sd_bus_message *m, void *userdata, sd_bus_e
 
 static const sd_bus_vtable launcher_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("ReadConfiguration", "", "a(ysisay)", method_read_configuration, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ReadConfiguration", "", "ha(ysistt)", method_read_configuration, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("StartCheckerScope", "ust", "s", method_start_scope, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("StopCheckerScope", "s", "", method_stop_scope, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
@@ -656,46 +694,103 @@ int launcher_connect(int fd, sd_bus **ret) {
 
 #define LAUNCHER_CALL_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
-int launcher_read_configuration(sd_bus *link, ConfFiles *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+int launcher_read_configuration_async(sd_bus *link, sd_bus_slot **ret_slot, sd_bus_message_handler_t callback,
+                                      void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        sd_bus_message *reply = NULL;
-        ConfFiles files = { .replay = true };
         int r;
 
-        /* Synchronous (a reload works on what it reads) but bounded: the
-         * launcher only reads files; far below WatchdogSec=30s. */
+        /* Bounded (the launcher only reads files), and asynchronous: a slow
+         * launcher must not hold the loop, which serves clients meanwhile. */
         r = sd_bus_message_new_method_call(link, &call, NULL, LAUNCHER_PATH, LAUNCHER_INTERFACE,
                                            "ReadConfiguration");
         if (r >= 0)
-                r = sd_bus_call(link, call, LAUNCHER_CALL_TIMEOUT_USEC, &error, &reply);
-        if (r < 0)
-                return log_error_errno(r, "The launcher did not hand over the configuration: %s",
-                                       error.message ?: strerror(-r));
-        r = sd_bus_message_enter_container(reply, 'a', "(ysisay)");
-        while (r > 0) {
-                const char *path, *why;
-                const void *data;
-                size_t size;
-                uint8_t kind;
-                int32_t err;
+                r = sd_bus_call_async(link, ret_slot, call, callback, userdata, LAUNCHER_CALL_TIMEOUT_USEC);
+        return r;
+}
 
-                r = sd_bus_message_enter_container(reply, 'r', "ysisay");
-                if (r <= 0)
-                        break;
-                r = sd_bus_message_read(reply, "ysis", &kind, &path, &err, &why);
-                if (r >= 0)
-                        r = sd_bus_message_read_array(reply, 'y', &data, &size);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-                if (r >= 0)
-                        r = conf_files_add(&files, (char) kind, path, err, *why ? why : NULL, data, size);
-                if (r >= 0)
-                        r = 1;
+int launcher_map_sealed(int fd, const void **ret_map, size_t *ret_size) {
+        struct stat st;
+        void *map;
+        int seals;
+
+        /* Unsealed, the launcher's bytes could shrink under our mapping
+         * (SIGBUS) or change between our checks and our parsing. Only a
+         * memfd (or other shmem) has seals: F_GET_SEALS fails for the rest. */
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return errno == EINVAL ? -EPERM : -errno;
+        if ((seals & LAUNCHER_SEALS) != LAUNCHER_SEALS)
+                return -EPERM;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size < 0)
+                return -EBADF;
+        if (st.st_size == 0) {
+                *ret_map = NULL;
+                *ret_size = 0;
+                return 0;
         }
+        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED)
+                return -errno;
+        /* Secrets: never in a core dump. */
+        (void) madvise(map, (size_t) st.st_size, MADV_DONTDUMP);
+        *ret_map = map;
+        *ret_size = (size_t) st.st_size;
+        return 0;
+}
+
+static int conf_files_from_reply(sd_bus_message *reply, const uint8_t *map, size_t map_size, ConfFiles *files) {
+        const char *path, *why;
+        uint64_t offset, size;
+        uint8_t kind;
+        int32_t err;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(ysistt)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(reply, "(ysistt)", &kind, &path, &err, &why, &offset, &size)) > 0) {
+                if (offset > map_size || size > map_size - offset || size > LAUNCHER_FILE_SIZE_MAX)
+                        return -EBADMSG;
+                r = conf_files_add(files, (char) kind, path, err, *why ? why : NULL, size ? (const void *) (map + offset) : "",
+                                   (size_t) size);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
+int launcher_configuration_reply(sd_bus_message *reply, ConfFiles *ret) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        ConfFiles files = { .replay = true };
+        const void *map = NULL;
+        size_t map_size = 0;
+        int fd, r;
+
+        if (e)
+                return log_error_errno(sd_bus_message_get_errno(reply),
+                                       "The launcher did not hand over the configuration: %s",
+                                       e->message ?: e->name);
+        r = sd_bus_message_read(reply, "h", &fd);
         if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
-        sd_bus_message_unref(reply);
+                r = launcher_map_sealed(fd, &map, &map_size);
+        if (r == -EPERM)
+                return log_error_errno(r, "The launcher handed over the configuration in an unsealed file: refused");
+        /* The bytes are copied into the files (wiped when they are freed),
+         * and the mapping goes at once. Not read() into a buffer of ours:
+         * that would be one more copy of every secret to wipe, with the
+         * same bytes still in the memfd's pages. The mapping is of those
+         * very pages, read-only (sealed: explicit_bzero() on it is not
+         * possible), and munmap() leaves nothing of ours behind; the pages
+         * are the kernel's to free once the last fd (the launcher's reply,
+         * this message's) is closed, which is right after this reload. */
+        if (r >= 0)
+                r = conf_files_from_reply(reply, map, map_size, &files);
+        if (map)
+                (void) munmap((void *) map, map_size);
         if (r < 0) {
                 conf_files_done(&files);
                 return log_error_errno(r, "Bad configuration from the launcher: %m");

@@ -8,7 +8,8 @@
  * unprivileged user. The launcher never sees the network socket nor any
  * byte from the network. It holds what needs root:
  *  - read access to the root-only configuration (clients.conf, clients.d/,
- *    secfiles), handed over as bytes on every reload (ReadConfiguration);
+ *    secfiles), handed over on every reload (ReadConfiguration) in a
+ *    sealed memfd that lives no longer than the reload;
  *  - its own connection to the system bus, the only one that may create
  *    units: it makes the transient scope of a checker when the server asks
  *    (StartCheckerScope), after checking that the PID is an unreaped child
@@ -23,6 +24,7 @@
  * (PR_SET_PDEATHSIG, and the channel's end) and stops every scope it made
  * on its way out. */
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -60,8 +62,21 @@ int launcher_fork(const char *configdir, uid_t server_uid, gid_t server_gid, con
 /* Server side of the channel: a connected sd-bus peer on fd (taken). */
 int launcher_connect(int fd, sd_bus **ret);
 
-/* ReadConfiguration(): the files, for clients_conf_load_all_files() (replay). */
-int launcher_read_configuration(sd_bus *link, ConfFiles *ret);
+/* ReadConfiguration(): the files, for clients_conf_load_all_files()
+ * (replay). The reply carries their bytes in one memfd, sealed with
+ * LAUNCHER_SEALS, which the server refuses without them: no D-Bus array
+ * bound (64 MiB) on the configuration, but each file's, LAUNCHER_FILE_SIZE_MAX,
+ * the same as ini.c's at start. Asynchronous, bounded to 10 s: callback gets
+ * the reply (or the error), for launcher_configuration_reply(). */
+#define LAUNCHER_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+#define LAUNCHER_FILE_SIZE_MAX (UINT64_C(1024) * 1024 * 1024)
+int launcher_read_configuration_async(sd_bus *link, sd_bus_slot **ret_slot, sd_bus_message_handler_t callback,
+                                      void *userdata);
+/* The files of ReadConfiguration's reply (or the error it carries, logged). */
+int launcher_configuration_reply(sd_bus_message *reply, ConfFiles *ret);
+/* Map fd read-only (*ret_map NULL if empty) if it bears LAUNCHER_SEALS;
+ * else -EPERM. Unmap with munmap(). */
+int launcher_map_sealed(int fd, const void **ret_map, size_t *ret_size);
 
 /* StartCheckerScope(pid, client, runtime_max): callback gets the reply
  * ("s" unit name, or an error). */

@@ -284,10 +284,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         loop_note("a reload (SIGHUP)");
 
         log_info("Reloading the configuration (SIGHUP)");
-        (void) sd_notify(false, "RELOADING=1");
-        (void) server_reload(server);
-        (void) sd_notify(false, "READY=1");
-        server_notify_status(server);
+        server_reload(server);
         return 0;
 }
 

@@ -631,22 +631,15 @@ static int reload_client(Server *s, Client *c, const ClientConfig *now) {
         return 0;
 }
 
-int server_reload(Server *s) {
+int server_reload_files(Server *s, ConfFiles *files) {
         _cleanup_(clients_conf_freep) ClientsConf *conf = NULL;
         unsigned added = 0, removed = 0;
         int r;
 
-        if (s->launcher) {
-                /* The files are root's: the launcher reads them for us. */
-                ConfFiles files = {};
-                r = launcher_read_configuration(s->launcher, &files);
-                if (r < 0) {
-                        log_error("Reload refused: the launcher did not hand over the configuration; nothing changed");
-                        return r;
-                }
-                r = clients_conf_load_all_files(s->settings->configdir, &files, &conf);
-                conf_files_done(&files);
-        } else
+        /* files: what the launcher read for us (src/server.c, server_reload()). */
+        if (files)
+                r = clients_conf_load_all_files(s->settings->configdir, files, &conf);
+        else
                 r = clients_conf_load_all(s->settings->configdir, &conf);
         if (r < 0)
                 return log_error_errno(r, "Could not reload the configuration: %m");

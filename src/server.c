@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "server.h"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <systemd/sd-daemon.h>
 
+#include "launcher.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -58,6 +62,7 @@ Server *server_free(Server *s) {
         server_state_done(s);
         s->checkers = checker_manager_free(s->checkers);
         s->timers = timer_heap_free(s->timers);
+        s->reload_slot = sd_bus_slot_unref(s->reload_slot);
         s->launcher = sd_bus_flush_close_unref(s->launcher);
         s->bus = bus_free(s->bus);
         hashmap_free(s->by_key_id);
@@ -71,6 +76,69 @@ Server *server_free(Server *s) {
         sd_event_unref(s->event);
         free(s);
         return NULL;
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void reload_done(Server *s) {
+        uint64_t t0 = monotonic_usec();
+
+        /* The parse's memory, freed, stays resident in the heap: the next
+         * snapshot's fork would copy its page tables too (at 100,000
+         * clients some 300 MB, half the fork's time: 11.7 ms, 5.9 ms after). */
+        (void) malloc_trim(0);
+        log_debug("Gave the reload's memory back in %.1f ms", (double) (monotonic_usec() - t0) / 1000.0);
+        (void) sd_notify(false, "READY=1");
+        server_notify_status(s);
+        if (s->reload_again && !s->stopping) {
+                s->reload_again = false;
+                log_info("Reloading the configuration again (a SIGHUP came during the reload)");
+                server_reload(s);
+        }
+}
+
+static int on_configuration(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Server *s = userdata;
+        ConfFiles files = {};
+        int r;
+
+        loop_note("a reload (the launcher's reply)");
+        s->reload_slot = sd_bus_slot_unref(s->reload_slot);
+        r = launcher_configuration_reply(reply, &files);
+        if (r < 0)
+                log_error("Reload refused: the launcher did not hand over the configuration; nothing changed");
+        else if (s->stopping)
+                log_info("Reload dropped: the server is stopping");
+        else
+                (void) server_reload_files(s, &files);
+        conf_files_done(&files);
+        reload_done(s);
+        return 0;
+}
+
+void server_reload(Server *s) {
+        int r;
+
+        if (s->reload_slot) {
+                s->reload_again = true;
+                return;
+        }
+        (void) sd_notify(false, "RELOADING=1");
+        if (!s->launcher) {
+                (void) server_reload_files(s, NULL);
+                return reload_done(s);
+        }
+        /* The files are root's: the launcher reads them for us. */
+        r = launcher_read_configuration_async(s->launcher, &s->reload_slot, on_configuration, s);
+        if (r < 0) {
+                log_error_errno(r, "Reload refused: could not ask the launcher for the configuration: %m");
+                reload_done(s);
+        }
 }
 
 static bool key_id_usable(const char *key_id) {

@@ -34,6 +34,8 @@ typedef struct Server {
         CheckerManager *checkers;
         TimerHeap *timers;         /* the clients' timers */
         sd_bus *launcher;          /* the root launcher's channel; NULL without one */
+        sd_bus_slot *reload_slot;  /* a reload waiting for the launcher's files */
+        bool reload_again;         /* a SIGHUP came meanwhile */
 
         char *statedir;
         SavedClient **removed;     /* removed at run time, as the state file keeps them */
@@ -101,8 +103,14 @@ void server_remember_removed(Server *s, Client *c);
 void server_state_done(Server *s);
 /* STATUS= for systemd: clients enabled and total, secrets sent. */
 void server_notify_status(Server *s);
-/* SIGHUP: read clients.conf and clients.d/ again and apply the changes. */
-int server_reload(Server *s);
+/* SIGHUP: read clients.conf and clients.d/ again and apply the changes,
+ * with RELOADING=1 and READY=1 to systemd around it. Through the launcher
+ * (it reads root's files for us), the loop goes on serving until its reply
+ * comes; a SIGHUP meanwhile is one more reload after this one (src/server.c). */
+void server_reload(Server *s);
+/* Apply the configuration: files, the launcher's, or NULL to read the
+ * files ourselves (src/server-state.c). */
+int server_reload_files(Server *s, ConfFiles *files);
 
 /* Start accepting on fd (taken over). */
 int server_listen(Server *s, int fd);
