@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "hex.h"
 #include "util.h"
 #include "loop.h"
 
@@ -42,9 +43,7 @@ static char *reference_passphrase(const uint8_t *secret, size_t size) {
                 buf = malloc(6 + 2 * size + 1);
                 if (!buf)
                         return NULL;
-                p = buf + sprintf(buf, "mandos");
-                for (size_t i = 0; i < size; i++)
-                        p += sprintf(p, "%02x", secret[i]);
+                hex_encode(stpcpy(buf, "mandos"), secret, size, false);
                 return buf;
         }
         buf = malloc(6 + 4 * size + 1);
@@ -83,8 +82,7 @@ static char *derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size
         buf = malloc(PASSPHRASE_MAX);
         if (buf) {
                 n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
-                for (size_t i = 0; i < sizeof(digest); i++)
-                        n += sprintf(buf + n, "%02x", digest[i]);
+                hex_encode(buf + n, digest, sizeof(digest), false);
         }
         explicit_bzero(digest, sizeof(digest));
         return buf;

@@ -2,8 +2,8 @@
 #include "tls.h"
 
 #include <gnutls/abstract.h>
-#include <stdio.h>
 
+#include "hex.h"
 #include "util.h"
 
 int tls_context_init(TlsContext *t, const char *priority, const char **ret_error_pos) {
@@ -192,8 +192,7 @@ int tls_key_id_from_spki(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
                 return r;
         if (id_size != sizeof(id))
                 return GNUTLS_E_INTERNAL_ERROR;
-        for (size_t i = 0; i < id_size; i++)
-                snprintf(ret + 2 * i, 3, "%02X", id[i]);
+        hex_encode(ret, id, id_size, true);
         return 0;
 }
 

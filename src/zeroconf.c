@@ -18,6 +18,7 @@
 
 #include "avahi-sd-event.h"
 #include "log.h"
+#include "socket-util.h"
 #include "util.h"
 
 /* The reference gives up after this many renames (mandos(8), ZEROCONF). */
@@ -102,17 +103,16 @@ static int zeroconf_rename(Zeroconf *z) {
 
 /* The port and family of the socket we really listen on. */
 static int zeroconf_listening_port(Zeroconf *z, int *ret_family) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
+        SocketAddress a;
+        int r;
 
-        if (getsockname(z->listen_fd, (struct sockaddr *) &sa, &len) < 0)
-                return log_error_errno(errno, "Zeroconf: cannot read the listening socket's port: %m");
-        *ret_family = sa.ss_family;
-        if (sa.ss_family == AF_INET6)
-                return ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
-        if (sa.ss_family == AF_INET)
-                return ntohs(((struct sockaddr_in *) &sa)->sin_port);
-        return log_error_errno(EAFNOSUPPORT, "Zeroconf: the listening socket is not an IP socket");
+        r = socket_bound_address(z->listen_fd, &a);
+        if (r == -EAFNOSUPPORT)
+                return log_error_errno(r, "Zeroconf: the listening socket is not an IP socket");
+        if (r < 0)
+                return log_error_errno(r, "Zeroconf: cannot read the listening socket's port: %m");
+        *ret_family = a.sockaddr.sa.sa_family;
+        return a.port;
 }
 
 static AvahiIfIndex zeroconf_interface(Zeroconf *z) {

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The small shared helpers: hex text (src/hex.h) and the address a socket
+ * is bound to (src/socket-util.h), on loopback sockets. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hex.h"
+#include "socket-util.h"
+#include "test.h"
+
+static void test_hex_lower_and_upper(void) {
+        static const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
+        char buf[2 * sizeof(bytes) + 1 + 3], *end;
+        char *s = hexmem(bytes, sizeof(bytes));
+
+        check_streq(s, "000fa5ff");
+        free(s);
+        end = hex_encode(buf, bytes, sizeof(bytes), true);
+        check_streq(buf, "000FA5FF");
+        check(end == buf + 8 && *end == 0);
+        /* Text may follow, as after stpcpy(). */
+        check(hex_encode(buf, bytes, 0, false) == buf && buf[0] == 0);
+        check(hexchar(0x1a, false) == 'a' && hexchar(0x1a, true) == 'A');
+}
+
+static int bound_socket(int family, const void *sa, socklen_t len) {
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd >= 0 && bind(fd, sa, len) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void test_bound_address_ipv4_and_ipv6(void) {
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        SocketAddress a;
+        int fd;
+
+        fd = bound_socket(AF_INET, &in, sizeof(in));
+        check(fd >= 0);
+        check_int(socket_bound_address(fd, &a), 0);
+        check_streq(a.host, "127.0.0.1");
+        check(a.port > 0); /* the kernel's pick for port 0 */
+        check_int(a.sockaddr.sa.sa_family, AF_INET);
+        close(fd);
+
+        fd = bound_socket(AF_INET6, &in6, sizeof(in6));
+        if (fd < 0)
+                return; /* no IPv6 here */
+        check_int(socket_bound_address(fd, &a), 0);
+        check_streq(a.host, "::1");
+        check(a.port > 0);
+        close(fd);
+}
+
+static void test_bound_address_refuses_other_sockets(void) {
+        SocketAddress a;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        check(fd >= 0);
+        check_int(socket_bound_address(fd, &a), -EAFNOSUPPORT);
+        close(fd);
+        check_int(socket_bound_address(-1, &a), -EBADF);
+}
+
+TEST_MAIN(TEST(test_hex_lower_and_upper),
+          TEST(test_bound_address_ipv4_and_ipv6),
+          TEST(test_bound_address_refuses_other_sockets))
