@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "hex.h"
+#include "list.h"
 #include "util.h"
 #include "loop.h"
 
@@ -376,11 +377,11 @@ struct EncryptJob {
 
         secret_encrypt_handler_t handler;
         void *userdata;
-        EncryptJob *next;
+        LIST_FIELDS(EncryptJob, jobs);
 };
 
 /* Only the loop's thread touches this list. */
-static EncryptJob *jobs;
+static LIST_HEAD(EncryptJob, jobs);
 
 static void *encrypt_thread(void *userdata) {
         EncryptJob *j = userdata;
@@ -406,11 +407,7 @@ static void job_finish(EncryptJob *j) {
         uint8_t *cipher;
 
         (void) pthread_join(j->thread, NULL);
-        for (EncryptJob **p = &jobs; *p; p = &(*p)->next)
-                if (*p == j) {
-                        *p = j->next;
-                        break;
-                }
+        LIST_REMOVE(jobs, jobs, j);
         cipher = TAKE_PTR(j->cipher);
         j->handler(j->r, cipher, j->r < 0 ? 0 : j->cipher_size, j->error, j->userdata);
         job_free(j);
@@ -473,8 +470,7 @@ int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t c
                 job_free(j);
                 return r;
         }
-        j->next = jobs;
-        jobs = j;
+        LIST_PREPEND(jobs, jobs, j);
         return 0;
 }
 

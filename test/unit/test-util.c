@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hex.h"
+#include "list.h"
 #include "socket-util.h"
 #include "test.h"
 
@@ -69,6 +70,39 @@ static void test_bound_address_refuses_other_sockets(void) {
         check_int(socket_bound_address(-1, &a), -EBADF);
 }
 
-TEST_MAIN(TEST(test_hex_lower_and_upper),
+typedef struct Item Item;
+struct Item {
+        int value;
+        LIST_FIELDS(Item, items);
+};
+
+static void test_list_prepend_remove_foreach(void) {
+        Item a = { .value = 1 }, b = { .value = 2 }, c = { .value = 3 };
+        LIST_HEAD(Item, head) = NULL;
+        int sum = 0, order = 0;
+
+        check(LIST_IS_EMPTY(head));
+        LIST_PREPEND(items, head, &a);
+        LIST_PREPEND(items, head, &b);
+        LIST_PREPEND(items, head, &c);
+        LIST_FOREACH(items, i, head)
+                order = order * 10 + i->value;
+        check_int(order, 321);
+        /* The middle, then the head, then the last; removal inside the loop. */
+        LIST_REMOVE(items, head, &b);
+        check(head == &c && c.items_next == &a && a.items_prev == &c);
+        check(!b.items_next && !b.items_prev);
+        LIST_REMOVE(items, head, &c);
+        check(head == &a && !a.items_prev);
+        LIST_FOREACH(items, i, head) {
+                sum += i->value;
+                LIST_REMOVE(items, head, i);
+        }
+        check_int(sum, 1);
+        check(LIST_IS_EMPTY(head));
+}
+
+TEST_MAIN(TEST(test_list_prepend_remove_foreach),
+          TEST(test_hex_lower_and_upper),
           TEST(test_bound_address_ipv4_and_ipv6),
           TEST(test_bound_address_refuses_other_sockets))
