@@ -449,7 +449,7 @@ static int launcher_connect_system(Launcher *l) {
                 r = sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "Subscribe", NULL,
                                        NULL, NULL);
         if (r < 0) {
-                log_info("No systemd manager reachable (%s): checkers run as plain process groups", strerror(-r));
+                (void) log_full_errno(LOG_INFO, r, "No systemd manager reachable (%m): checkers run as plain process groups");
                 l->system = sd_bus_flush_close_unref(l->system);
         }
         return r;
@@ -669,9 +669,10 @@ int launcher_read_configuration(sd_bus *link, ConfFiles *ret) {
                                            "ReadConfiguration");
         if (r >= 0)
                 r = sd_bus_call(link, call, LAUNCHER_CALL_TIMEOUT_USEC, &error, &reply);
+        if (r < 0 && error.message)
+                return log_error_errno(r, "The launcher did not hand over the configuration: %s", error.message);
         if (r < 0)
-                return log_error_errno(r, "The launcher did not hand over the configuration: %s",
-                                       error.message ?: strerror(-r));
+                return log_error_errno(r, "The launcher did not hand over the configuration: %m");
         r = sd_bus_message_enter_container(reply, 'a', "(ysisay)");
         while (r > 0) {
                 const char *path, *why;

@@ -168,7 +168,7 @@ static int read_line(Session *s) {
 static void start_handshake(Session *s) {
         int r = tls_session_new(&s->server->tls, s->fd, &s->tls);
         if (r < 0) {
-                log_error("Failed to set up TLS: %s", gnutls_strerror(r));
+                log_error_errno(r, "Failed to set up TLS: %m");
                 session_free(s);
                 return;
         }
@@ -463,8 +463,7 @@ static void step_read_line(Session *s) {
                         log_error("Unknown protocol version: line longer than %d bytes from %s",
                                   SESSION_LINE_MAX, s->peer);
                 else
-                        log_debug("Connection from %s closed before the protocol line: %s", s->peer,
-                                  strerror(-r));
+                        log_debug_errno(r, "Connection from %s closed before the protocol line: %m", s->peer);
                 session_free(s);
                 return;
         }

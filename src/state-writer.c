@@ -254,9 +254,14 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
         w->child_source = sd_event_source_disable_unref(w->child_source);
         w->child = 0;
         if (si->si_code != CLD_EXITED || si->si_status != 0) {
-                log_warning("Could not save persistent state in %s: the snapshot writer %s %s", w->dir,
-                            si->si_code == CLD_EXITED ? "failed:" : "was killed by signal",
-                            si->si_code == CLD_EXITED ? strerror(si->si_status) : strsignal(si->si_status));
+                /* The writer exits with the errno it failed with. */
+                if (si->si_code == CLD_EXITED)
+                        log_warning_errno(si->si_status,
+                                          "Could not save persistent state in %s: the snapshot writer failed: %m",
+                                          w->dir);
+                else
+                        log_warning("Could not save persistent state in %s: the snapshot writer was killed by "
+                                    "signal %s", w->dir, strsignal(si->si_status));
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
                 w->snapshot_due = true;
                 return 0;
