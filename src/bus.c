@@ -3,6 +3,7 @@
  * NAMES AND ACCESS and THE SERVER OBJECT /): both bus names, the server
  * interface under both names, the ObjectManager in the reference's layout, and
  * our read-only server facts. The client objects are in bus-client.c. */
+#include <assert.h>
 #include <stdarg.h>
 
 #include "bus-internal.h"
@@ -57,6 +58,8 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
         Client *c;
         int r;
 
+        assert(b);
+
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return r;
@@ -75,8 +78,11 @@ static bool client_exported(Bus *b, Client *c) {
 static int method_get_all_clients(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Bus *b = userdata;
-        Server *s = b->server;
+        Server *s;
         int r;
+
+        assert(b);
+        s = b->server;
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
@@ -163,6 +169,7 @@ static const sd_bus_vtable server_vtable_deprecated[] = SERVER_VTABLE(SD_BUS_VTA
 static SocketAddress listen_address(Bus *b) {
         SocketAddress a = {};
 
+        assert(b);
         if (b->server->listen_fd < 0 || socket_bound_address(b->server->listen_fd, &a) < 0)
                 return (SocketAddress) {}; /* "" and port 0 */
         return a;
@@ -182,18 +189,27 @@ static int property_get_listen_port(sd_bus *bus, const char *path, const char *i
 static int property_get_interface(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "s", strempty(b->server->settings->interface));
 }
 
 static int property_get_service_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "s", strempty(b->server->settings->servicename));
 }
 
 static int property_get_client_count(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(b->clients));
 }
 
@@ -268,6 +284,8 @@ static int root_introspect(sd_bus_message *m, Bus *b) {
  * list other interfaces than the reference's four, and "/" itself). */
 static int root_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
 
         if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_INTROSPECTABLE, "Introspect"))
                 return root_introspect(m, b);
@@ -410,6 +428,8 @@ static void announce(Bus *b, Client *c) {
 static int on_announce(sd_event_source *s, uint64_t usec, void *userdata) {
         Bus *b = userdata;
         uint64_t queued = 0;
+
+        assert(b);
 
         while (b->announced < b->n_pending) {
                 if (sd_bus_get_n_queued_write(b->bus, &queued) < 0 || queued >= BUS_ANNOUNCE_QUEUE_MAX)

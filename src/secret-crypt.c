@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "secret-crypt.h"
 
+#include <assert.h>
 #include <gnutls/crypto.h>
 #include <gpgme.h>
 #include <fcntl.h>
@@ -416,6 +417,8 @@ static void job_finish(EncryptJob *j) {
 static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         EncryptJob *j = userdata;
         eventfd_t v;
+
+        assert(j);
 
         (void) eventfd_read(fd, &v);
         loop_note_source(s);

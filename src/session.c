@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "session.h"
 
+#include <assert.h>
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <net/if.h>
@@ -61,6 +62,8 @@ static LogFields session_fields(const Session *s, const char *message_id) {
 
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Session *s = userdata;
+
+        assert(s);
 
         loop_note("the deadline of the connection from %s", s->peer);
         LogFields f = session_fields(s, NULL);
@@ -497,6 +500,8 @@ static void session_step(Session *s) {
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
+
+        assert(s);
 
         loop_note("the connection from %s", s->peer);
 

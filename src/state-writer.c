@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "state-writer.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -250,6 +251,8 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
         StateWriter *w = userdata;
         _cleanup_free_ char *path = NULL;
         struct stat st;
+
+        assert(w);
 
         w->child_source = sd_event_source_disable_unref(w->child_source);
         w->child = 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "zeroconf.h"
 
+#include <assert.h>
 #include <avahi-client/client.h>
 #include <avahi-client/publish.h>
 #include <avahi-common/alternative.h>
@@ -143,6 +144,8 @@ static void on_group_state(AvahiEntryGroup *g, AvahiEntryGroupState state, void 
         Zeroconf *z = userdata;
         int family;
 
+        assert(z);
+
         z->group = g;
         log_debug("Avahi entry group state change: %i", (int) state);
         switch (state) {
@@ -216,6 +219,8 @@ static void zeroconf_publish(Zeroconf *z) {
 static void on_client_state(AvahiClient *c, AvahiClientState state, void *userdata) {
         Zeroconf *z = userdata;
         int error;
+
+        assert(z);
 
         /* Called from inside avahi_client_new() too, before it returns c. */
         z->client = c;
@@ -295,6 +300,8 @@ static void zeroconf_connect(Zeroconf *z) {
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Zeroconf *z = userdata;
 
+        assert(z);
+
         if (z->client && avahi_client_get_state(z->client) == AVAHI_CLIENT_S_RUNNING) {
                 /* After a failure of the entry group: start over with a new one. */
                 if (z->group)
@@ -311,11 +318,15 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Zeroconf *z = userdata;
 
+        assert(z);
+
         return sd_event_exit(z->event, 0);
 }
 
 static int on_give_up(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Zeroconf *z = userdata;
+
+        assert(z);
 
         return sd_event_exit(z->main_event, -EADDRINUSE);
 }
