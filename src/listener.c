@@ -180,11 +180,10 @@ static void check_activated(int fd, const Settings *s) {
                           "for '%s'. " GENERATOR_HINT, dev, s->interface);
 }
 
-int listener_open(const Settings *s, bool *ret_activated) {
+int listener_open(const Settings *s) {
         _cleanup_close_ int fd = -1;
         int n, flags;
 
-        *ret_activated = false;
         n = sd_listen_fds(true);
         if (n < 0)
                 return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
@@ -197,7 +196,6 @@ int listener_open(const Settings *s, bool *ret_activated) {
                 if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                         return log_error_errno(errno, "Failed to set FD_CLOEXEC: %m");
                 check_activated(fd, s);
-                *ret_activated = true;
         } else if (s->socket_fd >= 0)
                 fd = take_given_socket(s);
         else

@@ -438,7 +438,7 @@ int main(int argc, char *argv[]) {
         Settings settings;
         sd_bus *launcher = NULL;
         pid_t launcher_pid = 0;
-        bool activated, launched;
+        bool launched;
         int listen_fd, pid_fd = -1, link_fd = -1, r = 0;
 
         switch (settings_load(&settings, argc, argv)) {
@@ -488,7 +488,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        listen_fd = listener_open(&settings, &activated);
+        listen_fd = listener_open(&settings);
         if (listen_fd < 0) {
                 r = listen_fd;
                 goto finish;
