@@ -600,6 +600,40 @@ stop_mandos() {
 	MANDOS_RC=$?
 }
 
+# ------------------------------------------------------------------- peers
+
+# start_peers NAME SECONDS CMD...: a peer program (peers.py,
+# hostile_peers.py, tls-peer) that writes its --ready-file once its
+# connections are open: run CMD --ready-file ... in its own session
+# (remembered; PID in PEER_PID, output in $SCRATCH/NAME.out) and wait up to
+# SECONDS for it. Returns 1, with its output as diagnostics, if it is not
+# ready by then (or died).
+PEER_PID=
+declare -A _peer_pids=()
+start_peers() {
+	local name=$1 max=$2 ready="$SCRATCH/$1.ready"
+	shift 2
+	rm -f "$ready"
+	setsid "$@" --ready-file "$ready" </dev/null >"$SCRATCH/$name.out" 2>&1 &
+	PEER_PID=$!
+	_peer_pids[$name]=$PEER_PID
+	remember_pid "$PEER_PID"
+	wait_until "$max" eval '[ -s "$ready" ] || ! alive "$PEER_PID"'
+	[ -s "$ready" ] && return 0
+	sed "s/^/# $name: /" "$SCRATCH/$name.out"
+	return 1
+}
+
+# wait_peers NAME: wait for the peers start_peers started as NAME to end;
+# show their output as diagnostics; return their exit status.
+wait_peers() {
+	local rc
+	wait "${_peer_pids[$1]}"
+	rc=$?
+	sed "s/^/# $1: /" "$SCRATCH/$1.out"
+	return "$rc"
+}
+
 # ------------------------------------------------------------------ client
 
 # fetch NAME ADDRESS:PORT [TIMEOUT]: run the real mandos-client with NAME's
@@ -609,10 +643,23 @@ stop_mandos() {
 # Returns mandos-client's (or timeout's) exit status.
 fetch() {
 	local name=$1 addr=$2 t=${3:-10}
-	client_key_args "$name"
+	client_cmd "$t" "$name" "$name" --connect="$addr" --interface=none
 	echo "=== fetch $name $addr (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="$addr" --interface=none --retry=1 \
-		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
+	"${CLIENT_CMD[@]}" </dev/null 2>>"$SCRATCH/client.log"
+}
+
+# client_cmd TIMEOUT NAME TLS_NAME OPTION...: set CLIENT_CMD to the one
+# command line that runs the real mandos-client: with NAME's OpenPGP keys
+# and TLS_NAME's TLS keys, one try (--retry=1), the OPTIONs (where to
+# look: --connect=... --interface=none, or an interface to browse on),
+# killed after TIMEOUT seconds, and holding CLIENT_LOCK shared. Callers
+# add a prefix (setsid, ip netns exec) and redirections.
+CLIENT_CMD=()
+client_cmd() {
+	local t=$1 name=$2 tls=$3
+	shift 3
+	client_key_args "$name" "$tls"
+	CLIENT_CMD=(timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --retry=1 "$@" "${CLIENT_KEY_ARGS[@]}")
 }
 
 # client_key_args NAME [TLS_NAME]: set CLIENT_KEY_ARGS to the mandos-client
@@ -636,9 +683,8 @@ client_key_args() {
 FETCH_PID=
 fetch_bg() {
 	local name=$1 out=$2 t=$3 port=${4:-$PORT}
-	client_key_args "$name" "${5:-$name}"
-	setsid timeout -k 1 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
-		"${CLIENT_KEY_ARGS[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
+	client_cmd "$t" "$name" "${5:-$name}" --connect="[::1]:$port" --interface=none
+	setsid "${CLIENT_CMD[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
 	FETCH_PID=$!
 	remember_pid "$FETCH_PID"
 }
