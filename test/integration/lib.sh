@@ -68,11 +68,7 @@ _check_valgrind() {
 		grep -q "ERROR SUMMARY:" "$f" && continue
 		alive "$pid" || continue
 		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq "$(vg_scale 100)"); do
-			grep -q "ERROR SUMMARY:" "$f" && break
-			alive "$pid" || break
-			sleep 0.1
-		done
+		wait_until "$(vg_scale 10)" eval 'grep -q "ERROR SUMMARY:" "$f" || ! alive "$pid"'
 	done
 	for f in "$VALGRIND_LOG_DIR"/valgrind.*.log; do
 		[ -e "$f" ] || continue
@@ -220,23 +216,15 @@ exited() {
 # setsid, so it leads its own process group: whatever it left behind in that
 # group (e.g. worker or checker processes) is killed too.
 kill_pid() {
-	local pid=$1 _
+	local pid=$1
 	if ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null
 		kill -KILL -- "-$pid" 2>/dev/null
 		return 0
 	fi
 	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 20); do
-		kill -0 "$pid" 2>/dev/null || break
-		# a reaped child of ours no longer answers kill -0; a zombie does
-		if [ "$(proc_state "$pid")" = Z ]; then break; fi
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null &&
-		[ "$(proc_state "$pid")" != Z ]; then
-		kill -KILL "$pid" 2>/dev/null
-	fi
+	# exited: gone, or a zombie (which still answers kill -0)
+	wait_until 2 exited "$pid" || kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	kill -KILL -- "-$pid" 2>/dev/null
 	return 0
@@ -527,16 +515,14 @@ start_mandos_cmd() {
 # wait_listening PORT [SECONDS]: wait until PORT is listening and the server
 # is alive. Fails (returns 1) if the server died or time ran out.
 wait_listening() {
-	local port=$1 max _
+	local port=$1 max
 	max=$(vg_scale "${2:-10}")
-	for _ in $(seq $((max * 20))); do
-		if ! kill -0 "$MANDOS_PID" 2>/dev/null; then
-			diag "server (pid $MANDOS_PID) exited before listening"
-			return 1
-		fi
-		port_listening "$port" && return 0
-		sleep 0.05
-	done
+	wait_until "$max" eval 'port_listening "$port" || ! kill -0 "$MANDOS_PID" 2>/dev/null'
+	if ! kill -0 "$MANDOS_PID" 2>/dev/null; then
+		diag "server (pid $MANDOS_PID) exited before listening"
+		return 1
+	fi
+	port_listening "$port" && return 0
 	diag "server did not listen on port $port within ${max}s"
 	return 1
 }
@@ -582,16 +568,10 @@ config_with() {
 # shellcheck disable=SC2034
 MANDOS_RC=
 stop_mandos() {
-	local sig=${1:-TERM} pid=$MANDOS_PID _
+	local sig=${1:-TERM} pid=$MANDOS_PID
 	kill -"$sig" "$pid" 2>/dev/null
 	# (under valgrind, its leak check at exit takes a while)
-	for _ in $(seq "$(vg_scale 100)"); do
-		[ "$(proc_state "$pid")" = Z ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null &&
-		[ "$(proc_state "$pid")" != Z ]; then
+	if ! wait_until "$(vg_scale 10)" exited "$pid"; then
 		diag "server (pid $pid) ignored SIG$sig for $(vg_scale 10) s; killing it"
 		kill -KILL "$pid" 2>/dev/null
 	fi
@@ -758,12 +738,8 @@ fd_count() {
 # wait_fd_count PID N [SECONDS]: wait (default 5 s) until process PID has at
 # most N file descriptors open. Prints the last count.
 wait_fd_count() {
-	local pid=$1 n=$2 max=${3:-5} count _
-	for _ in $(seq $((max * 10 + 1))); do
-		count=$(fd_count "$pid")
-		[ "$count" -le "$n" ] && break
-		sleep 0.1
-	done
+	local pid=$1 n=$2 max=${3:-5} count
+	wait_until "$max" eval 'count=$(fd_count "$pid"); [ "$count" -le "$n" ]'
 	echo "$count"
 	[ "$count" -le "$n" ]
 }

@@ -12,10 +12,7 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-config_with alpha
-
-zc_two_sites
-zc_bus srv
+zc_server_site alpha
 zc_start_avahi srv
 
 zc_start_mandos srv

@@ -14,12 +14,8 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-config_with alpha
-
-zc_two_sites
-
 # ------------------------------------------- (1) a bus, but no avahi-daemon yet
-zc_bus srv
+zc_server_site alpha
 zc_start_mandos srv
 if port=$(zc_wait_port "$MANDOS_PID" 10); then
 	ok "server starts and listens on port $port without avahi-daemon"
