@@ -716,6 +716,13 @@ log_count() {
 	grep -cF -- "$1" "$MANDOS_LOG" 2>/dev/null || true
 }
 
+# log_count_above PATTERN N [SECONDS]: wait (default 3 s) until more than N
+# lines of the server log contain PATTERN.
+log_count_above() {
+	local pat=$1 n=$2
+	wait_until "${3:-3}" eval '[ "$(log_count "$pat")" -gt "$n" ]'
+}
+
 # ---------------------------------------------------------- hostile peers
 
 HOSTILE="$TEST_DIR/hostile_peers.py"
