@@ -343,6 +343,47 @@ sd_private_tmp() {
 		rm -rf /run/mandos-test-keep' sh "$@"
 }
 
+# sd_meson_install: install the build with "meson install --destdir" into
+# DESTDIR ($SCRATCH/destdir) and set where meson put each file, as its path
+# on a real system (empty if nowhere): SERVICE_PATH, SOCKET_PATH,
+# POLICY_PATH, SYSUSERS_PATH, TMPFILES_PATH, GENERATOR_PATH. Bails out if
+# the install fails or puts no mandos.service or mandos.socket anywhere.
+# shellcheck disable=SC2034 # read by the tests
+sd_meson_install() {
+	DESTDIR="$SCRATCH/destdir"
+	meson install -C "$BUILD_DIR" --destdir "$DESTDIR" --no-rebuild --quiet >"$SCRATCH/meson-install.log" 2>&1 ||
+		bail "meson install --destdir failed: $(tail -n 5 "$SCRATCH/meson-install.log")"
+	SERVICE_PATH=$(sd_installed mandos.service)
+	SOCKET_PATH=$(sd_installed mandos.socket)
+	POLICY_PATH=$(sd_installed dbus-1/system.d/se.recompile.Mandos.conf)
+	SYSUSERS_PATH=$(sd_installed sysusers.d/mandos.conf)
+	TMPFILES_PATH=$(sd_installed tmpfiles.d/mandos.conf)
+	GENERATOR_PATH=$(sd_installed system-generators/mandos-generator)
+	[ -n "$SERVICE_PATH" ] && [ -n "$SOCKET_PATH" ] ||
+		bail "meson install put no mandos.service or mandos.socket in $DESTDIR"
+}
+
+# sd_installed PATH: where under DESTDIR meson put the file ending in PATH
+# (its path on a real system), or nothing.
+sd_installed() {
+	(cd "$DESTDIR" && find . -path "*/$1" | sed 's/^\.//' | head -n 1)
+}
+
+# sd_section NAME KEY=VALUE...: a clients.conf section with a made-up key
+# ID, for clients that never connect (only their checkers matter), with
+# the given settings.
+sd_section() {
+	local name=$1 kv
+	shift
+	printf '[%s]\n' "$name"
+	printf 'key_id = %s\n' "$(printf 'key %s' "$name" | sha256sum | cut -c1-64)"
+	printf 'fingerprint = %s\n' "$(printf 'fpr %s' "$name" | sha256sum | cut -c1-40)"
+	printf 'secret = %s\n' "$(printf 'secret of %s' "$name" | base64 -w0)"
+	for kv in "$@"; do
+		printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
+	done
+}
+
 # sd_overlay DIR TREE: inside the namespace, show TREE over DIR, read-only
 # (an overlay whose upper lower layer is TREE, the lower one DIR itself):
 # e.g. sd_overlay /usr "$DESTDIR/usr" after "meson install --destdir".
