@@ -269,6 +269,18 @@ zc_wait_service() {
 	printf '%d.%d\n' $((ms / 1000)) $((ms % 1000 / 100))
 }
 
+# zc_check_service DESC SITE NAME [PORT] [SECONDS]: ok "DESC (after Ns)"
+# if zc_wait_service SITE NAME PORT SECONDS finds it, else not_ok "DESC".
+zc_check_service() {
+	local desc=$1 took
+	shift
+	if took=$(zc_wait_service "$@"); then
+		ok "$desc (after ${took}s)"
+	else
+		not_ok "$desc"
+	fi
+}
+
 # zc_resolves SITE NAME [PORT]: true if SITE resolves service NAME (on PORT).
 zc_resolves() {
 	zc_services "$1" | awk -F'|' -v n="$2" -v p="${3:-}" '$1 == n && (p == "" || $4 == p) { f = 1 } END { exit !f }'
