@@ -437,28 +437,34 @@ static size_t ini_line_length(const char *text, size_t size, size_t *ret_eol) {
         return i;
 }
 
-static int ini_add_builtin_defaults(IniParser *p, const char *const *defaults) {
-        IniSection *d = &p->f->defaults;
+static int ini_add_builtin_defaults(IniSection *d, const char *const *defaults) {
         int r;
 
-        /* [DEFAULT]'s keys are always in the index. */
-        d->keys = hashmap_new();
-        p->sections = hashmap_new();
-        if (!d->keys || !p->sections)
-                return -ENOMEM;
-
         for (const char *const *kv = defaults; kv && kv[0] && kv[1]; kv += 2) {
-                char *key = strdup(kv[0]);
-                if (!key)
+                char *key = strdup(kv[0]), *value = strdup(kv[1]);
+                IniEntry *e;
+
+                if (!key || !value) {
+                        free(key);
+                        free(value);
                         return -ENOMEM;
+                }
                 for (char *c = key; *c; c++)
                         *c = ini_ascii_lower(*c);
+                e = ini_section_find(d, key);
+                if (e) {
+                        /* A key given twice: the last one counts, as in a Python dict. */
+                        free(key);
+                        free(e->value);
+                        e->value = value;
+                        continue;
+                }
                 r = ini_append_entry(d, key, 0);
-                if (r < 0)
+                if (r < 0) {
+                        free(value);
                         return r;
-                d->entries[d->n_entries - 1].value = strdup(kv[1]);
-                if (!d->entries[d->n_entries - 1].value)
-                        return -ENOMEM;
+                }
+                d->entries[d->n_entries - 1].value = value;
         }
         return 0;
 }
@@ -476,7 +482,12 @@ int ini_parse_string(const char *path, const char *text, size_t size,
         f->defaults.name = strdup(INI_DEFAULT_SECTION);
         if ((path && !f->path) || !f->defaults.name)
                 return -ENOMEM;
-        r = ini_add_builtin_defaults(&p, defaults);
+        /* [DEFAULT]'s keys are always in the index. */
+        f->defaults.keys = hashmap_new();
+        p.sections = hashmap_new();
+        if (!f->defaults.keys || !p.sections)
+                return -ENOMEM;
+        r = ini_add_builtin_defaults(&f->defaults, defaults);
         if (r < 0)
                 return r;
 
