@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -16,6 +15,7 @@
 
 #include "hex.h"
 #include "list.h"
+#include "thread-util.h"
 #include "util.h"
 #include "loop.h"
 
@@ -427,19 +427,9 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
 }
 
 static int job_start(EncryptJob *j) {
-        sigset_t all, saved;
-        int r;
-
         /* Only ever called from the loop's thread: the first call sets GPGME up. */
         gpgme_check_version(NULL);
-        /* The loop's signals (SIGCHLD, SIGTERM, ...) stay with the loop's thread. */
-        (void) sigfillset(&all);
-        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
-        if (r < 0)
-                return r;
-        r = -pthread_create(&j->thread, NULL, encrypt_thread, j);
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        return r;
+        return thread_start(&j->thread, encrypt_thread, j);
 }
 
 int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t config_size, const uint8_t *plain,

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "state-journal.h"
+#include "thread-util.h"
 #include "util.h"
 
 /* A snapshot is written when the journals since the last one exceed this
@@ -510,7 +511,7 @@ int state_writer_new(Server *s, StateWriter **ret) {
         w->gen = MAX(w->gen, snapshot_journal(w->dir));
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
-        r = -pthread_create(&w->thread, NULL, writer_thread, w);
+        r = thread_start(&w->thread, writer_thread, w);
         if (r < 0) {
                 log_error_errno(r, "Could not start the state writer: %m");
                 close(w->dir_fd);

@@ -11,7 +11,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -20,6 +19,7 @@
 #include "avahi-sd-event.h"
 #include "log.h"
 #include "socket-util.h"
+#include "thread-util.h"
 #include "util.h"
 
 /* The reference gives up after this many renames (mandos(8), ZEROCONF). */
@@ -369,16 +369,9 @@ static int zeroconf_setup(Zeroconf *z) {
 }
 
 static int zeroconf_start(Zeroconf *z) {
-        sigset_t all, saved;
         int r;
 
-        /* The server's signals stay with the server's loop. */
-        (void) sigfillset(&all);
-        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
-        if (r < 0)
-                return r;
-        r = -pthread_create(&z->thread, NULL, zeroconf_thread, z);
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        r = thread_start(&z->thread, zeroconf_thread, z);
         if (r < 0)
                 return r;
         (void) pthread_setname_np(z->thread, "zeroconf");
