@@ -3,6 +3,7 @@
  * is bound to (src/socket-util.h), on loopback sockets. */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "hex.h"
 #include "list.h"
 #include "socket-util.h"
+#include "thread-util.h"
 #include "test.h"
 
 static void test_hex_lower_and_upper(void) {
@@ -102,7 +104,29 @@ static void test_list_prepend_remove_foreach(void) {
         check(LIST_IS_EMPTY(head));
 }
 
-TEST_MAIN(TEST(test_list_prepend_remove_foreach),
+static void *report_mask(void *userdata) {
+        sigset_t *mask = userdata;
+
+        (void) pthread_sigmask(SIG_SETMASK, NULL, mask);
+        return NULL;
+}
+
+static void test_thread_start_blocks_signals_in_the_thread_only(void) {
+        sigset_t inside, before, after;
+        pthread_t t;
+
+        (void) sigemptyset(&inside);
+        (void) pthread_sigmask(SIG_SETMASK, NULL, &before);
+        check(!sigismember(&before, SIGTERM));
+        check_int(thread_start(&t, report_mask, &inside), 0);
+        check_int(pthread_join(t, NULL), 0);
+        check(sigismember(&inside, SIGTERM) && sigismember(&inside, SIGCHLD) && sigismember(&inside, SIGHUP));
+        (void) pthread_sigmask(SIG_SETMASK, NULL, &after);
+        check(!sigismember(&after, SIGTERM));
+}
+
+TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
+          TEST(test_list_prepend_remove_foreach),
           TEST(test_hex_lower_and_upper),
           TEST(test_bound_address_ipv4_and_ipv6),
           TEST(test_bound_address_refuses_other_sockets))
