@@ -78,7 +78,7 @@ TARGETS = [
     ("checker storm: processes <= 2 + checker cap (66)", "ours", ("storm_max_procs", None), 66, "<="),
     ("checker storm: slowest fetch < 1 s", "ours", ("storm_fetch_max_s", None), 1.0, "<"),
     ("checker storm: real mandos-client fetch < 1 s", "ours", ("storm_real_fetch_s", None), 1.0, "<"),
-    # 100,000 clients (issue 17); the reference is not measured there.
+    # 100,000 clients; the reference is not measured there.
     ("start-up with 100,000 clients < 1 s", "ours", ("startup_s", "100,000"), 1.0, "<"),
     ("100,000 clients: per-client RSS beyond the secret < 512 bytes", "ours", ("scale_overhead_b", None), 512, "<"),
     ("100,000 clients: peak RSS during start-up <= 1.5x the steady RSS", "ours", ("scale_peak_ratio", None), 1.5,

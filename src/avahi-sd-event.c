@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "avahi-sd-event.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -42,6 +43,8 @@ static AvahiWatchEvent avahi_events_from_epoll(uint32_t e) {
 
 static int on_watch_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         AvahiWatch *w = userdata;
+
+        assert(w);
 
         w->revents = avahi_events_from_epoll(revents);
         w->dispatching = true;
@@ -117,6 +120,8 @@ static uint64_t monotonic_usec_of(const struct timeval *tv) {
 
 static int on_timeout_time(sd_event_source *s, uint64_t usec, void *userdata) {
         AvahiTimeout *t = userdata;
+
+        assert(t);
 
         /* A time source is one-shot: it is already off, as avahi expects. */
         t->dispatching = true;

@@ -3,16 +3,15 @@
  * NAMES AND ACCESS and THE SERVER OBJECT /): both bus names, the server
  * interface under both names, the ObjectManager in the reference's layout, and
  * our read-only server facts. The client objects are in bus-client.c. */
-#include <arpa/inet.h>
+#include <assert.h>
 #include <stdarg.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "bus-internal.h"
 #include "bus-introspect.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
+#include "socket-util.h"
 #include "util.h"
 
 void bus_send(Bus *b, sd_bus_message *m) {
@@ -59,6 +58,8 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
         Client *c;
         int r;
 
+        assert(b);
+
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return r;
@@ -77,8 +78,11 @@ static bool client_exported(Bus *b, Client *c) {
 static int method_get_all_clients(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Bus *b = userdata;
-        Server *s = b->server;
+        Server *s;
         int r;
+
+        assert(b);
+        s = b->server;
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
@@ -162,62 +166,50 @@ static const sd_bus_vtable server_vtable_deprecated[] = SERVER_VTABLE(SD_BUS_VTA
 
 /* The address and port the server really listens on (it may have been
  * handed a socket), from the socket itself. */
-static int listen_address(Bus *b, char *buf, size_t size, uint16_t *ret_port) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        const void *addr;
+static SocketAddress listen_address(Bus *b) {
+        SocketAddress a = {};
 
-        *buf = '\0';
-        *ret_port = 0;
-        if (b->server->listen_fd < 0 || getsockname(b->server->listen_fd, (struct sockaddr *) &ss, &len) < 0)
-                return 0;
-        if (ss.ss_family == AF_INET6) {
-                addr = &((struct sockaddr_in6 *) &ss)->sin6_addr;
-                *ret_port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-        } else if (ss.ss_family == AF_INET) {
-                addr = &((struct sockaddr_in *) &ss)->sin_addr;
-                *ret_port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
-        } else
-                return 0;
-        if (!inet_ntop(ss.ss_family, addr, buf, size))
-                *buf = '\0';
-        return 0;
+        assert(b);
+        if (b->server->listen_fd < 0 || socket_bound_address(b->server->listen_fd, &a) < 0)
+                return (SocketAddress) {}; /* "" and port 0 */
+        return a;
 }
 
 static int property_get_listen_address(sd_bus *bus, const char *path, const char *interface,
                                        const char *property, sd_bus_message *reply, void *userdata,
                                        sd_bus_error *error) {
-        char buf[INET6_ADDRSTRLEN];
-        uint16_t port;
-
-        (void) listen_address(userdata, buf, sizeof(buf), &port);
-        return sd_bus_message_append(reply, "s", buf);
+        return sd_bus_message_append(reply, "s", listen_address(userdata).host);
 }
 
 static int property_get_listen_port(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        char buf[INET6_ADDRSTRLEN];
-        uint16_t port;
-
-        (void) listen_address(userdata, buf, sizeof(buf), &port);
-        return sd_bus_message_append(reply, "q", port);
+        return sd_bus_message_append(reply, "q", listen_address(userdata).port);
 }
 
 static int property_get_interface(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "s", strempty(b->server->settings->interface));
 }
 
 static int property_get_service_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "s", strempty(b->server->settings->servicename));
 }
 
 static int property_get_client_count(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
+
         return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(b->clients));
 }
 
@@ -292,6 +284,8 @@ static int root_introspect(sd_bus_message *m, Bus *b) {
  * list other interfaces than the reference's four, and "/" itself). */
 static int root_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
+
+        assert(b);
 
         if (sd_bus_message_is_method_call(m, DBUS_INTERFACE_INTROSPECTABLE, "Introspect"))
                 return root_introspect(m, b);
@@ -434,6 +428,8 @@ static void announce(Bus *b, Client *c) {
 static int on_announce(sd_event_source *s, uint64_t usec, void *userdata) {
         Bus *b = userdata;
         uint64_t queued = 0;
+
+        assert(b);
 
         while (b->announced < b->n_pending) {
                 if (sd_bus_get_n_queued_write(b->bus, &queued) < 0 || queued >= BUS_ANNOUNCE_QUEUE_MAX)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "hashmap.h"
 #include "util.h"
 
 #define INI_DEFAULT_SECTION "DEFAULT"
@@ -58,22 +59,6 @@ static int ini_buf_append(IniBuf *b, const char *p, size_t n) {
         b->data[b->len] = 0;
         return 0;
 }
-
-/* Arrays grow in powers of two from 8. Returns array with room for
- * element n (moved, maybe), or NULL on ENOMEM (array is then unchanged). */
-static void *ini_grow_array(void *array, size_t n, size_t size) {
-        if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
-                return array;
-        return reallocarray(array, n ? 2 * n : 8, size);
-}
-
-#define INI_GROW(array, n)                                                      \
-        ({                                                                      \
-                __typeof__(array) _v_ = ini_grow_array((array), (n), sizeof(*(array))); \
-                if (_v_)                                                        \
-                        (array) = _v_;                                          \
-                _v_ ? 0 : -ENOMEM;                                              \
-        })
 
 static char ini_ascii_lower(char c) {
         return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
@@ -136,84 +121,78 @@ static void ini_rstrip(const char *p, size_t *n) {
                 *n -= l;
 }
 
-/* An open-addressing index of section names and of the keys seen in each
- * section, so that duplicate checks and lookups stay linear in the file
- * size (a clients.conf may hold ten thousand clients, and a broken one a
- * million keys in one section). Hashes fold ASCII case: keys are
- * case-insensitive, section names are compared exactly. */
-enum {
-        INI_SCOPE_SECTIONS = -1, /* names of sections; index = section index */
-        INI_SCOPE_FILE_DEFAULTS = -2, /* keys of the file's [DEFAULT] */
-        INI_SCOPE_BUILTIN = -3,  /* keys of built-in defaults; index = entry index */
-};
+/* Section names (while parsing) and the keys of [DEFAULT] and of every
+ * section with more than INI_SECTION_SCAN_MAX keys are in hashmaps, so that
+ * duplicate checks and lookups stay linear in the file size (a clients.conf
+ * may hold ten thousand clients, and a broken one a million keys in one
+ * section). The hashmaps borrow the names from the IniFile (keys are folded
+ * to lower case there) and map them to an array index plus one, as a
+ * pointer: NULL is "absent". */
+#define INI_SECTION_SCAN_MAX 8
 
-typedef struct IniSlot {
-        const char *name; /* borrowed from the IniFile; NULL: free slot */
-        long scope;       /* section index for the keys of a section, else INI_SCOPE_* */
-        size_t index;
-} IniSlot;
-
-struct IniIndex {
-        IniSlot *slots;
-        size_t cap, n; /* cap is a power of two */
-};
-typedef struct IniIndex IniIndex;
-
-static size_t ini_hash(const char *name, long scope) {
-        uint64_t h = UINT64_C(14695981039346656037) ^ (uint64_t) scope; /* FNV-1a */
-        for (; *name; name++)
-                h = (h ^ (unsigned char) ini_ascii_lower(*name)) * UINT64_C(1099511628211);
-        return (size_t) h;
+static void *ini_index_value(size_t i) {
+        return (void *) (uintptr_t) (i + 1);
 }
 
-static bool ini_slot_is(const IniSlot *s, const char *name, long scope) {
-        return s->scope == scope && (scope == INI_SCOPE_SECTIONS ? streq(s->name, name) : ini_key_eq(s->name, name));
+static bool ini_index_get(const Hashmap *h, const char *name, size_t *ret) {
+        uintptr_t v = (uintptr_t) hashmap_get(h, name);
+
+        if (v == 0)
+                return false;
+        *ret = v - 1;
+        return true;
 }
 
-static IniSlot *ini_index_slot(const IniIndex *x, const char *name, long scope) {
-        for (size_t i = ini_hash(name, scope) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
-                IniSlot *s = &x->slots[i];
-                if (!s->name || ini_slot_is(s, name, scope))
-                        return s;
-        }
+static bool ini_has_upper(const char *s) {
+        for (; *s; s++)
+                if (*s >= 'A' && *s <= 'Z')
+                        return true;
+        return false;
 }
 
-static const IniSlot *ini_index_find(const IniIndex *x, const char *name, long scope) {
-        if (x->cap == 0)
-                return NULL;
-        const IniSlot *s = ini_index_slot(x, name, scope);
-        return s->name ? s : NULL;
+/* A section's entry for key by a scan: a client's section has a handful of
+ * keys, and a scan of them beats a hash table that holds the keys of
+ * 100,000 sections, a cache miss each. */
+static const IniEntry *ini_section_scan(const IniSection *s, const char *key) {
+        for (size_t i = 0; i < s->n_entries; i++)
+                if (ini_key_eq(s->entries[i].key, key))
+                        return &s->entries[i];
+        return NULL;
 }
 
-static int ini_index_rehash(IniIndex *x) {
-        size_t cap = x->cap ? x->cap * 2 : 64;
-        IniIndex y = { .slots = calloc(cap, sizeof(IniSlot)), .cap = cap, .n = x->n };
+/* s's own entry for key (any case; the index holds folded keys only). */
+static IniEntry *ini_section_find(const IniSection *s, const char *key) {
+        size_t i;
 
-        if (!y.slots)
-                return -ENOMEM;
-        for (size_t i = 0; i < x->cap; i++)
-                if (x->slots[i].name)
-                        *ini_index_slot(&y, x->slots[i].name, x->slots[i].scope) = x->slots[i];
-        free(x->slots);
-        *x = y;
-        return 0;
+        if (!s->keys || ini_has_upper(key))
+                return (IniEntry *) ini_section_scan(s, key);
+        return ini_index_get(s->keys, key, &i) ? &s->entries[i] : NULL;
 }
 
-/* name must not be in x yet. */
-static int ini_index_add(IniIndex *x, const char *name, long scope, size_t index) {
+/* Entry i of s is new: index it, or all of s once it has outgrown a scan. */
+static int ini_section_index_entry(IniSection *s, size_t i) {
         int r;
 
-        if (2 * (x->n + 1) > x->cap && (r = ini_index_rehash(x)) < 0)
-                return r;
-        *ini_index_slot(x, name, scope) = (IniSlot) { .name = name, .scope = scope, .index = index };
-        x->n++;
+        if (s->keys)
+                return hashmap_put(s->keys, s->entries[i].key, ini_index_value(i));
+        if (s->n_entries <= INI_SECTION_SCAN_MAX)
+                return 0;
+        s->keys = hashmap_new();
+        if (!s->keys)
+                return -ENOMEM;
+        for (size_t j = 0; j < s->n_entries; j++) {
+                r = hashmap_put(s->keys, s->entries[j].key, ini_index_value(j));
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
 /* configparser's state while reading (the locals of _read). */
 typedef struct IniParser {
         IniFile *f;
-        IniIndex index;
+        Hashmap *sections;   /* section name → index in f->sections, plus one */
+        size_t n_sections_allocated, n_problems_allocated;
         IniSection *section; /* cursect; NULL before the first header */
         bool discard;        /* inside a duplicate section: its entries are dropped */
         unsigned line;       /* lineno */
@@ -224,7 +203,7 @@ typedef struct IniParser {
 } IniParser;
 
 static void ini_parser_done(IniParser *p) {
-        free(p->index.slots);
+        hashmap_free(p->sections);
         ini_buf_erase(&p->value);
 }
 
@@ -235,7 +214,7 @@ static int ini_problem(IniParser *p, const char *key, const char *format, ...) {
         va_list ap;
         int r;
 
-        if (INI_GROW(f->problems, f->n_problems) < 0)
+        if (GREEDY_REALLOC(f->problems, p->n_problems_allocated, f->n_problems + 1) < 0)
                 return -ENOMEM;
         q = &f->problems[f->n_problems];
         *q = (IniProblem) { .line = p->line };
@@ -291,7 +270,7 @@ static int ini_add_section(IniParser *p, char *name) {
         IniFile *f = p->f;
         IniSection *s;
 
-        if (INI_GROW(f->sections, f->n_sections) < 0) {
+        if (GREEDY_REALLOC(f->sections, p->n_sections_allocated, f->n_sections + 1) < 0) {
                 free(name);
                 return -ENOMEM;
         }
@@ -299,12 +278,12 @@ static int ini_add_section(IniParser *p, char *name) {
         *s = (IniSection) { .name = name, .line = p->line };
         f->n_sections++;
         p->section = s;
-        return ini_index_add(&p->index, s->name, INI_SCOPE_SECTIONS, f->n_sections - 1);
+        return hashmap_put(p->sections, s->name, ini_index_value(f->n_sections - 1));
 }
 
 static int ini_start_section(IniParser *p, const char *name, size_t n) {
         _cleanup_free_ char *s = strndup(name, n);
-        const IniSlot *old;
+        size_t old;
         int r;
 
         if (!s)
@@ -320,68 +299,26 @@ static int ini_start_section(IniParser *p, const char *name, size_t n) {
                         p->section->line = p->line;
                 return 0;
         }
-        old = ini_index_find(&p->index, s, INI_SCOPE_SECTIONS);
-        if (!old)
+        if (!ini_index_get(p->sections, s, &old))
                 return ini_add_section(p, TAKE_PTR(s));
-        p->section = &p->f->sections[old->index];
+        p->section = &p->f->sections[old];
         p->discard = true;
         return ini_problem(p, NULL, "duplicate section '%s'", s);
 }
 
-static long ini_scope(const IniParser *p) {
-        if (p->section == &p->f->defaults)
-                return INI_SCOPE_FILE_DEFAULTS;
-        return (long) (p->section - p->f->sections);
-}
-
 static int ini_append_entry(IniSection *s, char *key, unsigned line) {
-        if (INI_GROW(s->entries, s->n_entries) < 0) {
+        if (GREEDY_REALLOC(s->entries, s->n_allocated, s->n_entries + 1) < 0) {
                 free(key);
                 return -ENOMEM;
         }
         s->entries[s->n_entries++] = (IniEntry) { .key = key, .line = line };
-        return 0;
-}
-
-/* A section's entry for key by a scan: a client's section has a handful of
- * keys, and a scan of them beats a hash table that holds the keys of
- * 100,000 sections, a cache miss each. */
-static const IniEntry *ini_section_scan(const IniSection *s, const char *key) {
-        for (size_t i = 0; i < s->n_entries; i++)
-                if (ini_key_eq(s->entries[i].key, key))
-                        return &s->entries[i];
-        return NULL;
-}
-
-/* Keys of a [section] enter the index only once it has more than this. */
-#define INI_SECTION_SCAN_MAX 8
-
-static bool ini_section_indexed(const IniSection *s, long scope) {
-        return scope < 0 || s->n_entries > INI_SECTION_SCAN_MAX;
-}
-
-static int ini_index_entry(IniParser *p, IniSection *s, long scope) {
-        int r;
-
-        if (!ini_section_indexed(s, scope))
-                return 0;
-        if (scope >= 0 && s->n_entries == INI_SECTION_SCAN_MAX + 1) {
-                /* From a scan to the index: all of them. */
-                for (size_t i = 0; i < s->n_entries; i++) {
-                        r = ini_index_add(&p->index, s->entries[i].key, scope, i);
-                        if (r < 0)
-                                return r;
-                }
-                return 0;
-        }
-        return ini_index_add(&p->index, p->entry->key, scope, (size_t) (p->entry - s->entries));
+        return ini_section_index_entry(s, s->n_entries - 1);
 }
 
 /* Point p->entry at the entry for key (lower case, owned), creating it unless it is a duplicate. */
 static int ini_start_entry(IniParser *p, char *key) {
         IniSection *s = p->section;
-        long scope = ini_scope(p);
-        const IniSlot *builtin;
+        IniEntry *e;
         int r;
 
         p->entry = NULL;
@@ -389,24 +326,24 @@ static int ini_start_entry(IniParser *p, char *key) {
                 free(key);
                 return 0;
         }
-        if (ini_section_indexed(s, scope) ? !!ini_index_find(&p->index, key, scope) : !!ini_section_scan(s, key)) {
+        e = ini_section_find(s, key);
+        if (e && e->line != 0) {
                 r = ini_problem(p, key, "duplicate key '%s'", key);
                 free(key);
                 return r;
         }
-        builtin = scope == INI_SCOPE_FILE_DEFAULTS ? ini_index_find(&p->index, key, INI_SCOPE_BUILTIN) : NULL;
-        if (builtin) {
-                /* The file's [DEFAULT] overrides a built-in default in place. */
+        if (e) {
+                /* Line 0: a built-in default, which the file's [DEFAULT] overrides in place. */
                 free(key);
-                p->entry = &s->entries[builtin->index];
+                p->entry = e;
                 p->entry->line = p->line;
-        } else {
-                r = ini_append_entry(s, key, p->line);
-                if (r < 0)
-                        return r;
-                p->entry = &s->entries[s->n_entries - 1];
+                return 0;
         }
-        return ini_index_entry(p, s, scope);
+        r = ini_append_entry(s, key, p->line);
+        if (r < 0)
+                return r;
+        p->entry = &s->entries[s->n_entries - 1];
+        return 0;
 }
 
 /* configparser's OPTCRE: "(?P<option>.*?)\s*(?P<vi>[=:])\s*(?P<value>.*)$",
@@ -500,23 +437,34 @@ static size_t ini_line_length(const char *text, size_t size, size_t *ret_eol) {
         return i;
 }
 
-static int ini_add_builtin_defaults(IniParser *p, const char *const *defaults) {
-        IniSection *d = &p->f->defaults;
+static int ini_add_builtin_defaults(IniSection *d, const char *const *defaults) {
         int r;
 
         for (const char *const *kv = defaults; kv && kv[0] && kv[1]; kv += 2) {
                 char *key = strdup(kv[0]), *value = strdup(kv[1]);
-                if (!key || !value || INI_GROW(d->entries, d->n_entries) < 0) {
+                IniEntry *e;
+
+                if (!key || !value) {
                         free(key);
                         free(value);
                         return -ENOMEM;
                 }
                 for (char *c = key; *c; c++)
                         *c = ini_ascii_lower(*c);
-                d->entries[d->n_entries++] = (IniEntry) { .key = key, .value = value };
-                r = ini_index_add(&p->index, key, INI_SCOPE_BUILTIN, d->n_entries - 1);
-                if (r < 0)
+                e = ini_section_find(d, key);
+                if (e) {
+                        /* A key given twice: the last one counts, as in a Python dict. */
+                        free(key);
+                        free(e->value);
+                        e->value = value;
+                        continue;
+                }
+                r = ini_append_entry(d, key, 0);
+                if (r < 0) {
+                        free(value);
                         return r;
+                }
+                d->entries[d->n_entries - 1].value = value;
         }
         return 0;
 }
@@ -534,7 +482,12 @@ int ini_parse_string(const char *path, const char *text, size_t size,
         f->defaults.name = strdup(INI_DEFAULT_SECTION);
         if ((path && !f->path) || !f->defaults.name)
                 return -ENOMEM;
-        r = ini_add_builtin_defaults(&p, defaults);
+        /* [DEFAULT]'s keys are always in the index. */
+        f->defaults.keys = hashmap_new();
+        p.sections = hashmap_new();
+        if (!f->defaults.keys || !p.sections)
+                return -ENOMEM;
+        r = ini_add_builtin_defaults(&f->defaults, defaults);
         if (r < 0)
                 return r;
 
@@ -549,12 +502,6 @@ int ini_parse_string(const char *path, const char *text, size_t size,
         r = ini_value_end(&p);
         if (r < 0)
                 return r;
-        /* The index now serves lookups. */
-        f->index = malloc(sizeof(IniIndex));
-        if (!f->index)
-                return -ENOMEM;
-        *f->index = p.index;
-        p.index = (IniIndex) {};
         *ret = TAKE_PTR(f);
         return 0;
 }
@@ -657,6 +604,7 @@ static void ini_section_done(IniSection *s) {
         }
         free(s->entries);
         free(s->name);
+        hashmap_free(s->keys);
 }
 
 IniFile *ini_file_free(IniFile *f) {
@@ -673,32 +621,22 @@ IniFile *ini_file_free(IniFile *f) {
         }
         free(f->problems);
         free(f->path);
-        if (f->index)
-                free(f->index->slots);
-        free(f->index);
         free(f);
         return NULL;
 }
 
-/* s's own entry for key: through the index when s is one of f's sections. */
-static const IniEntry *ini_section_lookup(const IniFile *f, const IniSection *s, const char *key) {
-        uintptr_t first = (uintptr_t) f->sections, at = (uintptr_t) s;
-        const IniSlot *slot;
-
-        if (f->index && s == &f->defaults)
-                slot = ini_index_find(f->index, key, INI_SCOPE_FILE_DEFAULTS)
-                        ?: ini_index_find(f->index, key, INI_SCOPE_BUILTIN);
-        else if (f->index && at >= first && at < first + f->n_sections * sizeof(IniSection) &&
-                 ini_section_indexed(s, (long) (s - f->sections)))
-                slot = ini_index_find(f->index, key, (long) (s - f->sections));
-        else
-                return ini_section_scan(s, key);
-        return slot ? &s->entries[slot->index] : NULL;
-}
-
 const IniEntry *ini_lookup(const IniFile *f, const IniSection *s, const char *key) {
-        const IniEntry *e = s ? ini_section_lookup(f, s, key) : NULL;
-        return e ?: ini_section_lookup(f, &f->defaults, key);
+        _cleanup_free_ char *folded = NULL;
+        const IniEntry *e;
+
+        /* The index holds folded keys: fold key once (on ENOMEM, scan). */
+        if (ini_has_upper(key) && (folded = strdup(key))) {
+                for (char *c = folded; *c; c++)
+                        *c = ini_ascii_lower(*c);
+                key = folded;
+        }
+        e = s ? ini_section_find(s, key) : NULL;
+        return e ?: ini_section_find(&f->defaults, key);
 }
 
 /* configparser's BasicInterpolation._interpolate_some. */
@@ -828,7 +766,7 @@ const char **ini_keys(const IniFile *f, const IniSection *s) {
         for (size_t i = 0; i < n_own; i++)
                 keys[n++] = own->entries[i].key;
         for (size_t i = 0; i < f->defaults.n_entries; i++)
-                if (!own || !ini_section_lookup(f, own, f->defaults.entries[i].key))
+                if (!own || !ini_section_find(own, f->defaults.entries[i].key))
                         keys[n++] = f->defaults.entries[i].key;
         return keys;
 }

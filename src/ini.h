@@ -25,6 +25,8 @@ typedef struct IniSection {
         IniEntry *entries;  /* in file order */
         size_t n_entries;
         unsigned n_problems; /* problems recorded against this section */
+        size_t n_allocated;  /* ini.c's own: room in entries */
+        struct Hashmap *keys; /* ini.c's own: key → entry, once a scan would be slow */
 } IniSection;
 
 typedef struct IniProblem {
@@ -41,7 +43,6 @@ typedef struct IniFile {
         size_t n_sections;
         IniProblem *problems;  /* in the order found */
         size_t n_problems;
-        struct IniIndex *index; /* ini.c's own: finds a key without a scan */
 } IniFile;
 
 /* Parse text. defaults is NULL or a NULL-terminated list "key", "value", ...

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "launcher.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <malloc.h>
@@ -234,6 +235,8 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *job;
 
+        assert(p);
+
         p->slot = sd_bus_slot_unref(p->slot);
         if (e || sd_bus_message_read(reply, "o", &job) < 0 || !(p->job = strdup(job))) {
                 log_warning("Launcher: the systemd manager refused the scope %s: %s", p->unit,
@@ -249,6 +252,8 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
         Launcher *l = userdata;
         const char *job, *unit, *result;
         uint32_t id;
+
+        assert(l);
 
         if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
                 return 0;
@@ -284,6 +289,8 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
         uint32_t pid;
         Pending *p;
         int r;
+
+        assert(l);
 
         r = sd_bus_message_read(m, "ust", &pid, &client, &runtime);
         if (r < 0)
@@ -355,6 +362,8 @@ static int method_stop_scope(sd_bus_message *m, void *userdata, sd_bus_error *er
         const char *unit;
         int r;
 
+        assert(l);
+
         r = sd_bus_message_read(m, "s", &unit);
         if (r < 0)
                 return refuse(m, error, "bad arguments");
@@ -409,6 +418,8 @@ static int method_read_configuration(sd_bus_message *m, void *userdata, sd_bus_e
         sd_bus_message *reply = NULL;
         uint64_t offset = 0;
         int r;
+
+        assert(l);
 
         r = clients_conf_load_all_files(l->configdir, &files, &conf);
         if (r >= 0)
@@ -487,7 +498,7 @@ static int launcher_connect_system(Launcher *l) {
                 r = sd_bus_call_method(l->system, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "Subscribe", NULL,
                                        NULL, NULL);
         if (r < 0) {
-                log_info("No systemd manager reachable (%s): checkers run as plain process groups", strerror(-r));
+                (void) log_full_errno(LOG_INFO, r, "No systemd manager reachable (%m): checkers run as plain process groups");
                 l->system = sd_bus_flush_close_unref(l->system);
         }
         return r;
@@ -557,6 +568,7 @@ static void launcher_stop_stale(Launcher *l) {
 }
 
 static int on_exit_stop_all(sd_event_source *s, void *userdata) {
+        assert(userdata);
         launcher_stop_all(userdata);
         return 0;
 }

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "socket-util.h"
 #include "util.h"
 
 /* Errors binding to the interface are not fatal, as in the reference. */
@@ -161,45 +162,28 @@ static bool address_reaches(const struct sockaddr *sa, const char *address) {
         "(mandos-generator applies mandos.conf to the socket), or change mandos.socket's ListenStream=."
 
 static void check_activated(int fd, const Settings *s) {
-        union {
-                struct sockaddr sa;
-                struct sockaddr_in in;
-                struct sockaddr_in6 in6;
-        } sa = {};
-        socklen_t len = sizeof(sa);
-        char host[INET6_ADDRSTRLEN] = "?", dev[IF_NAMESIZE + 1] = "";
+        char dev[IF_NAMESIZE + 1] = "";
         socklen_t dev_len = sizeof(dev) - 1;
-        const void *addr = NULL;
-        unsigned port = 0;
+        SocketAddress a;
 
-        if (getsockname(fd, &sa.sa, &len) < 0)
+        if (socket_bound_address(fd, &a) < 0)
                 return;
-        if (sa.sa.sa_family == AF_INET6) {
-                addr = &sa.in6.sin6_addr;
-                port = ntohs(sa.in6.sin6_port);
-        } else if (sa.sa.sa_family == AF_INET) {
-                addr = &sa.in.sin_addr;
-                port = ntohs(sa.in.sin_port);
-        } else
-                return;
-        (void) inet_ntop(sa.sa.sa_family, addr, host, sizeof(host));
-        if (s->port > 0 && (unsigned) s->port != port)
+        if (s->port > 0 && (unsigned) s->port != a.port)
                 log_error("The socket systemd passed listens on port %u, but the configuration asks for port %d: "
-                          "clients connecting to port %d find nobody. " GENERATOR_HINT, port, s->port, s->port);
-        if (!isempty(s->address) && !address_reaches(&sa.sa, s->address))
+                          "clients connecting to port %d find nobody. " GENERATOR_HINT, a.port, s->port, s->port);
+        if (!isempty(s->address) && !address_reaches(&a.sockaddr.sa, s->address))
                 log_error("The socket systemd passed listens on address %s, but the configuration asks for %s. "
-                          GENERATOR_HINT, host, s->address);
+                          GENERATOR_HINT, a.host, s->address);
         if (!isempty(s->interface) &&
             (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dev_len) < 0 || !streq(dev, s->interface)))
                 log_error("The socket systemd passed is bound to interface '%s', but the configuration asks "
                           "for '%s'. " GENERATOR_HINT, dev, s->interface);
 }
 
-int listener_open(const Settings *s, bool *ret_activated) {
+int listener_open(const Settings *s) {
         _cleanup_close_ int fd = -1;
         int n, flags;
 
-        *ret_activated = false;
         n = sd_listen_fds(true);
         if (n < 0)
                 return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
@@ -212,7 +196,6 @@ int listener_open(const Settings *s, bool *ret_activated) {
                 if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                         return log_error_errno(errno, "Failed to set FD_CLOEXEC: %m");
                 check_activated(fd, s);
-                *ret_activated = true;
         } else if (s->socket_fd >= 0)
                 fd = take_given_socket(s);
         else
@@ -231,24 +214,14 @@ int listener_open(const Settings *s, bool *ret_activated) {
 }
 
 int listener_log_address(int fd) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        char host[INET6_ADDRSTRLEN];
+        SocketAddress a;
 
-        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+        if (socket_bound_address(fd, &a) < 0)
                 return 0;
-        if (sa.ss_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-                log_info("Now listening on address '%s', port %u, flowinfo %u, scope_id %u", host,
-                         ntohs(in6->sin6_port), ntohl(in6->sin6_flowinfo), in6->sin6_scope_id);
-                return ntohs(in6->sin6_port);
-        }
-        if (sa.ss_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) &sa;
-                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-                log_info("Now listening on address '%s', port %u", host, ntohs(in->sin_port));
-                return ntohs(in->sin_port);
-        }
-        return 0;
+        if (a.sockaddr.sa.sa_family == AF_INET6)
+                log_info("Now listening on address '%s', port %u, flowinfo %u, scope_id %u", a.host, a.port,
+                         ntohl(a.sockaddr.in6.sin6_flowinfo), a.sockaddr.in6.sin6_scope_id);
+        else
+                log_info("Now listening on address '%s', port %u", a.host, a.port);
+        return a.port;
 }

@@ -5,13 +5,12 @@
  * (LISTEN_FDS), then --socket FD, then one we bind ourselves to
  * --address/--port/--interface (mandos(8), LISTENING SOCKET). */
 
-#include <stdbool.h>
 
 #include "settings.h"
 
-/* Returns a listening, non-blocking, close-on-exec socket, or a negative
- * errno (logged). *ret_activated tells whether systemd passed it. */
-int listener_open(const Settings *s, bool *ret_activated);
+/* Returns a listening, non-blocking, close-on-exec socket (the one systemd
+ * passed, the --socket one, or our own), or a negative errno (logged). */
+int listener_open(const Settings *s);
 
 /* Log "Now listening on address '…', port …" as the reference does; the
  * port number is returned (0 on error). */

@@ -85,10 +85,6 @@ void log_open(LogTarget target) {
         }
 }
 
-LogTarget log_get_target(void) {
-        return log_target;
-}
-
 void log_set_max_level(int level) {
         log_max_level = level;
 }

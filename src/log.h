@@ -28,7 +28,6 @@ typedef struct LogFields {
 } LogFields;
 
 void log_open(LogTarget target);
-LogTarget log_get_target(void);
 /* The journal when stderr is connected to it ($JOURNAL_STREAM), else stderr. */
 LogTarget log_target_for_foreground(void);
 

@@ -3,6 +3,7 @@
 /* mandos: hands each host of a fleet the OpenPGP-encrypted password of its
  * root file system, over TLS, when the host proves its key (mandos(8)). */
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -259,6 +260,8 @@ static int daemonize(void) {
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server **server = userdata;
 
+        assert(server);
+
         if (si->ssi_signo == SIGINT)
                 log_debug("Server received KeyboardInterrupt");
         else
@@ -280,6 +283,8 @@ static int on_exit_wait_secrets(sd_event_source *s, void *userdata) {
 
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server *server = userdata;
+
+        assert(server);
 
         loop_note("a reload (SIGHUP)");
 
@@ -430,7 +435,7 @@ int main(int argc, char *argv[]) {
         Settings settings;
         sd_bus *launcher = NULL;
         pid_t launcher_pid = 0;
-        bool activated, launched;
+        bool launched;
         int listen_fd, pid_fd = -1, link_fd = -1, r = 0;
 
         switch (settings_load(&settings, argc, argv)) {
@@ -480,7 +485,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        listen_fd = listener_open(&settings, &activated);
+        listen_fd = listener_open(&settings);
         if (listen_fd < 0) {
                 r = listen_fd;
                 goto finish;

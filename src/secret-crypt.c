@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "secret-crypt.h"
 
+#include <assert.h>
 #include <gnutls/crypto.h>
 #include <gpgme.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "hex.h"
+#include "list.h"
+#include "thread-util.h"
 #include "util.h"
 #include "loop.h"
 
@@ -42,9 +45,7 @@ static char *reference_passphrase(const uint8_t *secret, size_t size) {
                 buf = malloc(6 + 2 * size + 1);
                 if (!buf)
                         return NULL;
-                p = buf + sprintf(buf, "mandos");
-                for (size_t i = 0; i < size; i++)
-                        p += sprintf(p, "%02x", secret[i]);
+                hex_encode(stpcpy(buf, "mandos"), secret, size, false);
                 return buf;
         }
         buf = malloc(6 + 4 * size + 1);
@@ -83,8 +84,7 @@ static char *derive_passphrase(SecretKdf kdf, const uint8_t *secret, size_t size
         buf = malloc(PASSPHRASE_MAX);
         if (buf) {
                 n = sprintf(buf, "mandos-state-%d:", kdf == SECRET_KDF_LEGACY_SHA256 ? 1 : 2);
-                for (size_t i = 0; i < sizeof(digest); i++)
-                        n += sprintf(buf + n, "%02x", digest[i]);
+                hex_encode(buf + n, digest, sizeof(digest), false);
         }
         explicit_bzero(digest, sizeof(digest));
         return buf;
@@ -378,11 +378,11 @@ struct EncryptJob {
 
         secret_encrypt_handler_t handler;
         void *userdata;
-        EncryptJob *next;
+        LIST_FIELDS(EncryptJob, jobs);
 };
 
 /* Only the loop's thread touches this list. */
-static EncryptJob *jobs;
+static LIST_HEAD(EncryptJob, jobs);
 
 static void *encrypt_thread(void *userdata) {
         EncryptJob *j = userdata;
@@ -408,11 +408,7 @@ static void job_finish(EncryptJob *j) {
         uint8_t *cipher;
 
         (void) pthread_join(j->thread, NULL);
-        for (EncryptJob **p = &jobs; *p; p = &(*p)->next)
-                if (*p == j) {
-                        *p = j->next;
-                        break;
-                }
+        LIST_REMOVE(jobs, jobs, j);
         cipher = TAKE_PTR(j->cipher);
         j->handler(j->r, cipher, j->r < 0 ? 0 : j->cipher_size, j->error, j->userdata);
         job_free(j);
@@ -422,6 +418,8 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
         EncryptJob *j = userdata;
         eventfd_t v;
 
+        assert(j);
+
         (void) eventfd_read(fd, &v);
         loop_note_source(s);
         job_finish(j);
@@ -429,19 +427,9 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
 }
 
 static int job_start(EncryptJob *j) {
-        sigset_t all, saved;
-        int r;
-
         /* Only ever called from the loop's thread: the first call sets GPGME up. */
         gpgme_check_version(NULL);
-        /* The loop's signals (SIGCHLD, SIGTERM, ...) stay with the loop's thread. */
-        (void) sigfillset(&all);
-        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
-        if (r < 0)
-                return r;
-        r = -pthread_create(&j->thread, NULL, encrypt_thread, j);
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        return r;
+        return thread_start(&j->thread, encrypt_thread, j);
 }
 
 int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t config_size, const uint8_t *plain,
@@ -475,8 +463,7 @@ int secret_encrypt_async(sd_event *event, const uint8_t *config_secret, size_t c
                 job_free(j);
                 return r;
         }
-        j->next = jobs;
-        jobs = j;
+        LIST_PREPEND(jobs, jobs, j);
         return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "session.h"
 
+#include <assert.h>
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <net/if.h>
@@ -61,6 +62,8 @@ static LogFields session_fields(const Session *s, const char *message_id) {
 
 static int on_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Session *s = userdata;
+
+        assert(s);
 
         loop_note("the deadline of the connection from %s", s->peer);
         LogFields f = session_fields(s, NULL);
@@ -168,7 +171,7 @@ static int read_line(Session *s) {
 static void start_handshake(Session *s) {
         int r = tls_session_new(&s->server->tls, s->fd, &s->tls);
         if (r < 0) {
-                log_error("Failed to set up TLS: %s", gnutls_strerror(r));
+                log_error_errno(r, "Failed to set up TLS: %m");
                 session_free(s);
                 return;
         }
@@ -463,8 +466,7 @@ static void step_read_line(Session *s) {
                         log_error("Unknown protocol version: line longer than %d bytes from %s",
                                   SESSION_LINE_MAX, s->peer);
                 else
-                        log_debug("Connection from %s closed before the protocol line: %s", s->peer,
-                                  strerror(-r));
+                        log_debug_errno(r, "Connection from %s closed before the protocol line: %m", s->peer);
                 session_free(s);
                 return;
         }
@@ -498,6 +500,8 @@ static void session_step(Session *s) {
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
+
+        assert(s);
 
         loop_note("the connection from %s", s->peer);
 

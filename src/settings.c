@@ -217,17 +217,26 @@ static SettingsResult parse_argv(Settings *s, Options *o, int argc, char *argv[]
         return SETTINGS_RUN;
 }
 
-/* A mandos.conf problem: "FILE: [DEFAULT] KEY: why". */
-_printf_(3, 4)
-static SettingsResult conf_error(const char *path, const char *key, const char *format, ...) {
+/* A mandos.conf problem: "FILE: [DEFAULT] KEY: why"; error (an errno, or 0)
+ * for the format's %m. */
+_printf_(4, 5)
+static SettingsResult conf_error(const char *path, const char *key, int error, const char *format, ...) {
         va_list ap;
 
         fprintf(stderr, "%s: %s: [DEFAULT] %s: ", program_invocation_short_name, path, key);
+        errno = abs(error);
         va_start(ap, format);
         vfprintf(stderr, format, ap);
         va_end(ap);
         fputc('\n', stderr);
         return SETTINGS_EXIT_FAILURE;
+}
+
+/* ini_get() failed with r: its message (an interpolation error), or r's. */
+static SettingsResult conf_get_error(IniFile *f, const char *key, int r, const char *error) {
+        if (error)
+                return conf_error(f->path, key, 0, "%s", error);
+        return conf_error(f->path, key, r, "%m");
 }
 
 /* Booleans and integers are interpolated (configparser getboolean/getint);
@@ -238,10 +247,10 @@ static SettingsResult conf_boolean(IniFile *f, const char *key, bool *ret) {
 
         r = ini_get(f, NULL, key, &v, &error);
         if (r < 0)
-                return conf_error(f->path, key, "%s", error ?: strerror(-r));
+                return conf_get_error(f, key, r, error);
         r = ini_parse_boolean(v);
         if (r < 0)
-                return conf_error(f->path, key, "not a boolean: '%s'", v);
+                return conf_error(f->path, key, 0, "not a boolean: '%s'", v);
         *ret = r;
         return SETTINGS_RUN;
 }
@@ -252,11 +261,11 @@ static SettingsResult conf_integer(IniFile *f, const char *key, long min, long m
 
         r = ini_get(f, NULL, key, &v, &error);
         if (r < 0)
-                return conf_error(f->path, key, "%s", error ?: strerror(-r));
+                return conf_get_error(f, key, r, error);
         if (isempty(v))
                 return SETTINGS_RUN;
         if (parse_python_int(v, ret) < 0 || *ret < min || *ret > max)
-                return conf_error(f->path, key, "not an integer in %ld…%ld: '%s'", min, max, v);
+                return conf_error(f->path, key, 0, "not an integer in %ld…%ld: '%s'", min, max, v);
         return SETTINGS_RUN;
 }
 
@@ -280,7 +289,8 @@ static SettingsResult read_mandos_conf(Settings *s, long *port, long *socket_fd)
         if (k == -ENOENT) /* a missing file is an empty one */
                 k = ini_parse_string(path, "", 0, server_defaults, &f);
         if (k < 0) {
-                fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, path, strerror(-k));
+                errno = -k;
+                fprintf(stderr, "%s: %s: %m\n", program_invocation_short_name, path);
                 return SETTINGS_EXIT_FAILURE;
         }
         for (size_t i = 0; i < f->n_problems; i++) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "state-writer.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "state-journal.h"
+#include "thread-util.h"
 #include "util.h"
 
 /* A snapshot is written when the journals since the last one exceed this
@@ -251,12 +253,19 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
         _cleanup_free_ char *path = NULL;
         struct stat st;
 
+        assert(w);
+
         w->child_source = sd_event_source_disable_unref(w->child_source);
         w->child = 0;
         if (si->si_code != CLD_EXITED || si->si_status != 0) {
-                log_warning("Could not save persistent state in %s: the snapshot writer %s %s", w->dir,
-                            si->si_code == CLD_EXITED ? "failed:" : "was killed by signal",
-                            si->si_code == CLD_EXITED ? strerror(si->si_status) : strsignal(si->si_status));
+                /* The writer exits with the errno it failed with. */
+                if (si->si_code == CLD_EXITED)
+                        log_warning_errno(si->si_status,
+                                          "Could not save persistent state in %s: the snapshot writer failed: %m",
+                                          w->dir);
+                else
+                        log_warning("Could not save persistent state in %s: the snapshot writer was killed by "
+                                    "signal %s", w->dir, strsignal(si->si_status));
                 w->retry_after = now_monotonic() + SNAPSHOT_RETRY;
                 w->snapshot_due = true;
                 return 0;
@@ -502,7 +511,7 @@ int state_writer_new(Server *s, StateWriter **ret) {
         w->gen = MAX(w->gen, snapshot_journal(w->dir));
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
-        r = -pthread_create(&w->thread, NULL, writer_thread, w);
+        r = thread_start(&w->thread, writer_thread, w);
         if (r < 0) {
                 log_error_errno(r, "Could not start the state writer: %m");
                 close(w->dir_fd);

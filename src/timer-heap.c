@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "timer-heap.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -86,6 +87,8 @@ static void rearm_source(TimerHeap *h) {
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata) {
         TimerHeap *h = userdata;
         uint64_t now;
+
+        assert(h);
 
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_BOOTTIME, &now) < 0)
                 now = usec;

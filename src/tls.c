@@ -2,9 +2,22 @@
 #include "tls.h"
 
 #include <gnutls/abstract.h>
-#include <stdio.h>
 
+#include "hex.h"
 #include "util.h"
+
+/* GnuTLS's codes stop at this file: callers get -errno, and GnuTLS's text
+ * where they log why. */
+static int errno_from_gnutls(int r) {
+        switch (r) {
+        case GNUTLS_E_MEMORY_ERROR:
+                return -ENOMEM;
+        case GNUTLS_E_INVALID_REQUEST:
+                return -EINVAL;
+        default:
+                return -EPROTO;
+        }
+}
 
 int tls_context_init(TlsContext *t, const char *priority, const char **ret_error_pos) {
         int r;
@@ -38,7 +51,7 @@ int tls_priority_allows_rawpk(const char *priority) {
 
         n = gnutls_priority_init(&p, priority, NULL);
         if (n < 0)
-                return n;
+                return errno_from_gnutls(n);
         /* We are the TLS client: what matters is the type the server side (the peer) may send. */
         n = gnutls_priority_certificate_type_list2(p, &types, GNUTLS_CTYPE_SERVER);
         for (int i = 0; i < n; i++)
@@ -63,16 +76,16 @@ static int key_cost_check(gnutls_pubkey_t key, const char **ret_why) {
                 /* A check costs about bits(n)^2 * bits(e): bound both. */
                 if (bits > TLS_RSA_MODULUS_BITS_MAX) {
                         *ret_why = "RSA modulus above 16384 bits";
-                        return GNUTLS_E_PK_INVALID_PUBKEY;
+                        return -EKEYREJECTED;
                 }
                 r = gnutls_pubkey_export_rsa_raw2(key, &n, &e, GNUTLS_EXPORT_FLAG_NO_LZ);
                 if (r < 0) {
                         *ret_why = "unreadable RSA key";
-                        return r;
+                        return -EBADMSG;
                 }
                 if (e.size > TLS_RSA_EXPONENT_BYTES_MAX) {
                         *ret_why = "RSA public exponent above 2^32";
-                        r = GNUTLS_E_PK_INVALID_PUBKEY;
+                        r = -EKEYREJECTED;
                 }
                 gnutls_free(n.data);
                 gnutls_free(e.data);
@@ -81,7 +94,7 @@ static int key_cost_check(gnutls_pubkey_t key, const char **ret_why) {
                 /* DSA (whose cost grows with its modulus; no TLS 1.3 peer can sign
                  * with it), GOST, and whatever GnuTLS may add later. */
                 *ret_why = "key algorithm not accepted";
-                return GNUTLS_E_UNKNOWN_PK_ALGORITHM;
+                return -EKEYREJECTED;
         }
 }
 
@@ -93,15 +106,18 @@ static int check_der(const gnutls_datum_t *der, gnutls_certificate_type_t type, 
 
         *ret_why = NULL;
         r = gnutls_pubkey_init(&key);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                *ret_why = gnutls_strerror(r);
+                return errno_from_gnutls(r);
+        }
         if (type == GNUTLS_CRT_X509)
                 r = gnutls_pubkey_import_x509_raw(key, der, GNUTLS_X509_FMT_DER, 0);
         else
                 r = gnutls_pubkey_import(key, der, GNUTLS_X509_FMT_DER);
-        if (r < 0)
+        if (r < 0) {
                 *ret_why = "unreadable key";
-        else
+                r = -EBADMSG;
+        } else
                 r = key_cost_check(key, ret_why);
         gnutls_pubkey_deinit(key);
         return r;
@@ -137,8 +153,8 @@ static int key_cost_hook(gnutls_session_t s, unsigned htype, unsigned when, unsi
          * tls_peer_key_id() refuses it only after its signature was checked. */
         r = check_der(&peers[0], gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS), &why);
         if (r < 0) {
-                gnutls_session_set_ptr(s, (void *) (why ?: gnutls_strerror(r)));
-                return r;
+                gnutls_session_set_ptr(s, (void *) why);
+                return GNUTLS_E_CERTIFICATE_ERROR; /* to GnuTLS, which ends the handshake */
         }
         gnutls_session_set_ptr(s, (void *) key_accepted);
         return 0;
@@ -160,13 +176,13 @@ int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
         r = gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NO_TICKETS | GNUTLS_ENABLE_RAWPK | GNUTLS_NONBLOCK |
                                 GNUTLS_KEY_SHARE_TOP);
         if (r < 0)
-                return r;
+                return errno_from_gnutls(r);
         r = gnutls_priority_set(s, t->priority);
         if (r >= 0)
                 r = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->credentials);
         if (r < 0) {
                 gnutls_deinit(s);
-                return r;
+                return errno_from_gnutls(r);
         }
         gnutls_handshake_set_private_extensions(s, 1);
         gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, key_cost_hook);
@@ -175,7 +191,8 @@ int tls_session_new(TlsContext *t, int fd, gnutls_session_t *ret) {
         return 0;
 }
 
-int tls_key_id_from_spki(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
+/* Returns 0 or a GnuTLS code (for its text in the log). */
+static int key_id_of(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
         gnutls_pubkey_t key;
         unsigned char id[32];
         size_t id_size = sizeof(id);
@@ -192,9 +209,13 @@ int tls_key_id_from_spki(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
                 return r;
         if (id_size != sizeof(id))
                 return GNUTLS_E_INTERNAL_ERROR;
-        for (size_t i = 0; i < id_size; i++)
-                snprintf(ret + 2 * i, 3, "%02X", id[i]);
+        hex_encode(ret, id, id_size, true);
         return 0;
+}
+
+int tls_key_id_from_spki(const gnutls_datum_t *der, char ret[KEY_ID_HEX_SIZE]) {
+        int r = key_id_of(der, ret);
+        return r < 0 ? errno_from_gnutls(r) : 0;
 }
 
 int tls_peer_key_id(gnutls_session_t s, char ret[KEY_ID_HEX_SIZE], const char **ret_why) {
@@ -204,15 +225,17 @@ int tls_peer_key_id(gnutls_session_t s, char ret[KEY_ID_HEX_SIZE], const char **
 
         if (gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_RAWPK) {
                 *ret_why = "the peer did not present a raw public key";
-                return GNUTLS_E_CERTIFICATE_ERROR;
+                return -EKEYREJECTED;
         }
         peers = gnutls_certificate_get_peers(s, &n);
         if (!peers || n == 0) {
                 *ret_why = "the peer presented no key";
-                return GNUTLS_E_NO_CERTIFICATE_FOUND;
+                return -ENOKEY;
         }
-        r = tls_key_id_from_spki(&peers[0], ret);
-        if (r < 0)
+        r = key_id_of(&peers[0], ret);
+        if (r < 0) {
                 *ret_why = gnutls_strerror(r);
-        return r;
+                return errno_from_gnutls(r);
+        }
+        return 0;
 }

@@ -47,17 +47,23 @@ static inline void closep(int *fd) {
                 _fd_;                       \
         })
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
 /* Make *array (of elements of size bytes, *allocated of them) hold at least
- * need, growing it by doubling (from 16), so that appending one at a time
- * costs amortized O(1). Returns 0, or -ENOMEM with *array unchanged. */
+ * need, with room for as many again (at least 64 bytes), as systemd's
+ * greedy_realloc() does, so that appending one at a time costs amortized
+ * O(1) and a small array stays small (an IniSection's handful of keys, for
+ * each of 100,000 clients). Returns 0, or -ENOMEM with *array unchanged. */
 static inline int greedy_realloc(void **array, size_t *allocated, size_t need, size_t size) {
         size_t n;
         void *a;
 
         if (need <= *allocated)
                 return 0;
-        n = *allocated * 2 > need ? *allocated * 2 : need;
-        n = n > 16 ? n : 16;
+        if (need > SIZE_MAX / 2 / size)
+                return -ENOMEM;
+        n = MAX(need * 2, (64 + size - 1) / size);
         a = reallocarray(*array, n, size);
         if (!a)
                 return -ENOMEM;
@@ -121,5 +127,3 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "zeroconf.h"
 
+#include <assert.h>
 #include <avahi-client/client.h>
 #include <avahi-client/publish.h>
 #include <avahi-common/alternative.h>
@@ -10,7 +11,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,6 +18,8 @@
 
 #include "avahi-sd-event.h"
 #include "log.h"
+#include "socket-util.h"
+#include "thread-util.h"
 #include "util.h"
 
 /* The reference gives up after this many renames (mandos(8), ZEROCONF). */
@@ -102,17 +104,16 @@ static int zeroconf_rename(Zeroconf *z) {
 
 /* The port and family of the socket we really listen on. */
 static int zeroconf_listening_port(Zeroconf *z, int *ret_family) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
+        SocketAddress a;
+        int r;
 
-        if (getsockname(z->listen_fd, (struct sockaddr *) &sa, &len) < 0)
-                return log_error_errno(errno, "Zeroconf: cannot read the listening socket's port: %m");
-        *ret_family = sa.ss_family;
-        if (sa.ss_family == AF_INET6)
-                return ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
-        if (sa.ss_family == AF_INET)
-                return ntohs(((struct sockaddr_in *) &sa)->sin_port);
-        return log_error_errno(EAFNOSUPPORT, "Zeroconf: the listening socket is not an IP socket");
+        r = socket_bound_address(z->listen_fd, &a);
+        if (r == -EAFNOSUPPORT)
+                return log_error_errno(r, "Zeroconf: the listening socket is not an IP socket");
+        if (r < 0)
+                return log_error_errno(r, "Zeroconf: cannot read the listening socket's port: %m");
+        *ret_family = a.sockaddr.sa.sa_family;
+        return a.port;
 }
 
 static AvahiIfIndex zeroconf_interface(Zeroconf *z) {
@@ -142,6 +143,8 @@ static AvahiProtocol zeroconf_protocol(Zeroconf *z, int family) {
 static void on_group_state(AvahiEntryGroup *g, AvahiEntryGroupState state, void *userdata) {
         Zeroconf *z = userdata;
         int family;
+
+        assert(z);
 
         z->group = g;
         log_debug("Avahi entry group state change: %i", (int) state);
@@ -216,6 +219,8 @@ static void zeroconf_publish(Zeroconf *z) {
 static void on_client_state(AvahiClient *c, AvahiClientState state, void *userdata) {
         Zeroconf *z = userdata;
         int error;
+
+        assert(z);
 
         /* Called from inside avahi_client_new() too, before it returns c. */
         z->client = c;
@@ -295,6 +300,8 @@ static void zeroconf_connect(Zeroconf *z) {
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Zeroconf *z = userdata;
 
+        assert(z);
+
         if (z->client && avahi_client_get_state(z->client) == AVAHI_CLIENT_S_RUNNING) {
                 /* After a failure of the entry group: start over with a new one. */
                 if (z->group)
@@ -311,11 +318,15 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Zeroconf *z = userdata;
 
+        assert(z);
+
         return sd_event_exit(z->event, 0);
 }
 
 static int on_give_up(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Zeroconf *z = userdata;
+
+        assert(z);
 
         return sd_event_exit(z->main_event, -EADDRINUSE);
 }
@@ -358,16 +369,9 @@ static int zeroconf_setup(Zeroconf *z) {
 }
 
 static int zeroconf_start(Zeroconf *z) {
-        sigset_t all, saved;
         int r;
 
-        /* The server's signals stay with the server's loop. */
-        (void) sigfillset(&all);
-        r = -pthread_sigmask(SIG_SETMASK, &all, &saved);
-        if (r < 0)
-                return r;
-        r = -pthread_create(&z->thread, NULL, zeroconf_thread, z);
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        r = thread_start(&z->thread, zeroconf_thread, z);
         if (r < 0)
                 return r;
         (void) pthread_setname_np(z->thread, "zeroconf");

@@ -44,13 +44,14 @@ name_owned() {
 
 # wait_name ADDRESS PID [SECONDS]: wait until PID owns $BUS_NAME on ADDRESS.
 wait_name() {
-	local addr=$1 pid=$2 max=${3:-10} _
-	for _ in $(seq $((max * 10))); do
-		alive "$pid" || { diag "server (pid $pid) died before taking $BUS_NAME"; return 1; }
-		name_owned "$addr" && return 0
-		sleep 0.1
-	done
-	diag "$BUS_NAME did not appear on $addr within ${max}s"
+	local addr=$1 pid=$2 max=${3:-10}
+	wait_until "$max" eval 'name_owned "$addr" || ! alive "$pid"'
+	name_owned "$addr" && return 0
+	if alive "$pid"; then
+		diag "$BUS_NAME did not appear on $addr within ${max}s"
+	else
+		diag "server (pid $pid) died before taking $BUS_NAME"
+	fi
 	return 1
 }
 
@@ -136,12 +137,9 @@ wait_file_has() {
 
 # wait_pid PID SECONDS: wait until PID (a child) has exited.
 wait_pid() {
-	local pid=$1 max=$2 _
-	for _ in $(seq $((max * 10))); do
-		alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
-		sleep 0.1
-	done
-	return 1
+	wait_until "$2" exited "$1" || return 1
+	wait "$1" 2>/dev/null
+	return 0
 }
 
 # server_alive_and_serving DESC NAME: the server process lives and a real fetch works.

@@ -99,13 +99,13 @@ zc_bridge() {
 
 # zc_wait_link_local SITE IF [SECONDS]: wait for IF's IPv6 link-local address.
 zc_wait_link_local() {
-	local site=$1 iface=$2 max=${3:-10} _
-	for _ in $(seq $((max * 10))); do
-		ip -n "${ZC_NS[$site]}" -6 addr show dev "$iface" scope link 2>/dev/null |
-			grep -q 'inet6 fe80' && return 0
-		sleep 0.1
-	done
-	bail "no IPv6 link-local address on $iface in ${ZC_NS[$site]}"
+	wait_until "${3:-10}" zc_has_link_local "$1" "$2" ||
+		bail "no IPv6 link-local address on $2 in ${ZC_NS[$1]}"
+}
+
+# zc_has_link_local SITE IF: true if IF in SITE has its link-local address.
+zc_has_link_local() {
+	ip -n "${ZC_NS[$1]}" -6 addr show dev "$2" scope link 2>/dev/null | grep -q 'inet6 fe80'
 }
 
 # zc_two_sites: namespaces srv and cli, linked by vsrv <-> vcli, each end
@@ -116,6 +116,15 @@ zc_two_sites() {
 	zc_link srv vsrv cli vcli
 	zc_wait_link_local srv vsrv
 	zc_wait_link_local cli vcli
+}
+
+# zc_server_site NAME...: what most tests start from: clients.conf with
+# NAMEs (config_with), the sites srv and cli (zc_two_sites) and srv's bus
+# (zc_bus). Starting avahi-daemon (zc_start_avahi srv) is the test's.
+zc_server_site() {
+	config_with "$@"
+	zc_two_sites
+	zc_bus srv
 }
 
 # ----------------------------------------------------------- bus and avahi
@@ -167,7 +176,7 @@ zc_avahi_conf() {
 # zc_start_avahi SITE: start avahi-daemon in SITE (after its links are made)
 # and wait until it has started up.
 zc_start_avahi() {
-	local site=$1 pid log _
+	local site=$1 pid log
 	[ -n "${ZC_BUS[$site]:-}" ] || bail "zc_start_avahi $site: no bus"
 	zc_avahi_conf "$site"
 	ZC_SEQ=$((ZC_SEQ + 1))
@@ -181,11 +190,8 @@ zc_start_avahi() {
 	pid=$!
 	remember_pid "$pid"
 	ZC_AVAHI_PID[$site]=$pid
-	for _ in $(seq 200); do
-		grep -q 'Server startup complete' "$log" 2>/dev/null && return 0
-		alive "$pid" || break
-		sleep 0.05
-	done
+	wait_until 10 eval 'grep -q "Server startup complete" "$log" 2>/dev/null || ! alive "$pid"'
+	grep -q 'Server startup complete' "$log" 2>/dev/null && return 0
 	cat "$log" >&2
 	bail "avahi-daemon in $site did not start"
 }
@@ -193,13 +199,9 @@ zc_start_avahi() {
 # zc_stop_avahi SITE [SIGNAL]: stop SITE's avahi-daemon (default TERM) and
 # wait until it is gone.
 zc_stop_avahi() {
-	local site=$1 sig=${2:-TERM} pid=${ZC_AVAHI_PID[$1]} _
+	local sig=${2:-TERM} pid=${ZC_AVAHI_PID[$1]}
 	kill -"$sig" "$pid" 2>/dev/null
-	for _ in $(seq 100); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	wait_until 10 exited "$pid" || kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
 }
@@ -222,17 +224,10 @@ zc_start_mandos() {
 
 # zc_wait_port PID [SECONDS]: wait until PID listens; print the port(s).
 zc_wait_port() {
-	local pid=$1 max=${2:-10} ports _
-	for _ in $(seq $((max * 20))); do
-		alive "$pid" || return 1
-		ports=$(listening_ports_of "$pid")
-		if [ -n "$ports" ]; then
-			echo "$ports"
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 1
+	local pid=$1 max=${2:-10} ports=
+	wait_until "$max" eval 'ports=$(listening_ports_of "$pid"); [ -n "$ports" ] || ! alive "$pid"'
+	[ -n "$ports" ] && alive "$pid" || return 1
+	echo "$ports"
 }
 
 # zc_on_bus SITE PID: true if process PID has a connection to SITE's bus.
@@ -267,31 +262,35 @@ for line in sys.stdin:
 # zc_wait_service SITE NAME [PORT] [SECONDS]: wait (default 10 s) until SITE
 # resolves service NAME (on PORT, if given). Prints how long it took.
 zc_wait_service() {
-	local site=$1 name=$2 port=${3:-} max=${4:-10} start now
-	start=$(date +%s.%N)
-	while :; do
-		if zc_services "$site" | awk -F'|' -v n="$name" -v p="$port" \
-			'$1 == n && (p == "" || $4 == p) { f = 1 } END { exit !f }'; then
-			now=$(date +%s.%N)
-			"$PY" -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$start" "$now"
-			return 0
-		fi
-		now=$(date +%s.%N)
-		"$PY" -c 'import sys; sys.exit(float(sys.argv[2]) - float(sys.argv[1]) < float(sys.argv[3]))' \
-			"$start" "$now" "$max" && return 1
-		sleep 0.2
-	done
+	local start ms
+	start=$(now_ms)
+	wait_until "${4:-10}" zc_resolves "$1" "$2" "${3:-}" || return 1
+	ms=$(($(now_ms) - start))
+	printf '%d.%d\n' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# zc_check_service DESC SITE NAME [PORT] [SECONDS]: ok "DESC (after Ns)"
+# if zc_wait_service SITE NAME PORT SECONDS finds it, else not_ok "DESC".
+zc_check_service() {
+	local desc=$1 took
+	shift
+	if took=$(zc_wait_service "$@"); then
+		ok "$desc (after ${took}s)"
+	else
+		not_ok "$desc"
+	fi
+}
+
+# zc_resolves SITE NAME [PORT]: true if SITE resolves service NAME (on PORT).
+zc_resolves() {
+	zc_services "$1" | awk -F'|' -v n="$2" -v p="${3:-}" '$1 == n && (p == "" || $4 == p) { f = 1 } END { exit !f }'
 }
 
 # zc_gone SITE NAME [SECONDS]: wait (default 5 s) until SITE no longer
 # resolves service NAME.
 zc_gone() {
-	local site=$1 name=$2 max=${3:-5} _
-	for _ in $(seq $((max * 2))); do
-		zc_services "$site" | awk -F'|' -v n="$name" '$1 == n { f = 1 } END { exit f }' && return 0
-		sleep 0.5
-	done
-	return 1
+	local site=$1 name=$2
+	wait_until "${3:-5}" eval '! zc_resolves "$site" "$name"'
 }
 
 # ------------------------------------------------------------------ client
@@ -302,11 +301,9 @@ zc_gone() {
 # printed (the secret). Its stderr goes to $SCRATCH/client.log.
 zc_fetch() {
 	local site=$1 iface=$2 name=$3 t=${4:-30}
-	client_key_args "$name"
+	client_cmd "$t" "$name" "$name" --interface="$iface" --delay=1 --network-hook-dir="$SCRATCH/no-hooks"
 	echo "=== zc_fetch $name in $site on $iface (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	ip netns exec "${ZC_NS[$site]}" timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" \
-		--interface="$iface" --retry=1 --delay=1 --network-hook-dir="$SCRATCH/no-hooks" \
-		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
+	ip netns exec "${ZC_NS[$site]}" "${CLIENT_CMD[@]}" </dev/null 2>>"$SCRATCH/client.log"
 }
 
 # zc_expect_secret DESC SITE IFACE NAME [TIMEOUT]: NAME finds a server by

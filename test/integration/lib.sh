@@ -68,11 +68,7 @@ _check_valgrind() {
 		grep -q "ERROR SUMMARY:" "$f" && continue
 		alive "$pid" || continue
 		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq "$(vg_scale 100)"); do
-			grep -q "ERROR SUMMARY:" "$f" && break
-			alive "$pid" || break
-			sleep 0.1
-		done
+		wait_until "$(vg_scale 10)" eval 'grep -q "ERROR SUMMARY:" "$f" || ! alive "$pid"'
 	done
 	for f in "$VALGRIND_LOG_DIR"/valgrind.*.log; do
 		[ -e "$f" ] || continue
@@ -220,23 +216,15 @@ exited() {
 # setsid, so it leads its own process group: whatever it left behind in that
 # group (e.g. worker or checker processes) is killed too.
 kill_pid() {
-	local pid=$1 _
+	local pid=$1
 	if ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null
 		kill -KILL -- "-$pid" 2>/dev/null
 		return 0
 	fi
 	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 20); do
-		kill -0 "$pid" 2>/dev/null || break
-		# a reaped child of ours no longer answers kill -0; a zombie does
-		if [ "$(proc_state "$pid")" = Z ]; then break; fi
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null &&
-		[ "$(proc_state "$pid")" != Z ]; then
-		kill -KILL "$pid" 2>/dev/null
-	fi
+	# exited: gone, or a zombie (which still answers kill -0)
+	wait_until 2 exited "$pid" || kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	kill -KILL -- "-$pid" 2>/dev/null
 	return 0
@@ -527,16 +515,14 @@ start_mandos_cmd() {
 # wait_listening PORT [SECONDS]: wait until PORT is listening and the server
 # is alive. Fails (returns 1) if the server died or time ran out.
 wait_listening() {
-	local port=$1 max _
+	local port=$1 max
 	max=$(vg_scale "${2:-10}")
-	for _ in $(seq $((max * 20))); do
-		if ! kill -0 "$MANDOS_PID" 2>/dev/null; then
-			diag "server (pid $MANDOS_PID) exited before listening"
-			return 1
-		fi
-		port_listening "$port" && return 0
-		sleep 0.05
-	done
+	wait_until "$max" eval 'port_listening "$port" || ! kill -0 "$MANDOS_PID" 2>/dev/null'
+	if ! kill -0 "$MANDOS_PID" 2>/dev/null; then
+		diag "server (pid $MANDOS_PID) exited before listening"
+		return 1
+	fi
+	port_listening "$port" && return 0
 	diag "server did not listen on port $port within ${max}s"
 	return 1
 }
@@ -582,22 +568,50 @@ config_with() {
 # shellcheck disable=SC2034
 MANDOS_RC=
 stop_mandos() {
-	local sig=${1:-TERM} pid=$MANDOS_PID _
+	local sig=${1:-TERM} pid=$MANDOS_PID
 	kill -"$sig" "$pid" 2>/dev/null
 	# (under valgrind, its leak check at exit takes a while)
-	for _ in $(seq "$(vg_scale 100)"); do
-		[ "$(proc_state "$pid")" = Z ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null &&
-		[ "$(proc_state "$pid")" != Z ]; then
+	if ! wait_until "$(vg_scale 10)" exited "$pid"; then
 		diag "server (pid $pid) ignored SIG$sig for $(vg_scale 10) s; killing it"
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	wait "$pid" 2>/dev/null
 	# shellcheck disable=SC2034 # read by the tests
 	MANDOS_RC=$?
+}
+
+# ------------------------------------------------------------------- peers
+
+# start_peers NAME SECONDS CMD...: a peer program (peers.py,
+# hostile_peers.py, tls-peer) that writes its --ready-file once its
+# connections are open: run CMD --ready-file ... in its own session
+# (remembered; PID in PEER_PID, output in $SCRATCH/NAME.out) and wait up to
+# SECONDS for it. Returns 1, with its output as diagnostics, if it is not
+# ready by then (or died).
+PEER_PID=
+declare -A _peer_pids=()
+start_peers() {
+	local name=$1 max=$2 ready="$SCRATCH/$1.ready"
+	shift 2
+	rm -f "$ready"
+	setsid "$@" --ready-file "$ready" </dev/null >"$SCRATCH/$name.out" 2>&1 &
+	PEER_PID=$!
+	_peer_pids[$name]=$PEER_PID
+	remember_pid "$PEER_PID"
+	wait_until "$max" eval '[ -s "$ready" ] || ! alive "$PEER_PID"'
+	[ -s "$ready" ] && return 0
+	sed "s/^/# $name: /" "$SCRATCH/$name.out"
+	return 1
+}
+
+# wait_peers NAME: wait for the peers start_peers started as NAME to end;
+# show their output as diagnostics; return their exit status.
+wait_peers() {
+	local rc
+	wait "${_peer_pids[$1]}"
+	rc=$?
+	sed "s/^/# $1: /" "$SCRATCH/$1.out"
+	return "$rc"
 }
 
 # ------------------------------------------------------------------ client
@@ -609,10 +623,23 @@ stop_mandos() {
 # Returns mandos-client's (or timeout's) exit status.
 fetch() {
 	local name=$1 addr=$2 t=${3:-10}
-	client_key_args "$name"
+	client_cmd "$t" "$name" "$name" --connect="$addr" --interface=none
 	echo "=== fetch $name $addr (timeout $t s) at $(date +%T.%N)" >>"$SCRATCH/client.log"
-	timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="$addr" --interface=none --retry=1 \
-		"${CLIENT_KEY_ARGS[@]}" </dev/null 2>>"$SCRATCH/client.log"
+	"${CLIENT_CMD[@]}" </dev/null 2>>"$SCRATCH/client.log"
+}
+
+# client_cmd TIMEOUT NAME TLS_NAME OPTION...: set CLIENT_CMD to the one
+# command line that runs the real mandos-client: with NAME's OpenPGP keys
+# and TLS_NAME's TLS keys, one try (--retry=1), the OPTIONs (where to
+# look: --connect=... --interface=none, or an interface to browse on),
+# killed after TIMEOUT seconds, and holding CLIENT_LOCK shared. Callers
+# add a prefix (setsid, ip netns exec) and redirections.
+CLIENT_CMD=()
+client_cmd() {
+	local t=$1 name=$2 tls=$3
+	shift 3
+	client_key_args "$name" "$tls"
+	CLIENT_CMD=(timeout -k 2 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --retry=1 "$@" "${CLIENT_KEY_ARGS[@]}")
 }
 
 # client_key_args NAME [TLS_NAME]: set CLIENT_KEY_ARGS to the mandos-client
@@ -636,9 +663,8 @@ client_key_args() {
 FETCH_PID=
 fetch_bg() {
 	local name=$1 out=$2 t=$3 port=${4:-$PORT}
-	client_key_args "$name" "${5:-$name}"
-	setsid timeout -k 1 "$t" flock -s "$CLIENT_LOCK" "$MANDOS_CLIENT" --connect="[::1]:$port" --interface=none --retry=1 \
-		"${CLIENT_KEY_ARGS[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
+	client_cmd "$t" "$name" "${5:-$name}" --connect="[::1]:$port" --interface=none
+	setsid "${CLIENT_CMD[@]}" >"$out" 2>>"$SCRATCH/client.log" </dev/null &
 	FETCH_PID=$!
 	remember_pid "$FETCH_PID"
 }
@@ -690,6 +716,13 @@ log_count() {
 	grep -cF -- "$1" "$MANDOS_LOG" 2>/dev/null || true
 }
 
+# log_count_above PATTERN N [SECONDS]: wait (default 3 s) until more than N
+# lines of the server log contain PATTERN.
+log_count_above() {
+	local pat=$1 n=$2
+	wait_until "${3:-3}" eval '[ "$(log_count "$pat")" -gt "$n" ]'
+}
+
 # ---------------------------------------------------------- hostile peers
 
 HOSTILE="$TEST_DIR/hostile_peers.py"
@@ -712,12 +745,8 @@ fd_count() {
 # wait_fd_count PID N [SECONDS]: wait (default 5 s) until process PID has at
 # most N file descriptors open. Prints the last count.
 wait_fd_count() {
-	local pid=$1 n=$2 max=${3:-5} count _
-	for _ in $(seq $((max * 10 + 1))); do
-		count=$(fd_count "$pid")
-		[ "$count" -le "$n" ] && break
-		sleep 0.1
-	done
+	local pid=$1 n=$2 max=${3:-5} count
+	wait_until "$max" eval 'count=$(fd_count "$pid"); [ "$count" -le "$n" ]'
 	echo "$count"
 	[ "$count" -le "$n" ]
 }

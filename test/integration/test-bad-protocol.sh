@@ -54,23 +54,12 @@ after() {
 	expect_secret "alpha gets its secret after $1" alpha "[::1]:$PORT"
 }
 
-# wait_count_above PATTERN N [SECONDS]: wait until the log has more than N
-# lines containing PATTERN.
-wait_count_above() {
-	local pat=$1 n=$2 max=${3:-3} _
-	for _ in $(seq $((max * 10 + 1))); do
-		[ "$(log_count "$pat")" -gt "$n" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # 1. protocol version 2
 n=$(log_count "Unknown protocol version")
 peer "protocol line '2' is refused: closed, nothing sent" \
 	send --address ::1 --port "$PORT" --data '2\r\n' --wait 8 --max-received 0
 check "server logged 'Unknown protocol version' for '2'" \
-	wait_count_above "Unknown protocol version" "$n"
+	log_count_above "Unknown protocol version" "$n"
 after "protocol line '2'"
 
 # 2. empty protocol line
@@ -78,7 +67,7 @@ n=$(log_count "Unknown protocol version")
 peer "empty protocol line is refused: closed, nothing sent" \
 	send --address ::1 --port "$PORT" --data '\r\n' --wait 8 --max-received 0
 check "server logged 'Unknown protocol version' for an empty line" \
-	wait_count_above "Unknown protocol version" "$n"
+	log_count_above "Unknown protocol version" "$n"
 after "an empty protocol line"
 
 # 3. an HTTP request
@@ -101,11 +90,7 @@ b=$(log_count "Bad certificate")
 peer "X.509 TLS-server peer is refused: closed, no application data" \
 	x509-tls --address ::1 --port "$PORT" --cert "$X509/cert.pem" \
 	--key "$X509/key.pem" --wait 8
-for _ in $(seq 30); do
-	[ "$(log_count "Handshake failed")" -gt "$h" ] && break
-	[ "$(log_count "Bad certificate")" -gt "$b" ] && break
-	sleep 0.1
-done
+wait_until 3 eval '[ "$(log_count "Handshake failed")" -gt "$h" ] || [ "$(log_count "Bad certificate")" -gt "$b" ]'
 check "server logged 'Handshake failed' or 'Bad certificate' for the X.509 peer" \
 	test "$(log_count "Handshake failed")" -gt "$h" -o \
 	"$(log_count "Bad certificate")" -gt "$b"

@@ -22,10 +22,7 @@ dir="$SCRATCH/bus-hung"
 mkdir -p "$dir"
 chmod 0755 "$dir"
 write_bus_config "$dir" /usr/share/dbus-1/system.d
-pid=$(dbus-daemon --config-file="$dir/bus.conf" --fork --print-pid </dev/null 2>"$dir/dbus.log") ||
-	bail "dbus-daemon failed: $(cat "$dir/dbus.log")"
-remember_pid "$pid"
-for _ in $(seq 50); do [ -S "$dir/system_bus_socket" ] && break; sleep 0.1; done
+run_bus "$dir" "$dir/dbus.log"
 BUS="unix:path=$dir/system_bus_socket"
 
 # The hung manager: owns the name, never dispatches a message.

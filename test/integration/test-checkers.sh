@@ -72,15 +72,7 @@ assert_log "Client bravo is disabled"
 
 # charlie expired while its checker slept: all of it was killed.
 assert_log "Client charlie has expired and is disabled"
-gone=false
-for _ in $(seq 30); do
-	if ! pgrep -f "sleep 3[123]$MARK" >/dev/null; then
-		gone=true
-		break
-	fi
-	sleep 0.1
-done
-check "no process of charlie's checker remains" $gone
+check "no process of charlie's checker remains" wait_until 3 eval '! pgrep -f "sleep 3[123]$MARK" >/dev/null'
 check "charlie's checker never reached its last command" test "$(log_count "Checker for charlie succeeded")" -eq 0
 
 # delta's host reached the checker as one literal argument.

@@ -161,11 +161,8 @@ approve_or_deny() {
 	OURS_FETCH=$FETCH_PID
 	fetch_bg bravo "$SCRATCH/$out.ref" 20 "$REF_PORT"
 	REF_FETCH=$FETCH_PID
-	for _ in $(seq 100); do
-		[ "$(log_count 'Client bravo needs approval')" -gt "$seen_ours" ] &&
-			[ "$(grep -cF 'Client bravo needs approval' "$REF_LOG")" -gt "$seen_ref" ] && break
-		sleep 0.1
-	done
+	wait_until 10 eval 'log_count_above "Client bravo needs approval" "$seen_ours" 0 &&
+		[ "$(grep -cF "Client bravo needs approval" "$REF_LOG")" -gt "$seen_ref" ]'
 	check "bravo waits for approval on both servers" \
 		test "$(log_count 'Client bravo needs approval')" -gt "$seen_ours" -a \
 		"$(grep -cF 'Client bravo needs approval' "$REF_LOG")" -gt "$seen_ref"

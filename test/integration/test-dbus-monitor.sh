@@ -34,22 +34,14 @@ screen() { tm capture-pane -p -t monitor 2>/dev/null; }
 
 # wait_screen PATTERN [SECONDS]: until the screen shows PATTERN (fixed string).
 wait_screen() {
-	local pat=$1 max=${2:-10} _
-	for _ in $(seq $((max * 10))); do
-		screen | grep -qF -- "$pat" && return 0
-		sleep 0.1
-	done
-	return 1
+	local pat=$1
+	wait_until "${2:-10}" eval 'screen | grep -qF -- "$pat"'
 }
 
 # wait_screen_not PATTERN [SECONDS]: until the screen no longer shows PATTERN.
 wait_screen_not() {
-	local pat=$1 max=${2:-10} _
-	for _ in $(seq $((max * 10))); do
-		screen | grep -qF -- "$pat" || return 0
-		sleep 0.1
-	done
-	return 1
+	local pat=$1
+	wait_until "${2:-10}" eval '! screen | grep -qF -- "$pat"'
 }
 
 # on_screen DESC PATTERN [SECONDS]: check; show the screen when it fails.

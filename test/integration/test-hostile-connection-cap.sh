@@ -23,26 +23,9 @@ DROP='Too many connections: dropping the oldest unauthenticated connection'
 # hold NAME ARGS...: start hostile_peers.py hold in the background (output
 # in $SCRATCH/NAME.out) and wait until its connections are open.
 hold() {
-	local name=$1 _
+	local name=$1
 	shift
-	rm -f "$SCRATCH/$name.ready"
-	setsid "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" \
-		--ready-file "$SCRATCH/$name.ready" "$@" >"$SCRATCH/$name.out" 2>&1 &
-	eval "${name}_pid=\$!"
-	remember_pid "$!"
-	wait_until 30 test -s "$SCRATCH/$name.ready" && return 0
-	sed 's/^/# hold: /' "$SCRATCH/$name.out"
-	return 1
-}
-
-# wait_hold NAME: wait for it; print its report; return its exit status.
-wait_hold() {
-	local pid rc
-	pid=$(eval "echo \$${1}_pid")
-	wait "$pid"
-	rc=$?
-	sed "s/^/# $1: /" "$SCRATCH/$1.out"
-	return "$rc"
+	start_peers "$name" 30 "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" "$@"
 }
 
 # early NAME: the indexes of NAME's connections closed within 5 s.
@@ -58,7 +41,7 @@ if ! start_mandos; then
 	finish
 fi
 check "1030 silent connections are opened" hold def --silent 1030 --deadline 15 --early 5
-wait_hold def
+wait_peers def
 check "...all closed by the server" test $? = 0
 check "the default cap is 1024: the 6 oldest were dropped at once ($(early def))" \
 	test "$(early def)" = "0 1 2 3 4 5"
@@ -97,11 +80,11 @@ limit=$(vg_scale 2000)
 check "...served within $limit ms by the server's log (${server:-?} ms)" test "${server:-99999}" -le "$limit"
 check "...the whole fetch within $limit ms (${ms} ms)" test "$ms" -le "$limit"
 
-wait_hold first
+wait_peers first
 check "the first connections were all closed in time" test $? = 0
 check "the 11 oldest were the ones dropped early ($(early first))" \
 	test "$(early first)" = "0 1 2 3 4 5 6 7 8 9 10"
-wait_hold more
+wait_peers more
 check "the later connections were all closed in time" test $? = 0
 check "none of the later ones was dropped early ($(early more))" test -z "$(early more)"
 
@@ -150,13 +133,9 @@ if ! start_mandos; then
 	finish
 fi
 ok "server starts with max_connections = 20"
-setsid "$TLS_PEER" --address 127.0.0.1 --port "$PORT" --connections 30 --after hold --hold 15 \
-	--reconnect --duration 20 --pause 200 --ready-file "$SCRATCH/refused.ready" \
-	>"$SCRATCH/refused.out" 2>&1 &
-refused_pid=$!
-remember_pid "$refused_pid"
-wait_until 10 test -s "$SCRATCH/refused.ready"
-check "30 refused peers have connected" test -s "$SCRATCH/refused.ready"
+check "30 refused peers have connected" start_peers refused 10 "$TLS_PEER" --address 127.0.0.1 --port "$PORT" \
+	--connections 30 --after hold --hold 15 --reconnect --duration 20 --pause 200
+refused_pid=$PEER_PID
 check "...the cap is full of them" log_has "Too many connections" 5
 check "...refused ones are dropped for new ones" log_has "Too many connections: dropping the oldest refused connection" 5
 sleep 1

@@ -27,21 +27,9 @@ server_starts
 expect_secret "alpha gets its secret before the bad peers connect" alpha "[::1]:$PORT"
 fds_before=$(fd_count "$MANDOS_PID")
 
-out="$SCRATCH/hostile.out"
-ready="$SCRATCH/hostile.ready"
-setsid "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" --silent "$SILENT" \
-	--midhandshake "$MID" --random "$RANDOM_BYTES" --deadline "$DEADLINE" \
-	--ready-file "$ready" >"$out" 2>&1 &
-hostile_pid=$!
-remember_pid "$hostile_pid"
-for _ in $(seq 300); do
-	[ -s "$ready" ] && break
-	kill -0 "$hostile_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if ! [ -s "$ready" ]; then
+if ! start_peers hostile 30 "$PY" "$HOSTILE" hold --address 127.0.0.1 --port "$PORT" --silent "$SILENT" \
+	--midhandshake "$MID" --random "$RANDOM_BYTES" --deadline "$DEADLINE"; then
 	not_ok "$((SILENT + MID + RANDOM_BYTES)) bad connections are open"
-	sed 's/^/# hostile: /' "$out"
 	finish
 fi
 ok "$((SILENT + MID + RANDOM_BYTES)) bad connections are open"
@@ -59,9 +47,8 @@ for round in 1 2 3; do
 	[ "$round" -lt 3 ] && sleep 3
 done
 
-wait "$hostile_pid"
+wait_peers hostile
 rc=$?
-sed 's/^/# hostile: /' "$out"
 check "the server closed every bad connection within ${DEADLINE} s of its last byte" test "$rc" = 0
 check "the silent ones timed out during the protocol line (>= $SILENT)" \
 	test "$(log_count 'timed out during the protocol line')" -ge "$SILENT"

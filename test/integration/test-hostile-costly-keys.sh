@@ -39,10 +39,7 @@ setsid "$COSTLY_KEY_PEER" --host 127.0.0.1 --port "$PORT" --pubkey "$KEYS/costly
 peer_pid=$!
 remember_pid "$peer_pid"
 # Let them get going: the first of their handshakes reach the key.
-for _ in $(seq 50); do
-	[ "$(grep -c "TCP connection from: ('::ffff:127.0.0.1'" "$MANDOS_LOG")" -ge "$PEERS_N" ] && break
-	sleep 0.1
-done
+log_count_above "TCP connection from: ('::ffff:127.0.0.1'" $((PEERS_N - 1)) 5
 sleep 0.5
 
 for round in 1 2 3; do

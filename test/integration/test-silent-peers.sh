@@ -25,23 +25,11 @@ ok "server starts and listens on port $PORT"
 # Warm-up: the first fetch of a run may pay one-time costs on both sides.
 expect_secret "alpha gets its secret before the silent peers connect" alpha "[::1]:$PORT"
 
-out="$SCRATCH/silent.out"
-ready="$SCRATCH/silent.ready"
-setsid "$PY" "$PEERS" silent --address ::1 --port "$PORT" --count "$SILENT" \
-	--deadline "$DEADLINE" --ready-file "$ready" >"$out" 2>&1 &
-silent_pid=$!
-remember_pid "$silent_pid"
-
-for _ in $(seq 100); do
-	[ -s "$ready" ] && break
-	kill -0 "$silent_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ -s "$ready" ]; then
+if start_peers silent 10 "$PY" "$PEERS" silent --address ::1 --port "$PORT" --count "$SILENT" --deadline "$DEADLINE"
+then
 	ok "$SILENT silent connections are open"
 else
 	not_ok "$SILENT silent connections are open"
-	cat "$out"
 	finish
 fi
 
@@ -59,9 +47,8 @@ check "that fetch took ${ms} ms (limit $((MAX_FETCH * 1000)) ms)" \
 	test "$ms" -le $((MAX_FETCH * 1000))
 
 # Every silent connection must be closed by the server within the deadline.
-wait "$silent_pid"
+wait_peers silent
 rc=$?
-sed 's/^/# silent: /' "$out"
 check "server closed all $SILENT silent connections within ${DEADLINE}s of connect" \
 	test "$rc" = 0
 check "server still running" alive "$MANDOS_PID"

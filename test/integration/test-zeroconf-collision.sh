@@ -67,11 +67,7 @@ else
 fi
 check "server 2 logs: Zeroconf service name collision." \
 	log_has "Zeroconf service name collision." 1 "$log2"
-if took=$(zc_wait_service s2 "Mandos #2" "$port2" 10); then
-	ok "server 2 is announced as 'Mandos #2' on port $port2 (after ${took}s)"
-else
-	not_ok "server 2 is announced as 'Mandos #2' on port $port2"
-fi
+zc_check_service "server 2 is announced as 'Mandos #2' on port $port2" s2 "Mandos #2" "$port2" 10
 
 # ------------------------- server 3 on s2 as "Mandos #2": a local collision
 CONFDIR="$SCRATCH/conf-charlie"
@@ -82,11 +78,7 @@ check "server 3 logs: Local Zeroconf service name collision." \
 	log_has "Local Zeroconf service name collision." 10 "$log3"
 check "server 3 logs: Changing Zeroconf service name to 'Mandos #3' ..." \
 	log_has "Changing Zeroconf service name to 'Mandos #3' ..." 1 "$log3"
-if took=$(zc_wait_service s2 "Mandos #3" "$port3" 10); then
-	ok "server 3 is announced as 'Mandos #3' on port $port3 (after ${took}s)"
-else
-	not_ok "server 3 is announced as 'Mandos #3' on port $port3"
-fi
+zc_check_service "server 3 is announced as 'Mandos #3' on port $port3" s2 "Mandos #3" "$port3" 10
 
 # ------------------------------------------------------- all of them, both sides
 expected=$(printf '%s\n' "Mandos $port1" "Mandos #2 $port2" "Mandos #3 $port3" | LC_ALL=C sort)

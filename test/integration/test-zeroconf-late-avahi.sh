@@ -14,12 +14,8 @@
 . "${TEST_DIR:-$(dirname "$0")}/lib-zeroconf.sh"
 require_zeroconf
 
-config_with alpha
-
-zc_two_sites
-
 # ------------------------------------------- (1) a bus, but no avahi-daemon yet
-zc_bus srv
+zc_server_site alpha
 zc_start_mandos srv
 if port=$(zc_wait_port "$MANDOS_PID" 10); then
 	ok "server starts and listens on port $port without avahi-daemon"
@@ -33,11 +29,7 @@ check "server is still running after 2 s without avahi-daemon" alive "$MANDOS_PI
 check "server is connected to the bus, waiting for avahi-daemon" zc_on_bus srv "$MANDOS_PID"
 
 zc_start_avahi srv
-if took=$(zc_wait_service srv Mandos "$port" 10); then
-	ok "the service is announced once avahi-daemon is up (after ${took}s)"
-else
-	not_ok "the service is announced once avahi-daemon is up"
-fi
+zc_check_service "the service is announced once avahi-daemon is up" srv Mandos "$port" 10
 assert_log "Zeroconf: avahi-daemon is available"
 zc_expect_secret "alpha finds the server and gets its secret" cli vcli alpha 30
 stop_mandos TERM
@@ -64,11 +56,7 @@ zc_bus srv
 check "the bus is back at the same address" test -S "$bus_socket"
 zc_start_avahi srv
 # avahi-daemon's start, plus at most one 5 s retry period
-if took=$(zc_wait_service srv Mandos "$port" 12); then
-	ok "the service is announced once bus and avahi-daemon are up (after ${took}s)"
-else
-	not_ok "the service is announced once bus and avahi-daemon are up"
-fi
+zc_check_service "the service is announced once bus and avahi-daemon are up" srv Mandos "$port" 12
 check "a single warning for the whole outage" \
 	test "$(log_count 'cannot reach avahi-daemon')" -eq 1
 zc_expect_secret "alpha finds the server and gets its secret" cli vcli alpha 30

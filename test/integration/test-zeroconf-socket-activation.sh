@@ -47,11 +47,7 @@ else
 	not_ok "the server was activated"
 fi
 
-if took=$(zc_wait_service srv Mandos "$PORT" 10); then
-	ok "avahi-browse resolves 'Mandos' on the activated port $PORT (after ${took}s)"
-else
-	not_ok "avahi-browse resolves 'Mandos' on the activated port $PORT"
-fi
+zc_check_service "avahi-browse resolves 'Mandos' on the activated port $PORT" srv Mandos "$PORT" 10
 services=$(zc_services srv)
 diag "browse: $(echo "$services" | tr '\n' ' ')"
 check "only port $PORT is announced" \

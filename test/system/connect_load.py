@@ -36,37 +36,28 @@ import time
 WAIT = 20.0
 
 
-def one(addr, port, t0, results, index):
-    start = time.monotonic()
-    outcome = None
+def exchange(addr, port):
+    """One connection's outcome (see above)."""
     try:
-        s = socket.create_connection((addr, port), timeout=WAIT)
-    except ConnectionRefusedError:
-        outcome = "refused"
-    except ConnectionResetError:
-        outcome = "reset"
-    except socket.timeout:
-        outcome = "timeout"
-    except OSError as e:
-        outcome = "error:" + errno.errorcode.get(e.errno, str(e.errno))
-    else:
-        try:
+        with socket.create_connection((addr, port), timeout=WAIT) as s:
             s.sendall(b"1\r\n")
             data = s.recv(5)
-            if data[:1] == b"\x16":
-                outcome = "handled"
-            elif not data:
-                outcome = "eof"
-            else:
-                outcome = "unexpected:" + data.hex()
-        except ConnectionResetError:
-            outcome = "reset"
-        except socket.timeout:
-            outcome = "timeout"
-        except OSError as e:
-            outcome = "error:" + errno.errorcode.get(e.errno, str(e.errno))
-        finally:
-            s.close()
+    except ConnectionRefusedError:
+        return "refused"
+    except ConnectionResetError:
+        return "reset"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
+    if data[:1] == b"\x16":
+        return "handled"
+    return "unexpected:" + data.hex() if data else "eof"
+
+
+def one(addr, port, t0, results, index):
+    start = time.monotonic()
+    outcome = exchange(addr, port)
     end = time.monotonic()
     results[index] = (int((start - t0) * 1000), int((end - t0) * 1000), outcome)
 

@@ -161,28 +161,12 @@ sd_boot() {
 	SD_UNSHARE_PID=$!
 	remember_pid "$SD_UNSHARE_PID"
 
-	# The manager is the only child of unshare, once it has exec'd systemd.
-	for _ in $(seq $((max * 50))); do
-		SD_PID1=$(awk '{ print $1 }' "/proc/$SD_UNSHARE_PID/task/$SD_UNSHARE_PID/children" 2>/dev/null)
-		if [ -n "$SD_PID1" ] && [ "$(cat "/proc/$SD_PID1/comm" 2>/dev/null)" = systemd ]; then
-			break
-		fi
-		SD_PID1=
-		kill -0 "$SD_UNSHARE_PID" 2>/dev/null || break
-		sleep 0.02
-	done
-	if [ -z "$SD_PID1" ]; then
+	wait_until "$max" eval '_sd_find_pid1 || ! kill -0 "$SD_UNSHARE_PID" 2>/dev/null'
+	if ! _sd_find_pid1; then
 		sed 's/^/# unshare: /' "$SD_DIR/unshare.log" "$SD_DIR/console.log" 2>/dev/null
 		bail "the namespace's systemd did not start"
 	fi
-	for _ in $(seq $((max * 20))); do
-		if [ -S "/proc/$SD_PID1/root/run/dbus/system_bus_socket" ] &&
-			sd_run busctl --system status org.freedesktop.systemd1 >/dev/null 2>&1; then
-			break
-		fi
-		kill -0 "$SD_PID1" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_until "$max" eval '_sd_bus_up || ! kill -0 "$SD_PID1" 2>/dev/null'
 	state=$(timeout "$max" nsenter -t "$SD_PID1" -a -r -w systemctl is-system-running --wait 2>/dev/null)
 	case $state in
 	running) ;;
@@ -198,16 +182,27 @@ sd_boot() {
 	diag "test manager up: host PID $SD_PID1, cgroup $SD_CGROUP"
 }
 
+# _sd_find_pid1: set SD_PID1 to the manager, the only child of unshare once
+# it has exec'd systemd; false (and SD_PID1 empty) before that.
+_sd_find_pid1() {
+	SD_PID1=$(awk '{ print $1 }' "/proc/$SD_UNSHARE_PID/task/$SD_UNSHARE_PID/children" 2>/dev/null)
+	[ -n "$SD_PID1" ] && [ "$(cat "/proc/$SD_PID1/comm" 2>/dev/null)" = systemd ] && return 0
+	SD_PID1=
+	return 1
+}
+
+# _sd_bus_up: the namespace's system bus is up and PID 1 is on it.
+_sd_bus_up() {
+	[ -S "/proc/$SD_PID1/root/run/dbus/system_bus_socket" ] &&
+		sd_run busctl --system status org.freedesktop.systemd1 >/dev/null 2>&1
+}
+
 # sd_halt: ask the manager to exit, then SIGKILL its PID 1 (which kills
 # every process of the pid namespace), reap unshare and remove the cgroup.
 sd_halt() {
-	local _
 	if [ -n "$SD_PID1" ]; then
 		timeout 5 nsenter -t "$SD_PID1" -a -r -w systemctl exit >/dev/null 2>&1
-		for _ in $(seq 60); do
-			kill -0 "$SD_PID1" 2>/dev/null || break
-			sleep 0.05
-		done
+		wait_until 3 eval '! kill -0 "$SD_PID1" 2>/dev/null'
 		kill -KILL "$SD_PID1" 2>/dev/null
 		SD_PID1=
 	fi
@@ -218,11 +213,7 @@ sd_halt() {
 	fi
 	if [ -n "$SD_CGROUP" ] && [ -d "$SD_CGROUP" ]; then
 		# Removable once the last process of the namespace is gone.
-		for _ in $(seq 40); do
-			find "$SD_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null
-			[ -d "$SD_CGROUP" ] || break
-			sleep 0.05
-		done
+		wait_until 2 eval 'find "$SD_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null; [ ! -d "$SD_CGROUP" ]'
 		[ -d "$SD_CGROUP" ] && echo "# could not remove the cgroup $SD_CGROUP" >&2
 	fi
 	SD_CGROUP=
@@ -341,6 +332,47 @@ sd_private_tmp() {
 			mount --move "/run/mandos-test-keep/$i" "$p"
 		done
 		rm -rf /run/mandos-test-keep' sh "$@"
+}
+
+# sd_meson_install: install the build with "meson install --destdir" into
+# DESTDIR ($SCRATCH/destdir) and set where meson put each file, as its path
+# on a real system (empty if nowhere): SERVICE_PATH, SOCKET_PATH,
+# POLICY_PATH, SYSUSERS_PATH, TMPFILES_PATH, GENERATOR_PATH. Bails out if
+# the install fails or puts no mandos.service or mandos.socket anywhere.
+# shellcheck disable=SC2034 # read by the tests
+sd_meson_install() {
+	DESTDIR="$SCRATCH/destdir"
+	meson install -C "$BUILD_DIR" --destdir "$DESTDIR" --no-rebuild --quiet >"$SCRATCH/meson-install.log" 2>&1 ||
+		bail "meson install --destdir failed: $(tail -n 5 "$SCRATCH/meson-install.log")"
+	SERVICE_PATH=$(sd_installed mandos.service)
+	SOCKET_PATH=$(sd_installed mandos.socket)
+	POLICY_PATH=$(sd_installed dbus-1/system.d/se.recompile.Mandos.conf)
+	SYSUSERS_PATH=$(sd_installed sysusers.d/mandos.conf)
+	TMPFILES_PATH=$(sd_installed tmpfiles.d/mandos.conf)
+	GENERATOR_PATH=$(sd_installed system-generators/mandos-generator)
+	[ -n "$SERVICE_PATH" ] && [ -n "$SOCKET_PATH" ] ||
+		bail "meson install put no mandos.service or mandos.socket in $DESTDIR"
+}
+
+# sd_installed PATH: where under DESTDIR meson put the file ending in PATH
+# (its path on a real system), or nothing.
+sd_installed() {
+	(cd "$DESTDIR" && find . -path "*/$1" | sed 's/^\.//' | head -n 1)
+}
+
+# sd_section NAME KEY=VALUE...: a clients.conf section with a made-up key
+# ID, for clients that never connect (only their checkers matter), with
+# the given settings.
+sd_section() {
+	local name=$1 kv
+	shift
+	printf '[%s]\n' "$name"
+	printf 'key_id = %s\n' "$(printf 'key %s' "$name" | sha256sum | cut -c1-64)"
+	printf 'fingerprint = %s\n' "$(printf 'fpr %s' "$name" | sha256sum | cut -c1-40)"
+	printf 'secret = %s\n' "$(printf 'secret of %s' "$name" | base64 -w0)"
+	for kv in "$@"; do
+		printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
+	done
 }
 
 # sd_overlay DIR TREE: inside the namespace, show TREE over DIR, read-only

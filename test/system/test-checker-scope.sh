@@ -47,19 +47,11 @@ STAY_ROOT_CONF='run_as_root = yes'
 
 # ------------------------------------------------------------------ setup
 
-# section NAME KEY=VALUE...: a clients.conf section with a made-up key ID
-# (nobody will connect) and the given settings.
+# section NAME KEY=VALUE...: sd_section with host = NAME.invalid.
 section() {
-	local name=$1 kv
+	local name=$1
 	shift
-	printf '[%s]\n' "$name"
-	printf 'key_id = %s\n' "$(printf 'key %s' "$name" | sha256sum | cut -c1-64)"
-	printf 'fingerprint = %s\n' "$(printf 'fpr %s' "$name" | sha256sum | cut -c1-40)"
-	printf 'secret = %s\n' "$(printf 'secret of %s' "$name" | base64 -w0)"
-	printf 'host = %s.invalid\n' "$name"
-	for kv in "$@"; do
-		printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
-	done
+	sd_section "$name" "host=$name.invalid" "$@"
 }
 
 # Distinct durations make each checker's processes recognizable. At start-up a

@@ -32,17 +32,7 @@ DROPIN=/run/systemd/generator/mandos.socket.d/50-mandos-conf.conf
 PORT=$(free_port)
 [ "$PORT" = 9876 ] && PORT=$((PORT + 1))
 
-DESTDIR="$SCRATCH/destdir"
-if ! meson install -C "$BUILD_DIR" --destdir "$DESTDIR" --no-rebuild --quiet >"$SCRATCH/meson-install.log" 2>&1; then
-	bail "meson install --destdir failed: $(tail -n 5 "$SCRATCH/meson-install.log")"
-fi
-installed() { (cd "$DESTDIR" && find . -path "*/$1" | sed 's/^\.//' | head -n 1); }
-SERVICE_PATH=$(installed mandos.service)
-SOCKET_PATH=$(installed mandos.socket)
-SYSUSERS_PATH=$(installed sysusers.d/mandos.conf)
-TMPFILES_PATH=$(installed tmpfiles.d/mandos.conf)
-GENERATOR_PATH=$(installed system-generators/mandos-generator)
-[ -n "$SERVICE_PATH" ] && [ -n "$SOCKET_PATH" ] || bail "meson install put no mandos.service or mandos.socket in $DESTDIR"
+sd_meson_install
 if [ -n "$GENERATOR_PATH" ]; then
 	ok "meson installs the generator: $GENERATOR_PATH"
 	SD_GENERATOR_PATH="$DESTDIR$(dirname "$GENERATOR_PATH")"

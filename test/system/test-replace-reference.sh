@@ -296,11 +296,8 @@ TMUX_SOCKET="$SCRATCH/tmux.sock"
 tm() { tmux -S "$TMUX_SOCKET" "$@"; }
 screen() { tm capture-pane -p -t monitor 2>/dev/null; }
 on_screen() {
-	local _
-	for _ in $(seq 100); do
-		screen | grep -qE -- "$2" && { ok "$1"; return 0; }
-		sleep 0.1
-	done
+	local pat=$2
+	wait_until 10 eval 'screen | grep -qE -- "$pat"' && { ok "$1"; return 0; }
 	not_ok "$1 (no '$2' on the screen)"
 	screen | sed 's/^/#   | /'
 }

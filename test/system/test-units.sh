@@ -73,18 +73,7 @@ trap _units_cleanup EXIT
 
 # ------------------------------------------------------------- install
 
-DESTDIR="$SCRATCH/destdir"
-if ! meson install -C "$BUILD_DIR" --destdir "$DESTDIR" --no-rebuild --quiet >"$SCRATCH/meson-install.log" 2>&1; then
-	bail "meson install --destdir failed: $(tail -n 5 "$SCRATCH/meson-install.log")"
-fi
-# Where meson put each file (relative to DESTDIR, so the path on a real system).
-installed() { (cd "$DESTDIR" && find . -path "*/$1" | sed 's/^\.//' | head -n 1); }
-SERVICE_PATH=$(installed mandos.service)
-SOCKET_PATH=$(installed mandos.socket)
-POLICY_PATH=$(installed dbus-1/system.d/se.recompile.Mandos.conf)
-SYSUSERS_PATH=$(installed sysusers.d/mandos.conf)
-TMPFILES_PATH=$(installed tmpfiles.d/mandos.conf)
-[ -n "$SERVICE_PATH" ] && [ -n "$SOCKET_PATH" ] || bail "meson install put no mandos.service or mandos.socket in $DESTDIR"
+sd_meson_install
 EXEC_START=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$DESTDIR$SERVICE_PATH")
 diag "meson installed: $(cd "$DESTDIR" && find . -type f | sed 's/^\.//' | sort | tr '\n' ' ')"
 
@@ -109,20 +98,6 @@ ensure_keys alpha
 ensure_keys bravo
 ensure_keys charlie
 
-# section NAME KEY=VALUE...: a clients.conf section with a made-up key ID,
-# for clients that never connect (only their checkers matter).
-section() {
-	local name=$1 kv
-	shift
-	printf '[%s]\n' "$name"
-	printf 'key_id = %s\n' "$(printf 'key %s' "$name" | sha256sum | cut -c1-64)"
-	printf 'fingerprint = %s\n' "$(printf 'fpr %s' "$name" | sha256sum | cut -c1-40)"
-	printf 'secret = %s\n' "$(printf 'secret of %s' "$name" | base64 -w0)"
-	for kv in "$@"; do
-		printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
-	done
-}
-
 # alpha, bravo (and charlie, added by the reload) fetch their secrets; their
 # checker always succeeds. gw's is the default one (fping) against the test
 # host; lapsed's always fails, so lapsed is disabled by expiry one interval
@@ -136,9 +111,9 @@ printf '[DEFAULT]\n' >"$CONF/mandos.conf"
 	echo
 	client_section bravo 'checker = true'
 	echo
-	section gw "host=$HOST_ADDR" interval=1s timeout=10m
+	sd_section gw "host=$HOST_ADDR" interval=1s timeout=10m
 	echo
-	section lapsed host=lapsed.invalid checker=false interval=1s timeout=10m
+	sd_section lapsed host=lapsed.invalid checker=false interval=1s timeout=10m
 	echo
 } >"$CONF/clients.conf"
 {
@@ -149,7 +124,7 @@ printf '[DEFAULT]\n' >"$CONF/mandos.conf"
 # sleeper's checker outlives nothing: it runs until it is killed.
 {
 	cat "$CONF/clients.conf.new"
-	section sleeper host=sleeper.invalid 'checker=sleep 300; true' interval=1s timeout=10m
+	sd_section sleeper host=sleeper.invalid 'checker=sleep 300; true' interval=1s timeout=10m
 	echo
 } >"$CONF/clients.conf.kill"
 
@@ -408,6 +383,22 @@ fping_pid() {
 gw_ok() { [ "$(prop gw LastCheckerStatus)" = "n 0" ]; }
 gw_failing() { [[ $(prop gw LastCheckerStatus) =~ ^n\ -?[1-9][0-9]*$ ]]; }
 
+# gw_checker_was N WHEN OUTCOME: after the N checkers of gw that ended so
+# with OUTCOME ("failed", "succeeded"), the next one logs so within 10 s,
+# and gw's LastCheckerStatus on the bus follows (gw_failing, gw_ok).
+gw_checker_was() {
+	local n=$1 when=$2 outcome=$3 status=gw_ok out
+	[ "$outcome" = failed ] && status=gw_failing
+	if jwait 10 "Checker for gw $outcome" $((n + 1)); then
+		ok "$when: 'Checker for gw $outcome'"
+	else
+		not_ok "$when: 'Checker for gw $outcome' within 10 s"
+	fi
+	wait_until 5 "$status"
+	out=$(prop gw LastCheckerStatus)
+	check "... and gw's LastCheckerStatus on the bus says so ($out)" "$status"
+}
+
 # cap_has NSPID BIT: the process's effective capability set has BIT.
 cap_has() {
 	local eff
@@ -474,37 +465,16 @@ part_checker() {
 			check "systemctl stop $scope kills the checker (PID $pid)" test -z "$out"
 		fi
 	fi
-	if jwait 10 "Checker for gw failed" $((n + 1)); then
-		ok "with the host's link down: 'Checker for gw failed'"
-	else
-		not_ok "with the host's link down: 'Checker for gw failed' within 10 s"
-	fi
-	wait_until 5 gw_failing
-	out=$(prop gw LastCheckerStatus)
-	check "... and gw's LastCheckerStatus on the bus says failure ($out)" gw_failing
+	gw_checker_was "$n" "with the host's link down" failed
 
 	n=$(jcount "Checker for gw succeeded")
 	ip -n "$HOSTNS" link set vhost up
-	if jwait 10 "Checker for gw succeeded" $((n + 1)); then
-		ok "with the link up again: 'Checker for gw succeeded'"
-	else
-		not_ok "with the link up again: 'Checker for gw succeeded' within 10 s"
-	fi
-	wait_until 5 gw_ok
-	out=$(prop gw LastCheckerStatus)
-	check "... and gw's LastCheckerStatus on the bus is 0 again ($out)" test "$out" = "n 0"
+	gw_checker_was "$n" "with the link up again" succeeded
 
 	# The host goes away with its namespace (and the veth pair with it).
 	ip netns del "$HOSTNS" && HOSTNS_MADE=
 	n=$(jcount "Checker for gw failed")
-	if jwait 10 "Checker for gw failed" $((n + 1)); then
-		ok "with the host's namespace deleted: 'Checker for gw failed'"
-	else
-		not_ok "with the host's namespace deleted: 'Checker for gw failed' within 10 s"
-	fi
-	wait_until 5 gw_failing
-	out=$(prop gw LastCheckerStatus)
-	check "... and gw's LastCheckerStatus on the bus says failure ($out)" gw_failing
+	gw_checker_was "$n" "with the host's namespace deleted" failed
 	out=$(prop gw Enabled)
 	check "gw is still enabled within its timeout (Enabled: $out)" test "$out" = "b true"
 }

@@ -507,6 +507,20 @@ static void test_builtin_default_may_be_overridden_once_by_file(void) {
         check_int(g->defaults.n_problems, 1);
 }
 
+static void test_builtin_default_given_twice_counts_once_last_wins(void) {
+        static const char *const twice[] = { "a", "1", "B", "2", "b", "3", NULL };
+        _cleanup_(ini_file_freep) IniFile *f = parse_with("[x]\n", twice);
+        _cleanup_free_ const char **keys = NULL;
+
+        if (!f)
+                return;
+        check_int(f->n_problems, 0);
+        check_int(f->defaults.n_entries, 2);
+        check_streq(raw(f, "x", "b"), "3");
+        keys = ini_keys(f, section(f, "x"));
+        check(keys && keys[0] && keys[1] && !keys[2]);
+}
+
 static void test_repeated_default_header_is_not_duplicate_but_keys_are(void) {
         _cleanup_(ini_file_freep) IniFile *f = parse("[DEFAULT]\na = 1\n[x]\n[DEFAULT]\nb = 2\n");
         _cleanup_(ini_file_freep) IniFile *g = parse("[DEFAULT]\na = 1\n[x]\n[DEFAULT]\na = 2\n");
@@ -743,6 +757,7 @@ TEST_MAIN(TEST(test_mandos_keygen_output_reads_as_the_reference_does),
           TEST(test_crlf_and_cr_line_endings),
           TEST(test_unicode_whitespace_is_stripped_like_python),
           TEST(test_builtin_default_may_be_overridden_once_by_file),
+          TEST(test_builtin_default_given_twice_counts_once_last_wins),
           TEST(test_repeated_default_header_is_not_duplicate_but_keys_are),
           TEST(test_lowercase_default_is_an_ordinary_section),
           TEST(test_keys_lists_own_then_inherited),

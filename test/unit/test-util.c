@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The small shared helpers: hex text (src/hex.h) and the address a socket
+ * is bound to (src/socket-util.h), on loopback sockets. */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hex.h"
+#include "list.h"
+#include "socket-util.h"
+#include "thread-util.h"
+#include "test.h"
+
+static void test_hex_lower_and_upper(void) {
+        static const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
+        char buf[2 * sizeof(bytes) + 1 + 3], *end;
+        char *s = hexmem(bytes, sizeof(bytes));
+
+        check_streq(s, "000fa5ff");
+        free(s);
+        end = hex_encode(buf, bytes, sizeof(bytes), true);
+        check_streq(buf, "000FA5FF");
+        check(end == buf + 8 && *end == 0);
+        /* Text may follow, as after stpcpy(). */
+        check(hex_encode(buf, bytes, 0, false) == buf && buf[0] == 0);
+        check(hexchar(0x1a, false) == 'a' && hexchar(0x1a, true) == 'A');
+}
+
+static int bound_socket(int family, const void *sa, socklen_t len) {
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd >= 0 && bind(fd, sa, len) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void test_bound_address_ipv4_and_ipv6(void) {
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        SocketAddress a;
+        int fd;
+
+        fd = bound_socket(AF_INET, &in, sizeof(in));
+        check(fd >= 0);
+        check_int(socket_bound_address(fd, &a), 0);
+        check_streq(a.host, "127.0.0.1");
+        check(a.port > 0); /* the kernel's pick for port 0 */
+        check_int(a.sockaddr.sa.sa_family, AF_INET);
+        close(fd);
+
+        fd = bound_socket(AF_INET6, &in6, sizeof(in6));
+        if (fd < 0)
+                return; /* no IPv6 here */
+        check_int(socket_bound_address(fd, &a), 0);
+        check_streq(a.host, "::1");
+        check(a.port > 0);
+        close(fd);
+}
+
+static void test_bound_address_refuses_other_sockets(void) {
+        SocketAddress a;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        check(fd >= 0);
+        check_int(socket_bound_address(fd, &a), -EAFNOSUPPORT);
+        close(fd);
+        check_int(socket_bound_address(-1, &a), -EBADF);
+}
+
+typedef struct Item Item;
+struct Item {
+        int value;
+        LIST_FIELDS(Item, items);
+};
+
+static void test_list_prepend_remove_foreach(void) {
+        Item a = { .value = 1 }, b = { .value = 2 }, c = { .value = 3 };
+        LIST_HEAD(Item, head) = NULL;
+        int sum = 0, order = 0;
+
+        check(LIST_IS_EMPTY(head));
+        LIST_PREPEND(items, head, &a);
+        LIST_PREPEND(items, head, &b);
+        LIST_PREPEND(items, head, &c);
+        LIST_FOREACH(items, i, head)
+                order = order * 10 + i->value;
+        check_int(order, 321);
+        /* The middle, then the head, then the last; removal inside the loop. */
+        LIST_REMOVE(items, head, &b);
+        check(head == &c && c.items_next == &a && a.items_prev == &c);
+        check(!b.items_next && !b.items_prev);
+        LIST_REMOVE(items, head, &c);
+        check(head == &a && !a.items_prev);
+        LIST_FOREACH(items, i, head) {
+                sum += i->value;
+                LIST_REMOVE(items, head, i);
+        }
+        check_int(sum, 1);
+        check(LIST_IS_EMPTY(head));
+}
+
+static void *report_mask(void *userdata) {
+        sigset_t *mask = userdata;
+
+        (void) pthread_sigmask(SIG_SETMASK, NULL, mask);
+        return NULL;
+}
+
+static void test_thread_start_blocks_signals_in_the_thread_only(void) {
+        sigset_t inside, before, after;
+        pthread_t t;
+
+        (void) sigemptyset(&inside);
+        (void) pthread_sigmask(SIG_SETMASK, NULL, &before);
+        check(!sigismember(&before, SIGTERM));
+        check_int(thread_start(&t, report_mask, &inside), 0);
+        check_int(pthread_join(t, NULL), 0);
+        check(sigismember(&inside, SIGTERM) && sigismember(&inside, SIGCHLD) && sigismember(&inside, SIGHUP));
+        (void) pthread_sigmask(SIG_SETMASK, NULL, &after);
+        check(!sigismember(&after, SIGTERM));
+}
+
+TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
+          TEST(test_list_prepend_remove_foreach),
+          TEST(test_hex_lower_and_upper),
+          TEST(test_bound_address_ipv4_and_ipv6),
+          TEST(test_bound_address_refuses_other_sockets))
