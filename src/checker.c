@@ -49,16 +49,18 @@ struct Checker {
 
 /* ---------------------------------------------------------------- templates */
 
-/* The names a checker command may use (mandos-clients.conf(5), EXPANSION). */
-static const char *const template_names[] = {
-        "approval_delay", "approval_duration", "created", "dbus_object_path", "enabled", "expires",
-        "fingerprint", "host", "interval", "key_id", "last_approval_request", "last_checked_ok",
-        "last_enabled", "name", "timeout",
+/* The names a checker command may use (mandos-clients.conf(5), EXPANSION):
+ * the settings marked CLIENT_SETTING_TEMPLATE, and these run-time values. */
+static const char *const template_runtime_names[] = {
+        "created", "dbus_object_path", "expires", "last_approval_request", "last_checked_ok", "last_enabled",
 };
 
 static bool template_name_known(const char *name, size_t len) {
-        for (size_t i = 0; i < ELEMENTSOF(template_names); i++)
-                if (strlen(template_names[i]) == len && strncmp(template_names[i], name, len) == 0)
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_TEMPLATE)
+                if (strlen(row->name) == len && strncmp(row->name, name, len) == 0)
+                        return true;
+        for (size_t i = 0; i < ELEMENTSOF(template_runtime_names); i++)
+                if (strlen(template_runtime_names[i]) == len && strncmp(template_runtime_names[i], name, len) == 0)
                         return true;
         return false;
 }
@@ -154,15 +156,11 @@ static int expand_text(const char *s, size_t n, void *userdata) {
 
 /* Python's str() of each value, as the reference formats it. */
 static void field_value(const Client *c, const char *name, char buf[static 64], const char **ret) {
+        const ClientSettingInfo *row = client_setting_by_name(name);
         const struct {
                 const char *name;
                 uint64_t value;
-        } durations[] = {
-                { "approval_delay", c->approval_delay },
-                { "approval_duration", c->approval_duration },
-                { "interval", c->interval },
-                { "timeout", c->timeout },
-        }, times[] = {
+        } times[] = {
                 { "created", c->created },
                 { "expires", c->expires },
                 { "last_approval_request", c->last_approval_request },
@@ -170,27 +168,16 @@ static void field_value(const Client *c, const char *name, char buf[static 64], 
                 { "last_enabled", c->last_enabled },
         };
 
-        for (size_t i = 0; i < ELEMENTSOF(durations); i++)
-                if (streq(name, durations[i].name)) {
-                        *ret = duration_format_python(durations[i].value, buf);
-                        return;
-                }
+        if (row && (row->flags & CLIENT_SETTING_TEMPLATE)) {
+                client_setting_format_python(row, &c->settings, buf, ret);
+                return;
+        }
         for (size_t i = 0; i < ELEMENTSOF(times); i++)
                 if (streq(name, times[i].name)) {
                         *ret = times[i].value ? timestamp_format_python(times[i].value, buf) : "None";
                         return;
                 }
-        if (streq(name, "enabled"))
-                *ret = c->enabled ? "True" : "False";
-        else if (streq(name, "key_id"))
-                *ret = c->key_id;
-        else if (streq(name, "fingerprint"))
-                *ret = c->fingerprint;
-        else if (streq(name, "host"))
-                *ret = c->host;
-        else if (streq(name, "name"))
-                *ret = c->name;
-        else if (streq(name, "dbus_object_path"))
+        if (streq(name, "dbus_object_path"))
                 *ret = c->object_path ?: "None";
         else
                 *ret = "";
@@ -704,7 +691,7 @@ static int on_run_queue(sd_event_source *s, void *userdata) {
                 if (!c)
                         return 0;
                 /* Cancelled while waiting: its flag was cleared. */
-                if (c->checker_queued && !c->removed && !c->checker) {
+                if (c->checker_queued && !c->removed && !c->checker_process) {
                         c->checker_queued = false;
                         (void) checker_spawn(m, c, true);
                 }
@@ -732,7 +719,7 @@ static void manager_run_queue(CheckerManager *m) {
 }
 
 int checker_request(CheckerManager *m, Client *c) {
-        if (c->checker || c->checker_queued)
+        if (c->checker_process || c->checker_queued)
                 return 0; /* never two at once for one client */
         /* First come, first served: nobody passes the queue. */
         if (m->n_running < m->max_running && m->queue_len == 0)

@@ -43,7 +43,7 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
 CheckerManager *checker_manager_free(CheckerManager *m);
 
 /* Run the client's checker now if a slot is free, else queue the client.
- * Returns 0 (c->checker is set once it runs), or a negative errno. */
+ * Returns 0 (c->checker_process is set once it runs), or a negative errno. */
 int checker_request(CheckerManager *m, Client *c);
 /* Take the client out of the queue, and stop its running checker (no
  * completion is reported for it). */

@@ -77,7 +77,7 @@ static bool key_id_usable(const char *key_id) {
         return !isempty(key_id) && !streq(key_id, KEY_ID_BLACKLISTED);
 }
 
-int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
+int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
         Client **nv;
         Client *c;
         int r;
@@ -282,12 +282,12 @@ void server_client_not_found(Server *s, const char *key_id, const char *address)
 
 void server_checker_started(Server *s, Client *c) {
         if (s->bus)
-                bus_checker_started(s->bus, c, c->current_checker_command);
+                bus_checker_started(s->bus, c, c->checker_command_expanded);
 }
 
 void server_checker_completed(Server *s, Client *c, int16_t exit_code, int64_t wait_status) {
         if (s->bus)
-                bus_checker_completed(s->bus, c, exit_code, wait_status, c->current_checker_command);
+                bus_checker_completed(s->bus, c, exit_code, wait_status, c->checker_command_expanded);
 }
 
 void server_got_secret(Server *s, Client *c) {

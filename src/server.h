@@ -73,7 +73,7 @@ static inline void server_freep(Server **s) {
  * as docs/STATE.md, Merging at start, says (src/server-state.c). */
 int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
 /* Put a new client in the table (and on the bus), not yet started. */
-int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret);
+int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret);
 
 /* The state directory: $STATE_DIRECTORY, else --statedir. Loads the state
  * file unless restore is off; a corrupt one is set aside. Without one, the

@@ -36,10 +36,10 @@ typedef struct ClientTimes {
 } ClientTimes;
 
 typedef struct SavedClient {
-        ClientConfig *config;        /* clients.conf as when saved; secret: only its digest */
+        ClientSettings *config;        /* clients.conf as when saved; secret: only its digest */
         uint8_t config_secret_digest[32];
         unsigned version;            /* of the file it came from: 1 = legacy digest and passphrase */
-        ClientConfig *runtime;       /* the settings in force; no secret */
+        ClientSettings *runtime;       /* the settings in force; no secret */
         ClientTimes times;
         uint8_t *encrypted_secret;   /* a run-time secret, or NULL: the configured one */
         size_t encrypted_secret_size;
@@ -77,6 +77,3 @@ int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t
  * plain SHA-256 that version 1 files stored). */
 void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
 void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);
-
-/* Whether two client settings are equal, secret aside. */
-bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b);

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "client-settings.h"
+
+#include "checker.h"
+#include "duration.h"
+#include "util.h"
+
+static int validate_checker(const void *field, const char **ret_error) {
+        return checker_template_validate(*(char *const *) field, ret_error);
+}
+
+#define ROW(id, n, prop, t, field, fl, ...)                                                                     \
+        [CLIENT_SETTING_##id] = { .name = n, .property = prop, .type = CLIENT_SETTING_TYPE_##t,                       \
+                                  .offset = offsetof(ClientSettings, field), .flags = fl, __VA_ARGS__ }
+
+#define SAVED CLIENT_SETTING_SAVED
+#define TEMPLATE CLIENT_SETTING_TEMPLATE
+#define WRITABLE CLIENT_SETTING_WRITABLE
+
+/* The defaults are those of the reference's Client class (mandos-clients.conf(5), OPTIONS). */
+const ClientSettingInfo client_settings_table[_CLIENT_SETTING_MAX] = {
+        ROW(NAME, "name", "Name", STRING, name, TEMPLATE),
+        ROW(KEY_ID, "key_id", "KeyID", KEY, key_id, SAVED | TEMPLATE | CLIENT_SETTING_INDEX),
+        ROW(FINGERPRINT, "fingerprint", "Fingerprint", KEY, fingerprint, SAVED | TEMPLATE),
+        ROW(HOST, "host", "Host", STRING, host, SAVED | TEMPLATE | WRITABLE, .default_value = ""),
+        ROW(CHECKER, "checker", "Checker", STRING, checker_command, SAVED | WRITABLE,
+            .pickle_name = "checker_command", .default_value = "fping -q -- %%(host)s",
+            .validate = validate_checker),
+        ROW(TIMEOUT, "timeout", "Timeout", DURATION, timeout, SAVED | TEMPLATE | WRITABLE,
+            .default_value = "PT5M"),
+        ROW(EXTENDED_TIMEOUT, "extended_timeout", "ExtendedTimeout", DURATION, extended_timeout,
+            SAVED | WRITABLE, .default_value = "PT15M"),
+        ROW(INTERVAL, "interval", "Interval", DURATION, interval,
+            SAVED | TEMPLATE | WRITABLE | CLIENT_SETTING_NONZERO, .default_value = "PT2M"),
+        ROW(APPROVAL_DELAY, "approval_delay", "ApprovalDelay", DURATION, approval_delay, SAVED | TEMPLATE | WRITABLE,
+            .default_value = "PT0S"),
+        ROW(APPROVAL_DURATION, "approval_duration", "ApprovalDuration", DURATION, approval_duration,
+            SAVED | TEMPLATE | WRITABLE, .default_value = "PT1S"),
+        ROW(APPROVED_BY_DEFAULT, "approved_by_default", "ApprovedByDefault", BOOLEAN, approved_by_default,
+            SAVED | WRITABLE, .default_value = "True"),
+        ROW(ENABLED, "enabled", "Enabled", BOOLEAN, enabled, SAVED | TEMPLATE | WRITABLE,
+            .default_value = "True"),
+        /* Write-only on D-Bus; the state file keeps only a digest of it. */
+        ROW(SECRET, "secret", "Secret", SECRET, secret, WRITABLE),
+};
+
+const ClientSettingInfo *client_setting_by_name(const char *name) {
+        FOREACH_CLIENT_SETTING(row)
+                if (streq(row->name, name))
+                        return row;
+        return NULL;
+}
+
+const ClientSettingInfo *client_setting_by_property(const char *property) {
+        FOREACH_CLIENT_SETTING(row)
+                if (streq(row->property, property))
+                        return row;
+        return NULL;
+}
+
+static bool type_is_string(ClientSettingType t) {
+        return t == CLIENT_SETTING_TYPE_STRING || t == CLIENT_SETTING_TYPE_KEY;
+}
+
+static size_t *secret_size_field(ClientSettings *s, const ClientSettingInfo *row) {
+        return (size_t *) ((uint8_t *) s + row->offset + sizeof(uint8_t *));
+}
+
+static void setting_done(const ClientSettingInfo *row, ClientSettings *s) {
+        if (type_is_string(row->type))
+                *CLIENT_SETTING_FIELD(s, row, char *) = mfree(*CLIENT_SETTING_FIELD(s, row, char *));
+        else if (row->type == CLIENT_SETTING_TYPE_SECRET) {
+                uint8_t **secret = CLIENT_SETTING_FIELD(s, row, uint8_t *);
+                size_t *size = secret_size_field(s, row);
+                *secret = erase_and_free(*secret, *size);
+                *size = 0;
+        }
+}
+
+void client_settings_done(ClientSettings *s) {
+        FOREACH_CLIENT_SETTING(row)
+                setting_done(row, s);
+}
+
+ClientSettings *client_settings_free(ClientSettings *s) {
+        if (!s)
+                return NULL;
+        client_settings_done(s);
+        free(s);
+        return NULL;
+}
+
+int client_setting_copy(const ClientSettingInfo *row, ClientSettings *dest, const ClientSettings *src) {
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY: {
+                char *v = strdup(strempty(*CLIENT_SETTING_CFIELD(src, row, char *)));
+                if (!v)
+                        return -ENOMEM;
+                free(*CLIENT_SETTING_FIELD(dest, row, char *));
+                *CLIENT_SETTING_FIELD(dest, row, char *) = v;
+                return 0;
+        }
+        case CLIENT_SETTING_TYPE_SECRET: {
+                const uint8_t *from = *CLIENT_SETTING_CFIELD(src, row, uint8_t *);
+                size_t size = *secret_size_field((ClientSettings *) src, row);
+                uint8_t *v = malloc(size ?: 1);
+                if (!v)
+                        return -ENOMEM;
+                if (size)
+                        memcpy(v, from, size);
+                setting_done(row, dest);
+                *CLIENT_SETTING_FIELD(dest, row, uint8_t *) = v;
+                *secret_size_field(dest, row) = size;
+                return 0;
+        }
+        case CLIENT_SETTING_TYPE_DURATION:
+                *CLIENT_SETTING_FIELD(dest, row, uint64_t) = *CLIENT_SETTING_CFIELD(src, row, uint64_t);
+                return 0;
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                *CLIENT_SETTING_FIELD(dest, row, bool) = *CLIENT_SETTING_CFIELD(src, row, bool);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int client_settings_copy(ClientSettings *dest, const ClientSettings *src, bool with_secret) {
+        *dest = (ClientSettings) {};
+        FOREACH_CLIENT_SETTING(row) {
+                if (row->type == CLIENT_SETTING_TYPE_SECRET && !with_secret)
+                        continue;
+                if (client_setting_copy(row, dest, src) < 0) {
+                        client_settings_done(dest);
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+ClientSettings *client_settings_dup(const ClientSettings *s) {
+        ClientSettings *d = malloc(sizeof(ClientSettings));
+
+        if (!d)
+                return NULL;
+        if (client_settings_copy(d, s, true) < 0)
+                return mfree(d);
+        return d;
+}
+
+bool client_setting_equal(const ClientSettingInfo *row, const ClientSettings *a, const ClientSettings *b) {
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY:
+                return streq(*CLIENT_SETTING_CFIELD(a, row, char *), *CLIENT_SETTING_CFIELD(b, row, char *));
+        case CLIENT_SETTING_TYPE_DURATION:
+                return *CLIENT_SETTING_CFIELD(a, row, uint64_t) == *CLIENT_SETTING_CFIELD(b, row, uint64_t);
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                return *CLIENT_SETTING_CFIELD(a, row, bool) == *CLIENT_SETTING_CFIELD(b, row, bool);
+        case CLIENT_SETTING_TYPE_SECRET: {
+                size_t n = *secret_size_field((ClientSettings *) a, row);
+                return n == *secret_size_field((ClientSettings *) b, row) &&
+                       (n == 0 || memcmp(*CLIENT_SETTING_CFIELD(a, row, uint8_t *),
+                                         *CLIENT_SETTING_CFIELD(b, row, uint8_t *), n) == 0);
+        }
+        }
+        return false;
+}
+
+bool client_settings_equal(const ClientSettings *a, const ClientSettings *b) {
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED)
+                if (!client_setting_equal(row, a, b))
+                        return false;
+        return true;
+}
+
+ClientSettings *client_settings_merge(const ClientSettings *now, const ClientSettings *then,
+                                      const ClientSettings *saved) {
+        ClientSettings *m = client_settings_dup(now);
+
+        if (!m)
+                return NULL;
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED)
+                if (client_setting_equal(row, now, then) && client_setting_copy(row, m, saved) < 0)
+                        return client_settings_free(m);
+        return m;
+}
+
+void client_setting_format_python(const ClientSettingInfo *row, const ClientSettings *s, char buf[static 64],
+                                  const char **ret) {
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY:
+                *ret = strempty(*CLIENT_SETTING_CFIELD(s, row, char *));
+                return;
+        case CLIENT_SETTING_TYPE_DURATION:
+                *ret = duration_format_python(*CLIENT_SETTING_CFIELD(s, row, uint64_t), buf);
+                return;
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                *ret = *CLIENT_SETTING_CFIELD(s, row, bool) ? "True" : "False";
+                return;
+        case CLIENT_SETTING_TYPE_SECRET:
+                break;
+        }
+        *ret = "";
+}
