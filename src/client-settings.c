@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "client-settings.h"
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
 #include "checker.h"
 #include "duration.h"
 #include "util.h"
@@ -202,4 +205,21 @@ void client_setting_format_python(const ClientSettingInfo *row, const ClientSett
                 break;
         }
         *ret = "";
+}
+
+#define DIGEST_LABEL "mandos state: configured secret digest"
+
+void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
+        int r;
+
+        if (version == 1)
+                r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret);
+        else
+                r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, DIGEST_LABEL, strlen(DIGEST_LABEL), ret);
+        if (r < 0)
+                memset(ret, 0, 32);
+}
+
+void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
+        secret_digest_for(2, secret, size, ret);
 }

@@ -150,3 +150,11 @@ ClientSettings *client_settings_merge(const ClientSettings *now, const ClientSet
  * (durations as "0:05:00", booleans as "True"); *ret points into buf or s. */
 void client_setting_format_python(const ClientSettingInfo *row, const ClientSettings *s, char buf[static 64],
                                   const char **ret);
+
+/* The digest of a configured secret that the state keeps to see whether it
+ * changed (docs/STATE.md): an HMAC-SHA256 keyed with the secret over a
+ * label of its own, unrelated to the passphrase of run-time secrets
+ * (secret-crypt.h). secret_digest_for() gives the digest of a given state
+ * file version (1: the plain SHA-256 that version 1 files stored). */
+void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
+void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);

@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "client.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include "checker.h"
 #include "deadline.h"
-#include "secret-crypt.h"
-#include "state.h"
 #include "log.h"
 #include "loop.h"
-#include "server.h"
+#include "secret-crypt.h"
 #include "util.h"
 
 uint64_t now_realtime(void) {
@@ -39,12 +38,17 @@ const char *client_property_name(ClientProperty p) {
 }
 
 static bool client_live(const Client *c) {
-        return c->server && !c->removed;
+        return c->owner && !c->removed;
+}
+
+/* Reported to the host; a client not (or no longer) in its table is quiet. */
+static void client_event(Client *c, ClientEvent e) {
+        if (client_live(c) && c->owner->on_event)
+                c->owner->on_event(c, &e, c->owner->userdata);
 }
 
 static void client_changed(Client *c, ClientProperty p) {
-        if (client_live(c))
-                server_client_changed(c->server, c, p);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHANGED, .property = p });
 }
 
 static void set_time(Client *c, uint64_t *field, uint64_t value, ClientProperty p) {
@@ -61,14 +65,14 @@ static void arm_timer(Client *c, HeapTimer *timer, uint64_t when, heap_timer_han
 
         if (!client_live(c))
                 return;
-        r = timer_heap_arm(c->server->timers, timer, when, handler, c);
+        r = timer_heap_arm(c->owner->timers, timer, when, handler, c);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the %s timer of %s: %m", what, c->name);
 }
 
 static void disarm_timer(Client *c, HeapTimer *timer) {
         if (client_live(c))
-                timer_heap_disarm(c->server->timers, timer);
+                timer_heap_disarm(c->owner->timers, timer);
 }
 
 /* ---------------------------------------------------------------- expiry */
@@ -78,6 +82,7 @@ static void disable(Client *c);
 static void on_expired(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
+        assert(c);
         loop_note("the expiry timer of %s", c->name);
 
         /* Waiting for a free checker slot is our doing, not the host's:
@@ -123,8 +128,10 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 static void on_checker_timer(HeapTimer *t, void *userdata) {
         Client *c = userdata;
         ClockNow now = clock_now();
-        uint64_t next = deadline_after(now.boot, c->interval);
+        uint64_t next;
 
+        assert(c);
+        next = deadline_after(now.boot, c->interval);
         loop_note("the checker timer of %s", c->name);
         /* Every interval from now on. */
         arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
@@ -158,7 +165,7 @@ static void init_checker(Client *c, bool randomize) {
 void client_start_checker(Client *c) {
         if (!client_live(c))
                 return;
-        int r = checker_request(c->server->checkers, c);
+        int r = checker_request(c->owner->checkers, c);
         if (r < 0)
                 log_error_errno(r, "Could not start the checker of %s: %m", c->name);
 }
@@ -167,7 +174,7 @@ void client_stop_checker(Client *c) {
         if (!client_live(c) || (!c->checker_process && !c->checker_queued))
                 return;
         log_debug("Stopping checker for %s", c->name);
-        checker_cancel(c->server->checkers, c);
+        checker_cancel(c->owner->checkers, c);
         if (c->checker_process) {
                 c->checker_process = NULL;
                 client_changed(c, CLIENT_CHECKER_RUNNING);
@@ -190,8 +197,7 @@ void client_checker_started(Client *c, Checker *checker, const char *command, bo
         uint64_t end = deadline_after(now.boot, c->interval);
         if (waited && c->enabled && c->expires_deadline < end)
                 set_expires(c, end, now);
-        if (client_live(c))
-                server_checker_started(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_STARTED });
 }
 
 void client_checker_finished(Client *c, int exit_code, int signal) {
@@ -225,8 +231,8 @@ void client_checker_finished(Client *c, int exit_code, int signal) {
                 f.message_id = MESSAGE_ID_CHECKER_FAILED;
                 log_struct(LOG_WARNING, &f, "Checker for %s crashed?", c->name);
         }
-        if (client_live(c))
-                server_checker_completed(c->server, c, code, wait_status);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_FINISHED, .exit_code = code,
+                                        .wait_status = wait_status });
 }
 
 void client_checked_ok(Client *c) {
@@ -248,8 +254,7 @@ void client_enable(Client *c) {
         client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_ENABLED));
         set_time(c, &c->last_enabled, now_realtime(), CLIENT_LAST_ENABLED);
         init_checker(c, false);
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 static void disable(Client *c) {
@@ -262,8 +267,7 @@ static void disable(Client *c) {
         c->enabled = false;
         client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_ENABLED));
         /* Unlike the reference, waiting connections hear of it at once (and get nothing). */
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 void client_disable_quietly(Client *c) {
@@ -284,8 +288,7 @@ void client_disable(Client *c) {
 
 void client_secret_sent(Client *c) {
         client_bump_timeout(c, c->extended_timeout);
-        if (client_live(c))
-                server_got_secret(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_SECRET_SENT });
 }
 
 /* ---------------------------------------------------------------- approval */
@@ -293,6 +296,7 @@ void client_secret_sent(Client *c) {
 static void on_approval_window_end(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
+        assert(c);
         loop_note("the approval timer of %s", c->name);
         c->approved = -1;
 }
@@ -304,8 +308,7 @@ void client_approve(Client *c, bool approve) {
          * (docs/REFERENCE-BEHAVIOUR.md, Approval). */
         arm_timer(c, &c->approval_timer, deadline_after(clock_now().boot, c->approval_duration),
                   on_approval_window_end, "approval");
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 void client_approval_wait_begin(Client *c) {
@@ -323,13 +326,11 @@ void client_need_approval(Client *c) {
 
         log_struct(LOG_INFO, &f, "Client %s needs approval", c->name);
         set_time(c, &c->last_approval_request, now_realtime(), CLIENT_LAST_APPROVAL_REQUEST);
-        if (client_live(c))
-                server_need_approval(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_NEED_APPROVAL });
 }
 
 void client_rejected(Client *c, const char *reason) {
-        if (client_live(c))
-                server_rejected(c->server, c, reason);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_REJECTED, .reason = reason });
 }
 
 /* ---------------------------------------------------------------- settings */
@@ -483,8 +484,10 @@ typedef struct SecretSet {
 
 static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, const char *why, void *userdata) {
         SecretSet *set = userdata;
-        Client *c = set->client;
+        Client *c;
 
+        assert(set);
+        c = set->client;
         if (r < 0)
                 log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %s", c->name,
                                 strempty(why));
@@ -532,7 +535,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         }
         *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets, .secret = copy, .size = size,
                              .done = done, .userdata = userdata };
-        r = secret_encrypt_async(c->server->event, c->config->secret, c->config->secret_size, secret, size,
+        r = secret_encrypt_async(c->owner->event, c->config->secret, c->config->secret_size, secret, size,
                                  on_secret_encrypted, set);
         if (r < 0) {
                 erase_and_free(set->secret, size);
@@ -585,7 +588,7 @@ int client_set_config(Client *c, const ClientSettings *config) {
 
 /* ---------------------------------------------------------------- life */
 
-int client_new(Server *server, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
         Client *c = calloc(1, sizeof(Client));
 
         if (!c)
@@ -593,7 +596,7 @@ int client_new(Server *server, const ClientSettings *config, const ClientSetting
         if (!settings)
                 settings = config;
         c->n_ref = 1;
-        c->server = server;
+        c->owner = owner;
         c->approved = -1;
         c->config = client_settings_dup(config);
         /* The secret in force is config's bytes (secret_is_config()). */
@@ -685,7 +688,7 @@ Client *client_unref(Client *c) {
 
 void client_detach(Client *c) {
         if (client_live(c) && (c->checker_process || c->checker_queued))
-                checker_cancel(c->server->checkers, c);
+                checker_cancel(c->owner->checkers, c);
         c->checker_process = NULL;
         disarm_timer(c, &c->expiry_timer);
         disarm_timer(c, &c->checker_timer);

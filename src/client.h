@@ -3,9 +3,11 @@
 
 /* A Client: one host's settings and run-time state, and its life cycle
  * (mandos(8), CLIENTS, EXPIRY AND CHECKERS; docs/REFERENCE-BEHAVIOUR.md). Only
- * the functions here change a Client; each change is reported through
- * server_client_changed() so that the bus, the log and the state writer all
- * hear of it in one place. */
+ * the functions here change a Client; each change, and everything else that
+ * happens to it, is reported as a ClientEvent to the one handler of its
+ * ClientOwner, which the server fans out to the bus, the state writer and
+ * systemd's STATUS=. A Client knows nothing of the server beyond its
+ * ClientOwner: a unit test can be its owner. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,8 +16,6 @@
 #include "client-settings.h"
 #include "clients-conf.h"
 #include "timer-heap.h"
-
-typedef struct Server Server;
 
 /* What changed: the D-Bus property of the same name (mandos-dbus-api(7)):
  * a setting (its ClientSettingId, see CLIENT_PROPERTY_SETTING()), or one
@@ -36,11 +36,45 @@ typedef enum ClientProperty {
 const char *client_property_name(ClientProperty p);
 
 typedef struct Checker Checker;
-typedef struct Session Session;
+typedef struct CheckerManager CheckerManager;
+typedef struct Client Client;
+
+/* What happened to a client. */
+typedef enum ClientEventType {
+        CLIENT_EVENT_CHANGED,           /* .property changed */
+        CLIENT_EVENT_CHECKER_STARTED,   /* a checker process runs checker_command_expanded */
+        CLIENT_EVENT_CHECKER_FINISHED,  /* .exit_code and .wait_status, as CheckerCompleted has them */
+        CLIENT_EVENT_SECRET_SENT,
+        CLIENT_EVENT_REJECTED,          /* a connection was refused, for .reason */
+        CLIENT_EVENT_NEED_APPROVAL,     /* a connection waits for an approval */
+        CLIENT_EVENT_APPROVAL_DECIDED,  /* approved, denied, enabled or disabled: waiting connections look again */
+        _CLIENT_EVENT_MAX,
+} ClientEventType;
+
+typedef struct ClientEvent {
+        ClientEventType type;
+        ClientProperty property;
+        int16_t exit_code;
+        int64_t wait_status;
+        const char *reason;
+} ClientEvent;
+
+typedef void (*client_event_handler_t)(Client *c, const ClientEvent *event, void *userdata);
+
+/* What a Client needs from whoever holds it (the server, or a test): the
+ * loop, the heap its timers go on, the checker processes, and where its
+ * events go. Borrowed: it must outlive its clients. */
+typedef struct ClientOwner {
+        sd_event *event;
+        TimerHeap *timers;
+        CheckerManager *checkers;
+        client_event_handler_t on_event;
+        void *userdata;
+} ClientOwner;
 
 typedef struct Client {
         unsigned n_ref;
-        Server *server;
+        const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
         bool removed;               /* no longer in the server's table */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
         bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
@@ -88,7 +122,7 @@ typedef struct Client {
 
 /* A client from clients.conf's config, with the settings in force
  * (NULL: the same). */
-int client_new(Server *server, const ClientSettings *config, const ClientSettings *settings, Client **ret);
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret);
 /* Restored run-time values (docs/STATE.md, Merging at start, rule 2,
  * applied by the caller). */
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,

@@ -368,7 +368,7 @@ static void check_expiry(ClientSettings *m, ClientTimes *t) {
  * passphrase: the old one can be computed from that file alone. Once per
  * such client, at the first start after an upgrade. The same for a secret
  * imported from the reference's clients.pickle. */
-static int migrate_secret(Client *c, const ClientSettings *config, const uint8_t *plain, size_t n) {
+static int migrate_secret(Server *s, Client *c, const ClientSettings *config, const uint8_t *plain, size_t n) {
         _cleanup_free_ uint8_t *cipher = NULL;
         size_t cipher_size = 0;
         const char *why = NULL;
@@ -383,12 +383,12 @@ static int migrate_secret(Client *c, const ClientSettings *config, const uint8_t
                 return r;
         log_info("Run-time secret of %s moved to the state's current encryption", c->name);
         /* Replace the old file at once: it opens with the old passphrase. */
-        server_state_dirty(c->server, true);
+        server_state_dirty(s, true);
         return 0;
 }
 
 /* Rule 3: a run-time secret, if the configured one still opens it. */
-static void restore_secret(Client *c, const ClientSettings *config, const SavedClient *saved) {
+static void restore_secret(Server *s, Client *c, const ClientSettings *config, const SavedClient *saved) {
         SecretKdf kdf = saved->version == 1                      ? SECRET_KDF_LEGACY_SHA256
                         : saved->version == STATE_VERSION_PICKLE ? SECRET_KDF_REFERENCE
                                                                  : SECRET_KDF_HMAC;
@@ -415,7 +415,7 @@ static void restore_secret(Client *c, const ClientSettings *config, const SavedC
         else if (kdf == SECRET_KDF_HMAC)
                 (void) client_restore_secret(c, plain, n, saved->encrypted_secret, saved->encrypted_secret_size);
         else
-                (void) migrate_secret(c, config, plain, n);
+                (void) migrate_secret(s, c, config, plain, n);
         erase_and_free(plain, n);
 }
 
@@ -434,7 +434,7 @@ static int restore_client(Server *s, const ClientSettings *config, const SavedCl
         client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
                        times.last_approval_request, times.last_checker_status);
 
-        restore_secret(c, config, saved);
+        restore_secret(s, c, config, saved);
         client_start(c);
         return 0;
 }

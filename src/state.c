@@ -16,23 +16,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-#define DIGEST_LABEL "mandos state: configured secret digest"
-
-void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
-        int r;
-
-        if (version == 1)
-                r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret);
-        else
-                r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, DIGEST_LABEL, strlen(DIGEST_LABEL), ret);
-        if (r < 0)
-                memset(ret, 0, 32);
-}
-
-void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
-        secret_digest_for(STATE_VERSION, secret, size, ret);
-}
-
 static char *hex(const uint8_t *p, size_t n) {
         char *s = malloc(2 * n + 1);
         if (!s)

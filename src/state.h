@@ -69,11 +69,3 @@ const SavedClient *state_find(const State *s, const char *name, bool removed);
 typedef struct Client Client;
 int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t n_clients,
                const SavedClient *const *removed, size_t n_removed);
-
-/* The digest of a configured secret that the state keeps to see whether it
- * changed: an HMAC-SHA256 keyed with the secret over a label of its own,
- * unrelated to the passphrase of run-time secrets (secret-crypt.h).
- * secret_digest_for() gives the digest of a given file version (1: the
- * plain SHA-256 that version 1 files stored). */
-void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
-void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);
