@@ -4,7 +4,8 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
-#include "checker.h"
+#include <stdio.h>
+
 #include "duration.h"
 #include "util.h"
 
@@ -222,4 +223,156 @@ void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uin
 
 void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
         secret_digest_for(2, secret, size, ret);
+}
+
+/* ---------------------------------------------------------------- the checker template */
+
+/* The names a checker command may use (mandos-clients.conf(5), EXPANSION):
+ * the settings marked CLIENT_SETTING_TEMPLATE, and these run-time values
+ * of the client (checker_template_expand()'s runtime). */
+static const char *const template_runtime_names[] = {
+        "created", "dbus_object_path", "expires", "last_approval_request", "last_checked_ok", "last_enabled",
+};
+
+static bool template_name_known(const char *name, size_t len) {
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_TEMPLATE)
+                if (strlen(row->name) == len && strncmp(row->name, name, len) == 0)
+                        return true;
+        for (size_t i = 0; i < ELEMENTSOF(template_runtime_names); i++)
+                if (strlen(template_runtime_names[i]) == len && strncmp(template_runtime_names[i], name, len) == 0)
+                        return true;
+        return false;
+}
+
+/* Walk the template; for each "%(name)s" call field(), for other text text(). */
+typedef int (*TemplateText)(const char *s, size_t n, void *userdata);
+typedef int (*TemplateField)(const char *name, size_t n, void *userdata);
+
+static int template_walk(const char *t, TemplateText text, TemplateField field, void *userdata,
+                         const char **ret_error) {
+        int r;
+
+        while (*t) {
+                const char *p = strchr(t, '%');
+                if (!p)
+                        return text(t, strlen(t), userdata);
+                if ((r = text(t, (size_t) (p - t), userdata)) < 0)
+                        return r;
+                if (p[1] == '%') {
+                        if ((r = text("%", 1, userdata)) < 0)
+                                return r;
+                        t = p + 2;
+                        continue;
+                }
+                if (p[1] != '(') {
+                        *ret_error = "'%' must be followed by '%' or '(name)s'";
+                        return -EINVAL;
+                }
+                const char *close = strchr(p + 2, ')');
+                if (!close) {
+                        *ret_error = "unterminated '%(' in the checker command";
+                        return -EINVAL;
+                }
+                if (close[1] != 's') {
+                        *ret_error = "only '%(name)s' conversions are supported in the checker command";
+                        return -EINVAL;
+                }
+                if (!template_name_known(p + 2, (size_t) (close - p - 2))) {
+                        *ret_error = "unknown name in '%(name)s' of the checker command";
+                        return -EINVAL;
+                }
+                if ((r = field(p + 2, (size_t) (close - p - 2), userdata)) < 0)
+                        return r;
+                t = close + 2;
+        }
+        return 0;
+}
+
+static int ignore_text(const char *s, size_t n, void *userdata) {
+        return 0;
+}
+
+static int ignore_field(const char *s, size_t n, void *userdata) {
+        return 0;
+}
+
+int checker_template_validate(const char *template, const char **ret_error) {
+        return template_walk(template, ignore_text, ignore_field, NULL, ret_error);
+}
+
+char *shell_quote(const char *s) {
+        static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-";
+        size_t n = 3;
+        char *ret, *d;
+
+        if (*s && strspn(s, safe) == strlen(s))
+                return strdup(s);
+        for (const char *p = s; *p; p++)
+                n += *p == '\'' ? 5 : 1;
+        ret = d = malloc(n);
+        if (!ret)
+                return NULL;
+        *d++ = '\'';
+        for (const char *p = s; *p; p++)
+                if (*p == '\'')
+                        d = stpcpy(d, "'\"'\"'");
+                else
+                        *d++ = *p;
+        *d++ = '\'';
+        *d = 0;
+        return ret;
+}
+
+typedef struct Expansion {
+        const ClientSettings *settings;
+        checker_template_runtime_t runtime;
+        void *userdata;
+        FILE *out;
+} Expansion;
+
+static int expand_text(const char *s, size_t n, void *userdata) {
+        Expansion *e = userdata;
+        return fwrite(s, 1, n, e->out) == n ? 0 : -ENOMEM;
+}
+
+static int expand_field(const char *name, size_t n, void *userdata) {
+        Expansion *e = userdata;
+        _cleanup_free_ char *key = strndup(name, n), *quoted = NULL;
+        const ClientSettingInfo *row;
+        char buf[64];
+        const char *value = "";
+
+        if (!key)
+                return -ENOMEM;
+        row = client_setting_by_name(key);
+        if (row && (row->flags & CLIENT_SETTING_TEMPLATE))
+                client_setting_format_python(row, e->settings, buf, &value);
+        else if (e->runtime)
+                e->runtime(key, buf, &value, e->userdata);
+        quoted = shell_quote(value);
+        if (!quoted)
+                return -ENOMEM;
+        return fputs(quoted, e->out) >= 0 ? 0 : -ENOMEM;
+}
+
+int checker_template_expand(const char *template, const ClientSettings *settings, checker_template_runtime_t runtime,
+                            void *userdata, char **ret) {
+        Expansion e = { .settings = settings, .runtime = runtime, .userdata = userdata };
+        const char *error = NULL;
+        char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        e.out = open_memstream(&buf, &size);
+        if (!e.out)
+                return -ENOMEM;
+        r = template_walk(template, expand_text, expand_field, &e, &error);
+        if (fclose(e.out) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
 }

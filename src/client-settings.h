@@ -158,3 +158,17 @@ void client_setting_format_python(const ClientSettingInfo *row, const ClientSett
  * file version (1: the plain SHA-256 that version 1 files stored). */
 void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
 void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);
+
+/* The checker command template: Python %-formatting with a mapping, where
+ * only "%(name)s" (name one of those of mandos-clients.conf(5), EXPANSION)
+ * and "%%" are allowed. Returns 0, or -EINVAL with *ret_error (static). */
+int checker_template_validate(const char *template, const char **ret_error);
+/* The value of a run-time name (created, expires, ...) as Python's str()
+ * gives it; *ret points into buf or to a constant. */
+typedef void (*checker_template_runtime_t)(const char *name, char buf[static 64], const char **ret, void *userdata);
+/* Expand template: the settings' fields from settings, the others from
+ * runtime; each value shell-quoted as Python's shlex.quote. */
+int checker_template_expand(const char *template, const ClientSettings *settings, checker_template_runtime_t runtime,
+                            void *userdata, char **ret);
+/* shlex.quote(s), malloc'd. */
+char *shell_quote(const char *s);

@@ -6,8 +6,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "checker.h"
 #include "deadline.h"
+#include "duration.h"
 #include "log.h"
 #include "loop.h"
 #include "secret-crypt.h"
@@ -87,7 +87,7 @@ static void on_expired(HeapTimer *t, void *userdata) {
 
         /* Waiting for a free checker slot is our doing, not the host's:
          * look again shortly (client_checker_started extends expiry). */
-        if (c->checker_queued) {
+        if (c->checker_job.queued) {
                 arm_timer(c, &c->expiry_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
                           "expiry");
                 return;
@@ -165,30 +165,78 @@ static void init_checker(Client *c, bool randomize) {
 void client_start_checker(Client *c) {
         if (!client_live(c))
                 return;
-        int r = checker_request(c->owner->checkers, c);
+        int r = checker_request(c->owner->checkers, &c->checker_job);
         if (r < 0)
                 log_error_errno(r, "Could not start the checker of %s: %m", c->name);
 }
 
 void client_stop_checker(Client *c) {
-        if (!client_live(c) || (!c->checker_process && !c->checker_queued))
+        bool running = client_checker_running(c);
+
+        if (!client_live(c) || (!running && !c->checker_job.queued))
                 return;
         log_debug("Stopping checker for %s", c->name);
-        checker_cancel(c->owner->checkers, c);
-        if (c->checker_process) {
-                c->checker_process = NULL;
+        checker_cancel(c->owner->checkers, &c->checker_job);
+        if (running)
                 client_changed(c, CLIENT_CHECKER_RUNNING);
-        }
 }
 
-void client_checker_started(Client *c, Checker *checker, const char *command, bool waited) {
-        char *copy = strdup(command);
+/* Python's str() of the run-time values a checker template may name. */
+static void template_runtime_value(const char *name, char buf[static 64], const char **ret, void *userdata) {
+        const Client *c = userdata;
+        const struct {
+                const char *name;
+                uint64_t value;
+        } times[] = {
+                { "created", c->created },
+                { "expires", c->expires },
+                { "last_approval_request", c->last_approval_request },
+                { "last_checked_ok", c->last_checked_ok },
+                { "last_enabled", c->last_enabled },
+        };
 
+        for (size_t i = 0; i < ELEMENTSOF(times); i++)
+                if (streq(name, times[i].name)) {
+                        *ret = times[i].value ? timestamp_format_python(times[i].value, buf) : "None";
+                        return;
+                }
+        if (streq(name, "dbus_object_path"))
+                *ret = c->object_path ?: "None";
+        else
+                *ret = "";
+}
+
+int checker_expand(const Client *c, const char *template, char **ret) {
+        return checker_template_expand(template, &c->settings, template_runtime_value, (void *) c, ret);
+}
+
+/* The checker manager's CheckerRequest callbacks (src/checker.h). */
+static int on_checker_prepare(void *userdata, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max) {
+        Client *c = userdata;
+        int r;
+
+        assert(c);
+        r = checker_expand(c, c->checker_command, ret_command);
+        if (r < 0) {
+                log_error("Could not format string \"%s\"", c->checker_command);
+                return r;
+        }
+        *ret_name = c->name;
+        /* A checker never outlives its client's timeout by much. */
+        *ret_runtime_max = c->timeout + 10 * USEC_PER_SEC;
+        return 0;
+}
+
+static void on_checker_started(void *userdata, const char *command, bool waited) {
+        Client *c = userdata;
+        char *copy;
+
+        assert(c);
+        copy = strdup(command);
         if (copy) {
                 free(c->checker_command_expanded);
                 c->checker_command_expanded = copy;
         }
-        c->checker_process = checker;
         log_info("Starting checker '%s' for %s", command, c->name);
         client_changed(c, CLIENT_CHECKER_RUNNING);
         /* A checker that waited for a slot gets one interval to report,
@@ -200,12 +248,14 @@ void client_checker_started(Client *c, Checker *checker, const char *command, bo
         client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_STARTED });
 }
 
-void client_checker_finished(Client *c, int exit_code, int signal) {
+static void on_checker_finished(void *userdata, int exit_code, int signal) {
+        assert(userdata);
+        /* The handlers it calls may let go of it. */
+        _cleanup_(client_unrefp) Client *c = client_ref(userdata);
         LogFields f = { .client = c->name, .key_id = c->key_id };
         int16_t code = (int16_t) exit_code;
         int64_t wait_status;
 
-        c->checker_process = NULL;
         client_changed(c, CLIENT_CHECKER_RUNNING);
         if (exit_code >= 0) {
                 wait_status = (int64_t) exit_code << 8;
@@ -598,6 +648,8 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         c->n_ref = 1;
         c->owner = owner;
         c->approved = -1;
+        c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
+                                            .started = on_checker_started, .finished = on_checker_finished };
         c->config = client_settings_dup(config);
         /* The secret in force is config's bytes (secret_is_config()). */
         if (!c->config || client_settings_copy(&c->settings, settings, false) < 0 ||
@@ -687,9 +739,8 @@ Client *client_unref(Client *c) {
 }
 
 void client_detach(Client *c) {
-        if (client_live(c) && (c->checker_process || c->checker_queued))
-                checker_cancel(c->owner->checkers, c);
-        c->checker_process = NULL;
+        if (client_live(c) && (c->checker_job.process || c->checker_job.queued))
+                checker_cancel(c->owner->checkers, &c->checker_job);
         disarm_timer(c, &c->expiry_timer);
         disarm_timer(c, &c->checker_timer);
         disarm_timer(c, &c->approval_timer);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "checker.h"
 #include "client-settings.h"
 #include "clients-conf.h"
 #include "timer-heap.h"
@@ -35,8 +36,6 @@ typedef enum ClientProperty {
 /* The D-Bus property p names. */
 const char *client_property_name(ClientProperty p);
 
-typedef struct Checker Checker;
-typedef struct CheckerManager CheckerManager;
 typedef struct Client Client;
 
 /* What happened to a client. */
@@ -111,8 +110,7 @@ typedef struct Client {
         unsigned approvals_pending; /* connections waiting for approval */
         int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 
-        Checker *checker_process;   /* the running checker process, or NULL */
-        bool checker_queued;        /* waiting for a free checker slot (owned by checker.c) */
+        CheckerRequest checker_job; /* its checker process (.process, or NULL) or its wait for a slot (.queued) */
         bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
         uint8_t state_dirty;        /* owned by src/state-writer.c */
         HeapTimer expiry_timer;           /* on the server's timer heap (src/timer-heap.h) */
@@ -158,13 +156,11 @@ void client_detach(Client *c);
 void client_start_checker(Client *c);
 void client_stop_checker(Client *c);
 static inline bool client_checker_running(const Client *c) {
-        return c->checker_process != NULL;
+        return c->checker_job.process != NULL;
 }
-/* Called by checker.c: a checker process runs (command expanded; waited:
- * it had to wait for a free slot), and finished with exit code 0–255, or
- * -1 with the signal that killed it. */
-void client_checker_started(Client *c, Checker *checker, const char *command, bool waited);
-void client_checker_finished(Client *c, int exit_code, int signal);
+/* The checker command template expanded for c: its settings and run-time
+ * values (mandos-clients.conf(5), EXPANSION). */
+int checker_expand(const Client *c, const char *template, char **ret);
 
 /* Approval (mandos(8), APPROVAL): open an approval (true) or denial (false)
  * window of approval_duration, and wake every waiting connection of c. */
