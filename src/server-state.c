@@ -343,27 +343,6 @@ finish:
         s->import_pickle = mfree(s->import_pickle);
 }
 
-/* docs/STATE.md, Merging at start, rule 2: an enabled client whose saved
- * expiry passed while we were away stays enabled only if its last checker
- * succeeded. */
-static void check_expiry(ClientSettings *m, ClientTimes *t) {
-        uint64_t now = now_realtime();
-
-        if (!m->enabled || !t->expires || now < t->expires)
-                return;
-        if (!t->last_checked_ok) {
-                log_warning("disabling client %s - Client never performed a successful checker", m->name);
-                m->enabled = false;
-        } else if (t->last_checker_status != 0) {
-                log_warning("disabling client %s - Client last checker failed with error code %d", m->name,
-                            t->last_checker_status);
-                m->enabled = false;
-        } else {
-                t->expires = now + m->timeout;
-                log_debug("Last checker succeeded, keeping %s enabled", m->name);
-        }
-}
-
 /* A version 1 file's run-time secret, encrypted again with the current
  * passphrase: the old one can be computed from that file alone. Once per
  * such client, at the first start after an upgrade. The same for a secret
@@ -427,7 +406,7 @@ static int restore_client(Server *s, const ClientSettings *config, const SavedCl
 
         if (!merged)
                 return log_oom();
-        check_expiry(merged, &times);
+        state_check_expiry(merged, &times, now_realtime());
         r = server_insert_client(s, config, merged, &c);
         if (r < 0)
                 return r;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "client.h"
+#include "log.h"
 #include "state-json.h"
 #include "util.h"
 
@@ -65,6 +66,24 @@ const SavedClient *state_find(const State *s, const char *name, bool removed) {
                 if (streq(v[i]->config->name, name))
                         return v[i];
         return NULL;
+}
+
+/* ---------------------------------------------------------------- merging */
+
+void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now) {
+        if (!m->enabled || !t->expires || now < t->expires)
+                return;
+        if (!t->last_checked_ok) {
+                log_warning("disabling client %s - Client never performed a successful checker", m->name);
+                m->enabled = false;
+        } else if (t->last_checker_status != 0) {
+                log_warning("disabling client %s - Client last checker failed with error code %d", m->name,
+                            t->last_checker_status);
+                m->enabled = false;
+        } else {
+                t->expires = now + m->timeout;
+                log_debug("Last checker succeeded, keeping %s enabled", m->name);
+        }
 }
 
 /* ---------------------------------------------------------------- writing */

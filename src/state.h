@@ -69,3 +69,10 @@ const SavedClient *state_find(const State *s, const char *name, bool removed);
 typedef struct Client Client;
 int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t n_clients,
                const SavedClient *const *removed, size_t n_removed);
+
+/* docs/STATE.md, Merging at start, rule 2: an enabled client whose saved
+ * expiry passed (before now, CLOCK_REALTIME µs) while we were away stays
+ * enabled only if its last checker succeeded, and then expires one
+ * timeout from now; else m is disabled, with the reference's warning. Rule 1
+ * is client_settings_merge(). */
+void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now);
