@@ -58,6 +58,8 @@ static int property_get_approval_pending(sd_bus *bus, const char *path, const ch
                                          const char *property, sd_bus_message *reply, void *userdata,
                                          sd_bus_error *error) {
         Client *c = userdata;
+
+        assert(c);
         return sd_bus_message_append(reply, "b", (int) (c->approvals_pending > 0));
 }
 
@@ -196,6 +198,7 @@ static int property_set_last_checked_ok(sd_bus *bus, const char *path, const cha
 static void on_secret_set(int r, void *userdata) {
         sd_bus_message *m = userdata;
 
+        assert(m);
         if (r == -ESRCH)
                 r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_UNKNOWN_OBJECT, "The client was removed");
         else if (r < 0) /* not the caller's fault: no errno-named error such as AccessDenied */
@@ -552,10 +555,12 @@ static int client_introspect(sd_bus_message *m, Client *c) {
 static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
         const char *path = sd_bus_message_get_path(m);
-        Client *c = hashmap_get(b->clients, path);
         const char *interface;
+        Client *c;
         int r;
 
+        assert(b);
+        c = hashmap_get(b->clients, path);
         if (!c) {
                 if (streq(path, BUS_CLIENTS_PATH))
                         return 0; /* sd-bus lists the children */
@@ -585,8 +590,10 @@ static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error
 static int client_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
                        sd_bus_error *error) {
         Bus *b = userdata;
-        Client *c = hashmap_get(b->clients, path);
+        Client *c;
 
+        assert(b);
+        c = hashmap_get(b->clients, path);
         if (!c)
                 return 0;
         *ret_found = c;
@@ -596,10 +603,12 @@ static int client_find(sd_bus *bus, const char *path, const char *interface, voi
 static int client_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
                             sd_bus_error *error) {
         Bus *b = userdata;
-        Server *s = b->server;
+        Server *s;
         char **nodes;
         size_t n = 0;
 
+        assert(b);
+        s = b->server;
         nodes = calloc(s->n_clients + 1, sizeof(char *));
         if (!nodes)
                 return -ENOMEM;

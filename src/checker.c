@@ -246,6 +246,7 @@ static int on_start_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_err
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *job;
 
+        assert(ch);
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
         if (e) {
                 log_warning("The systemd manager refused the checker scope %s (%s); checkers run as "
@@ -265,6 +266,7 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
         const char *job, *unit, *result;
         uint32_t id;
 
+        assert(m);
         if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
                 return 0;
         for (Checker *ch = m->checkers; ch; ch = ch->next)
@@ -283,6 +285,7 @@ static int on_subscribe_reply(sd_bus_message *reply, void *userdata, sd_bus_erro
         CheckerManager *m = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
+        assert(m);
         if (e) {
                 log_info("No systemd manager reachable (%s): checkers run as plain process groups",
                          e->message ?: e->name);
@@ -312,8 +315,8 @@ static int manager_connect_systemd(CheckerManager *m) {
                                              "org.freedesktop.systemd1.Manager", "Subscribe", on_subscribe_reply, m,
                                              NULL);
         if (r < 0) {
-                log_info("No systemd manager reachable (%s): checkers run as plain process groups",
-                         strerror(-r));
+                (void) log_full_errno(LOG_INFO, r,
+                                      "No systemd manager reachable (%m): checkers run as plain process groups");
                 m->job_removed = sd_bus_slot_unref(m->job_removed);
                 m->bus = sd_bus_flush_close_unref(m->bus);
                 m->use_scopes = false;
@@ -350,6 +353,7 @@ static int on_launcher_scope_reply(sd_bus_message *reply, void *userdata, sd_bus
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *unit;
 
+        assert(ch);
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
         if (e && sd_bus_error_has_name(e, LAUNCHER_ERROR_NO_MANAGER)) {
                 /* Asking for every checker would cost a round trip to the

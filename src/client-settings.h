@@ -109,8 +109,9 @@ static inline ClientSettingId client_setting_id(const ClientSettingInfo *row) {
 }
 #define CLIENT_SETTING_FIELD(settings, row, type) ((type *) ((uint8_t *) (settings) + (row)->offset))
 #define CLIENT_SETTING_CFIELD(settings, row, type) ((const type *) ((const uint8_t *) (settings) + (row)->offset))
-#define FOREACH_CLIENT_SETTING(row) \
-        for (const ClientSettingInfo *row = client_settings_table; row < client_settings_table + _CLIENT_SETTING_MAX; row++)
+#define FOREACH_CLIENT_SETTING(row)                                                     \
+        for (const ClientSettingInfo *row = client_settings_table;                       \
+             row < client_settings_table + _CLIENT_SETTING_MAX; row++)
 /* The rows with flag. */
 #define FOREACH_CLIENT_SETTING_WITH(row, flag) \
         FOREACH_CLIENT_SETTING(row)            \

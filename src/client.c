@@ -184,6 +184,8 @@ void client_stop_checker(Client *c) {
 /* Python's str() of the run-time values a checker template may name. */
 static void template_runtime_value(const char *name, char buf[static 64], const char **ret, void *userdata) {
         const Client *c = userdata;
+
+        assert(c);
         const struct {
                 const char *name;
                 uint64_t value;
@@ -460,7 +462,8 @@ static int check_setting(Client *c, const ClientSettingInfo *row, const ClientSe
         /* Its own limit first: a day is less than ten years. */
         if (sem->check && sem->check(c, v, ret_error) < 0)
                 return -EINVAL;
-        if (row->type == CLIENT_SETTING_TYPE_DURATION && *CLIENT_SETTING_CFIELD(v, row, uint64_t) > CLIENT_DURATION_MAX) {
+        if (row->type == CLIENT_SETTING_TYPE_DURATION &&
+            *CLIENT_SETTING_CFIELD(v, row, uint64_t) > CLIENT_DURATION_MAX) {
                 *ret_error = "duration too long (at most ten years)";
                 return -EINVAL;
         }

@@ -4,6 +4,7 @@
  * the saved state at start-up (docs/STATE.md), saved after changes, and
  * reloaded on SIGHUP with the same rules. */
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +36,7 @@ void server_notify_status(Server *s) {
 static int on_save(sd_event_source *source, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         if (s->save_soon)
                 (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
         if (s->save_later)
@@ -399,7 +401,8 @@ static void restore_secret(Server *s, Client *c, const ClientSettings *config, c
 }
 
 static int restore_client(Server *s, const ClientSettings *config, const SavedClient *saved) {
-        _cleanup_(client_settings_freep) ClientSettings *merged = client_settings_merge(config, saved->config, saved->runtime);
+        _cleanup_(client_settings_freep) ClientSettings *merged =
+                client_settings_merge(config, saved->config, saved->runtime);
         ClientTimes times = saved->times;
         Client *c;
         int r;

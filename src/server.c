@@ -159,6 +159,7 @@ static bool server_drop_oldest_evictable(Server *s, const char *why) {
 static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         if (s->stopping)
                 return 0;
         log_info("Accepting connections again");
@@ -188,6 +189,7 @@ static void server_pause_accepting(Server *s, int error) {
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         loop_note("accepting connections");
 
         /* Take what is queued, but let other events in between bursts. */
@@ -429,6 +431,7 @@ void server_session_unlink(Server *s, Session *session) {
 static int on_stop_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         log_info("Stopping with %u connections still open", s->n_sessions);
         return sd_event_exit(s->event, 0);
 }

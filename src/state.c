@@ -102,8 +102,8 @@ static json_object *settings_to_json(const ClientSettings *c) {
                                                json_object_new_string(*CLIENT_SETTING_CFIELD(c, row, char *)));
                         break;
                 case CLIENT_SETTING_TYPE_DURATION:
-                        json_object_object_add(o, row->name,
-                                               json_object_new_int64((int64_t) *CLIENT_SETTING_CFIELD(c, row, uint64_t)));
+                        json_object_object_add(
+                                o, row->name, json_object_new_int64((int64_t) *CLIENT_SETTING_CFIELD(c, row, uint64_t)));
                         break;
                 case CLIENT_SETTING_TYPE_BOOLEAN:
                         json_object_object_add(o, row->name,
