@@ -170,21 +170,22 @@ bool client_setting_equal(const ClientSettingInfo *row, const ClientSettings *a,
         return false;
 }
 
-bool client_settings_equal(const ClientSettings *a, const ClientSettings *b) {
+bool client_settings_equal(const ClientSettings *a, const ClientSettings *b, ClientSettingMask skip) {
         FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED)
-                if (!client_setting_equal(row, a, b))
+                if (!(skip & CLIENT_SETTING_BIT(client_setting_id(row))) && !client_setting_equal(row, a, b))
                         return false;
         return true;
 }
 
 ClientSettings *client_settings_merge(const ClientSettings *now, const ClientSettings *then,
-                                      const ClientSettings *saved) {
+                                      const ClientSettings *saved, ClientSettingMask absent) {
         ClientSettings *m = client_settings_dup(now);
 
         if (!m)
                 return NULL;
         FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED)
-                if (client_setting_equal(row, now, then) && client_setting_copy(row, m, saved) < 0)
+                if (!(absent & CLIENT_SETTING_BIT(client_setting_id(row))) && client_setting_equal(row, now, then) &&
+                    client_setting_copy(row, m, saved) < 0)
                         return client_settings_free(m);
         return m;
 }

@@ -84,6 +84,10 @@ typedef enum ClientSettingFlags {
         CLIENT_SETTING_INDEX = 1 << 3,
         /* clients.conf refuses zero: the section is skipped. */
         CLIENT_SETTING_NONZERO = 1 << 4,
+        /* Saved, but newer than some state files: one without it is read,
+         * and clients.conf's value applies (docs/STATE.md, Format). A
+         * saved setting added to the table later needs this flag. */
+        CLIENT_SETTING_LATER = 1 << 5,
 } ClientSettingFlags;
 
 typedef struct ClientSettingInfo {
@@ -135,17 +139,23 @@ ClientSettings *client_settings_dup(const ClientSettings *s);
 
 /* Whether row's value is the same in a and b (a secret: the same bytes). */
 bool client_setting_equal(const ClientSettingInfo *row, const ClientSettings *a, const ClientSettings *b);
+/* A set of settings: bit 1 << id for each ClientSettingId in it. */
+typedef uint32_t ClientSettingMask;
+#define CLIENT_SETTING_BIT(id) ((ClientSettingMask) 1 << (id))
+_Static_assert(_CLIENT_SETTING_MAX <= 32, "ClientSettingMask holds every setting");
+
 /* Whether two clients' saved settings (CLIENT_SETTING_SAVED) are equal:
- * the name and the secret aside. */
-bool client_settings_equal(const ClientSettings *a, const ClientSettings *b);
+ * the name and the secret aside, and those in skip. */
+bool client_settings_equal(const ClientSettings *a, const ClientSettings *b, ClientSettingMask skip);
 /* Copy row's value from src into dest (freeing dest's old one). */
 int client_setting_copy(const ClientSettingInfo *row, ClientSettings *dest, const ClientSettings *src);
 
 /* docs/STATE.md, Merging at start, rule 1: each saved setting is now's
  * where clients.conf changed it since then (the configuration as saved),
- * else saved's (the value in force when saved). The secret is now's. */
+ * else saved's (the value in force when saved). The secret is now's, and
+ * so are the settings in absent (the file predates them). */
 ClientSettings *client_settings_merge(const ClientSettings *now, const ClientSettings *then,
-                                      const ClientSettings *saved);
+                                      const ClientSettings *saved, ClientSettingMask absent);
 
 /* Python's str() of row's value, as the reference fills a %(name)s field in
  * (durations as "0:05:00", booleans as "True"); *ret points into buf or s. */

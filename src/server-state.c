@@ -123,7 +123,9 @@ int server_save_state(Server *s) {
         return state_writer_flush(s->writer, true);
 }
 
-static SavedClient *saved_removed_new(const ClientSettings *config, const uint8_t digest[static 32]) {
+/* now: clients.conf's settings for the settings the file predates (absent), or NULL. */
+static SavedClient *saved_removed_new(const ClientSettings *config, const uint8_t digest[static 32],
+                                     const ClientSettings *now, ClientSettingMask absent) {
         SavedClient *r = calloc(1, sizeof(SavedClient));
 
         if (!r)
@@ -131,6 +133,10 @@ static SavedClient *saved_removed_new(const ClientSettings *config, const uint8_
         r->config = client_settings_dup(config);
         if (!r->config)
                 return saved_client_free(r);
+        FOREACH_CLIENT_SETTING(row)
+                if ((absent & CLIENT_SETTING_BIT(client_setting_id(row))) &&
+                    client_setting_copy(row, r->config, now) < 0)
+                        return saved_client_free(r);
         /* Only the digest of the secret is kept. */
         r->config->secret = erase_and_free(r->config->secret, r->config->secret_size);
         r->config->secret_size = 0;
@@ -165,7 +171,7 @@ static ssize_t removed_find(Server *s, const char *name) {
 }
 
 void server_remember_removed(Server *s, Client *c) {
-        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest);
+        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest, NULL, 0);
         if (r) {
                 state_writer_removed(s->writer, r);
                 (void) removed_add(s, r);
@@ -402,7 +408,7 @@ static void restore_secret(Server *s, Client *c, const ClientSettings *config, c
 
 static int restore_client(Server *s, const ClientSettings *config, const SavedClient *saved) {
         _cleanup_(client_settings_freep) ClientSettings *merged =
-                client_settings_merge(config, saved->config, saved->runtime);
+                client_settings_merge(config, saved->config, saved->runtime, saved->absent);
         ClientTimes times = saved->times;
         Client *c;
         int r;
@@ -425,7 +431,7 @@ static bool config_unchanged(const ClientSettings *config, const SavedClient *th
         uint8_t digest[32];
 
         secret_digest_for(then->version ?: STATE_VERSION, config->secret, config->secret_size, digest);
-        return client_settings_equal(config, then->config) &&
+        return client_settings_equal(config, then->config, then->absent) &&
                memcmp(digest, then->config_secret_digest, sizeof(digest)) == 0;
 }
 
@@ -470,7 +476,7 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
                                 continue;
                         secret_digest(config->secret, config->secret_size, digest);
                 }
-                SavedClient *copy = saved_removed_new(then->config, digest);
+                SavedClient *copy = saved_removed_new(then->config, digest, config, then->absent);
                 if (!copy || removed_add(s, copy) < 0)
                         return log_oom();
         }

@@ -91,6 +91,7 @@ void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now) {
 /* The saved settings (CLIENT_SETTING_SAVED), in the table's order. */
 static json_object *settings_to_json(const ClientSettings *c) {
         json_object *o = json_object_new_object();
+        uint64_t usec;
 
         if (!o)
                 return NULL;
@@ -102,8 +103,8 @@ static json_object *settings_to_json(const ClientSettings *c) {
                                                json_object_new_string(*CLIENT_SETTING_CFIELD(c, row, char *)));
                         break;
                 case CLIENT_SETTING_TYPE_DURATION:
-                        json_object_object_add(
-                                o, row->name, json_object_new_int64((int64_t) *CLIENT_SETTING_CFIELD(c, row, uint64_t)));
+                        usec = *CLIENT_SETTING_CFIELD(c, row, uint64_t);
+                        json_object_object_add(o, row->name, json_object_new_int64((int64_t) usec));
                         break;
                 case CLIENT_SETTING_TYPE_BOOLEAN:
                         json_object_object_add(o, row->name,
@@ -308,7 +309,8 @@ static bool get_bool(Reader *rd, json_object *o, const char *key) {
         return v && json_object_get_boolean(v);
 }
 
-static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char *name) {
+/* absent: the CLIENT_SETTING_LATER settings o lacks are added to it. */
+static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char *name, ClientSettingMask *absent) {
         ClientSettings *c = calloc(1, sizeof(ClientSettings));
 
         if (!c)
@@ -317,6 +319,15 @@ static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char
         if (!c->name)
                 fail(rd, "out of memory");
         FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {
+                if ((row->flags & CLIENT_SETTING_LATER) && !json_object_object_get_ex(o, row->name, NULL)) {
+                        *absent |= CLIENT_SETTING_BIT(client_setting_id(row));
+                        if (row->type == CLIENT_SETTING_TYPE_STRING || row->type == CLIENT_SETTING_TYPE_KEY) {
+                                *CLIENT_SETTING_FIELD(c, row, char *) = strdup("");
+                                if (!*CLIENT_SETTING_FIELD(c, row, char *))
+                                        fail(rd, "out of memory");
+                        }
+                        continue;
+                }
                 switch (row->type) {
                 case CLIENT_SETTING_TYPE_STRING:
                 case CLIENT_SETTING_TYPE_KEY:
@@ -353,12 +364,12 @@ SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool 
                 return NULL;
         }
         s->version = version;
-        s->config = settings_from_json(rd, config, json_object_get_string(name));
+        s->config = settings_from_json(rd, config, json_object_get_string(name), &s->absent);
         json_object *digest = member(rd, config, digest_name, json_type_string);
         if (digest && unhex(json_object_get_string(digest), s->config_secret_digest, 32) < 0)
                 fail(rd, "'%s' of %s is not 64 hex digits", digest_name, json_object_get_string(name));
         if (live) {
-                s->runtime = settings_from_json(rd, runtime, json_object_get_string(name));
+                s->runtime = settings_from_json(rd, runtime, json_object_get_string(name), &s->absent);
                 s->times = (ClientTimes) {
                         .created = get_u64(rd, runtime, "created"),
                         .last_enabled = get_u64(rd, runtime, "last_enabled"),

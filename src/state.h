@@ -40,6 +40,7 @@ typedef struct SavedClient {
         uint8_t config_secret_digest[32];
         unsigned version;            /* of the file it came from: 1 = legacy digest and passphrase */
         ClientSettings *runtime;       /* the settings in force; no secret */
+        ClientSettingMask absent;    /* CLIENT_SETTING_LATER ones the file lacks: clients.conf's apply */
         ClientTimes times;
         uint8_t *encrypted_secret;   /* a run-time secret, or NULL: the configured one */
         size_t encrypted_secret_size;

@@ -44,18 +44,18 @@ static void test_table_is_complete(void) {
 static void test_equal_copy_and_diff(void) {
         ClientSettings a = settings("a"), b = settings("a"), copy;
 
-        check(client_settings_equal(&a, &b));
+        check(client_settings_equal(&a, &b, 0));
         check(client_settings_copy(&copy, &a, true) == 0);
         FOREACH_CLIENT_SETTING(row)
                 check(client_setting_equal(row, &copy, &a));
         b.host = (char *) "other";
-        check(!client_settings_equal(&a, &b));
+        check(!client_settings_equal(&a, &b, 0));
         check(!client_setting_equal(client_setting(CLIENT_SETTING_HOST), &a, &b));
         check(client_setting_equal(client_setting(CLIENT_SETTING_TIMEOUT), &a, &b));
         /* The name and the secret are no saved settings. */
         b = settings("b");
         b.secret_size = 1;
-        check(client_settings_equal(&a, &b));
+        check(client_settings_equal(&a, &b, 0));
         client_settings_done(&copy);
 }
 
@@ -73,7 +73,7 @@ static void test_merge_rule_1(void) {
         saved.secret = NULL;
         saved.secret_size = 0;
 
-        m = client_settings_merge(&now, &then, &saved);
+        m = client_settings_merge(&now, &then, &saved, 0);
         check(m != NULL);
         if (!m)
                 return;
@@ -87,6 +87,18 @@ static void test_merge_rule_1(void) {
         check_int(m->secret_size, sizeof(secret));
         check(memcmp(m->secret, secret, sizeof(secret)) == 0);
         client_settings_free(m);
+
+        /* A setting the file predates (absent) is clients.conf's, and not compared. */
+        then.host = now.host;
+        m = client_settings_merge(&now, &then, &saved, CLIENT_SETTING_BIT(CLIENT_SETTING_HOST));
+        check(m != NULL);
+        if (m)
+                check_streq(m->host, "file.example");
+        client_settings_free(m);
+        then.host = (char *) "";
+        check(!client_settings_equal(&now, &then, 0));
+        check(client_settings_equal(&now, &then, CLIENT_SETTING_BIT(CLIENT_SETTING_HOST) |
+                                                CLIENT_SETTING_BIT(CLIENT_SETTING_INTERVAL)));
 }
 
 /* Rule 2: an expiry that passed while away keeps the client enabled only
@@ -124,8 +136,9 @@ static void check_saved(const SavedClient *s, const Client *c) {
         if (!s)
                 return;
         check_streq(s->config->name, c->name);
-        check(client_settings_equal(s->config, c->config));
-        check(client_settings_equal(s->runtime, &c->settings));
+        check(client_settings_equal(s->config, c->config, 0));
+        check(client_settings_equal(s->runtime, &c->settings, 0));
+        check_int(s->absent, 0);
         check(memcmp(s->config_secret_digest, c->config_secret_digest, 32) == 0);
         check_int(s->times.created, c->created);
         check_int(s->times.last_enabled, c->last_enabled);
@@ -167,7 +180,7 @@ static void test_state_round_trip(void) {
                 check_saved(state_find(state, "alpha", false), clients[0]);
                 check_saved(state_find(state, "bravo", false), clients[1]);
                 check(!client_settings_equal(state_find(state, "bravo", false)->config,
-                                             state_find(state, "bravo", false)->runtime));
+                                             state_find(state, "bravo", false)->runtime, 0));
         }
         (void) unlink(path);
         (void) rmdir(dir);
