@@ -155,7 +155,9 @@ bool client_setting_equal(const ClientSettingInfo *row, const ClientSettings *a,
         switch (row->type) {
         case CLIENT_SETTING_TYPE_STRING:
         case CLIENT_SETTING_TYPE_KEY:
-                return streq(*CLIENT_SETTING_CFIELD(a, row, char *), *CLIENT_SETTING_CFIELD(b, row, char *));
+                /* NULL is "", as copies make it. */
+                return streq(strempty(*CLIENT_SETTING_CFIELD(a, row, char *)),
+                             strempty(*CLIENT_SETTING_CFIELD(b, row, char *)));
         case CLIENT_SETTING_TYPE_DURATION:
                 return *CLIENT_SETTING_CFIELD(a, row, uint64_t) == *CLIENT_SETTING_CFIELD(b, row, uint64_t);
         case CLIENT_SETTING_TYPE_BOOLEAN:

@@ -91,6 +91,7 @@ void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now) {
 /* The saved settings (CLIENT_SETTING_SAVED), in the table's order. */
 static json_object *settings_to_json(const ClientSettings *c) {
         json_object *o = json_object_new_object();
+        const char *str;
         uint64_t usec;
 
         if (!o)
@@ -99,8 +100,8 @@ static json_object *settings_to_json(const ClientSettings *c) {
                 switch (row->type) {
                 case CLIENT_SETTING_TYPE_STRING:
                 case CLIENT_SETTING_TYPE_KEY:
-                        json_object_object_add(o, row->name,
-                                               json_object_new_string(*CLIENT_SETTING_CFIELD(c, row, char *)));
+                        str = strempty(*CLIENT_SETTING_CFIELD(c, row, char *));
+                        json_object_object_add(o, row->name, json_object_new_string(str));
                         break;
                 case CLIENT_SETTING_TYPE_DURATION:
                         usec = *CLIENT_SETTING_CFIELD(c, row, uint64_t);
