@@ -317,32 +317,29 @@ static const sd_bus_vtable client_runtime_properties[] = {
 /* A setting's property, as its row says. */
 static sd_bus_vtable setting_property(const ClientSettingInfo *row) {
         size_t offset = offsetof(Client, settings) + row->offset;
+        sd_bus_property_get_t get = property_get_string;
+        const char *signature = "s";
 
         switch (row->type) {
         case CLIENT_SETTING_TYPE_SECRET:
                 return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, "ay", property_get_write_only,
                                                                 property_set_secret, 0, WRITE_ONLY | UNPRIVILEGED);
         case CLIENT_SETTING_TYPE_DURATION:
-                if (row->flags & CLIENT_SETTING_WRITABLE)
-                        return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, "t", property_get_duration,
-                                                                        property_set_setting, offset,
-                                                                        EMITS_CHANGE | UNPRIVILEGED);
-                return (sd_bus_vtable) SD_BUS_PROPERTY(row->property, "t", property_get_duration, offset, CONST);
+                signature = "t";
+                get = property_get_duration;
+                break;
         case CLIENT_SETTING_TYPE_BOOLEAN:
-                if (row->flags & CLIENT_SETTING_WRITABLE)
-                        return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, "b", property_get_bool,
-                                                                        property_set_setting, offset,
-                                                                        EMITS_CHANGE | UNPRIVILEGED);
-                return (sd_bus_vtable) SD_BUS_PROPERTY(row->property, "b", property_get_bool, offset, CONST);
+                signature = "b";
+                get = property_get_bool;
+                break;
         case CLIENT_SETTING_TYPE_STRING:
         case CLIENT_SETTING_TYPE_KEY:
                 break;
         }
         if (row->flags & CLIENT_SETTING_WRITABLE)
-                return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, "s", property_get_string,
-                                                                property_set_setting, offset,
-                                                                EMITS_CHANGE | UNPRIVILEGED);
-        return (sd_bus_vtable) SD_BUS_PROPERTY(row->property, "s", property_get_string, offset, CONST);
+                return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, signature, get, property_set_setting,
+                                                                offset, EMITS_CHANGE | UNPRIVILEGED);
+        return (sd_bus_vtable) SD_BUS_PROPERTY(row->property, signature, get, offset, CONST);
 }
 
 static int property_compare(const void *a, const void *b) {
