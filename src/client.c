@@ -86,7 +86,7 @@ static void on_expired(HeapTimer *t, void *userdata) {
         loop_note("the expiry timer of %s", c->name);
 
         /* Waiting for a free checker slot is our doing, not the host's:
-         * look again shortly (client_checker_started extends expiry). */
+         * look again shortly (on_checker_started() extends expiry). */
         if (c->checker_job.queued) {
                 arm_timer(c, &c->expiry_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
                           "expiry");

@@ -15,7 +15,6 @@
 
 #include "checker.h"
 #include "client-settings.h"
-#include "clients-conf.h"
 #include "timer-heap.h"
 
 /* What changed: the D-Bus property of the same name (mandos-dbus-api(7)):
