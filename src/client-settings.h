@@ -9,8 +9,9 @@
  * their change signals, and the checker command's %(name)s fields all walk
  * this table, as systemd's JsonDispatch and ConfigPerfItem tables drive
  * theirs. A new setting is a field here, an id, a row in
- * client-settings.c, and its semantics (a setter hook in client.c) if it
- * has any beyond being stored and announced. */
+ * client-settings.c (a saved one flagged CLIENT_SETTING_LATER, for older
+ * state files), and its semantics (its entry in client.c's
+ * setting_semantics) if it has any beyond being stored and announced. */
 
 #include <stdbool.h>
 #include <stddef.h>
