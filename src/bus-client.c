@@ -9,6 +9,7 @@
 
 #include "bus-internal.h"
 #include "bus-introspect.h"
+#include <assert.h>
 #include "duration.h"
 #include "log.h"
 #include "server.h"
@@ -57,6 +58,8 @@ static int property_get_approval_pending(sd_bus *bus, const char *path, const ch
                                          const char *property, sd_bus_message *reply, void *userdata,
                                          sd_bus_error *error) {
         Client *c = userdata;
+
+        assert(c);
         return sd_bus_message_append(reply, "b", (int) (c->approvals_pending > 0));
 }
 
@@ -116,33 +119,6 @@ static int read_duration(sd_bus_message *value, uint64_t *ret_usec, sd_bus_error
         return 0;
 }
 
-static int set_duration(Client *c, sd_bus_message *value, sd_bus_error *error,
-                        int (*set)(Client *, uint64_t, const char **)) {
-        const char *why = NULL;
-        uint64_t usec = 0;
-        int r;
-
-        r = read_duration(value, &usec, error);
-        if (r < 0)
-                return r;
-        r = set(c, usec, &why);
-        if (r == -EINVAL)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", why ?: "Invalid value");
-        return r;
-}
-
-#define DEFINE_DURATION_SETTER(function, client_setter)                                                     \
-        static int function(sd_bus *bus, const char *path, const char *interface, const char *property,     \
-                            sd_bus_message *value, void *userdata, sd_bus_error *error) {                   \
-                return set_duration(userdata, value, error, client_setter);                                 \
-        }
-
-DEFINE_DURATION_SETTER(property_set_timeout, client_set_timeout)
-DEFINE_DURATION_SETTER(property_set_extended_timeout, client_set_extended_timeout)
-DEFINE_DURATION_SETTER(property_set_interval, client_set_interval)
-DEFINE_DURATION_SETTER(property_set_approval_delay, client_set_approval_delay)
-DEFINE_DURATION_SETTER(property_set_approval_duration, client_set_approval_duration)
-
 static int read_bool(sd_bus_message *value, bool *ret) {
         int b, r;
 
@@ -151,16 +127,6 @@ static int read_bool(sd_bus_message *value, bool *ret) {
                 return r;
         *ret = b;
         return 0;
-}
-
-static int property_set_approved_by_default(sd_bus *bus, const char *path, const char *interface,
-                                            const char *property, sd_bus_message *value, void *userdata,
-                                            sd_bus_error *error) {
-        bool b;
-        int r = read_bool(value, &b);
-        if (r >= 0)
-                client_set_approved_by_default(userdata, b);
-        return r;
 }
 
 /* A boolean that switches something on or off. */
@@ -178,32 +144,38 @@ static int property_set_approved_by_default(sd_bus *bus, const char *path, const
                 return 0;                                                                                   \
         }
 
-DEFINE_SWITCH_SETTER(property_set_enabled, client_enable, client_disable)
 DEFINE_SWITCH_SETTER(property_set_checker_running, client_start_checker, client_stop_checker)
 
-static int property_set_checker(sd_bus *bus, const char *path, const char *interface, const char *property,
+/* Any setting but the secret: its value as its row's type says, set with
+ * its semantics (client_set_setting()). */
+static int property_set_setting(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *value, void *userdata, sd_bus_error *error) {
-        const char *s, *why = NULL;
-        int r;
+        const ClientSettingInfo *row = client_setting_by_property(property);
+        ClientSettings v = {};        /* strings borrowed from the message */
+        const char *why = NULL;
+        int r = -EINVAL;
 
-        r = sd_bus_message_read_basic(value, 's', &s);
+        assert(row);
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY:
+                r = sd_bus_message_read_basic(value, 's', CLIENT_SETTING_FIELD(&v, row, const char *));
+                break;
+        case CLIENT_SETTING_TYPE_DURATION:
+                r = read_duration(value, CLIENT_SETTING_FIELD(&v, row, uint64_t), error);
+                break;
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                r = read_bool(value, CLIENT_SETTING_FIELD(&v, row, bool));
+                break;
+        case CLIENT_SETTING_TYPE_SECRET:
+                break;
+        }
         if (r < 0)
                 return r;
-        r = client_set_checker(userdata, s, &why);
+        r = client_set_setting(userdata, row, &v, &why);
         if (r == -EINVAL)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", why ?: "Invalid checker");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", why ?: "Invalid value");
         return r;
-}
-
-static int property_set_host(sd_bus *bus, const char *path, const char *interface, const char *property,
-                             sd_bus_message *value, void *userdata, sd_bus_error *error) {
-        const char *s;
-        int r;
-
-        r = sd_bus_message_read_basic(value, 's', &s);
-        if (r < 0)
-                return r;
-        return client_set_host(userdata, s);
 }
 
 /* Any value means "a checker just succeeded" (mandos-ctl --bump-timeout sends ""). */
@@ -226,6 +198,7 @@ static int property_set_last_checked_ok(sd_bus *bus, const char *path, const cha
 static void on_secret_set(int r, void *userdata) {
         sd_bus_message *m = userdata;
 
+        assert(m);
         if (r == -ESRCH)
                 r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_UNKNOWN_OBJECT, "The client was removed");
         else if (r < 0) /* not the caller's fault: no errno-named error such as AccessDenied */
@@ -295,73 +268,110 @@ DEFINE_CLIENT_METHOD(method_stop_checker, client_stop_checker)
 /* See bus-introspect.h: a hidden writable property is write-only. */
 #define WRITE_ONLY   (SD_BUS_VTABLE_HIDDEN | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION | SD_BUS_VTABLE_SENSITIVE)
 
-#define RW_PROPERTY(name, type, get, set, field) \
-        SD_BUS_WRITABLE_PROPERTY(name, type, get, set, offsetof(Client, field), EMITS_CHANGE | UNPRIVILEGED)
-
 /* The two client interfaces are the same but for the deprecation of the
- * second (mandos-dbus-api(7), DESCRIPTION). */
-#define CLIENT_VTABLE(flags)                                                                                 \
-        {                                                                                                     \
-                SD_BUS_VTABLE_START(flags),                                                                   \
-                SD_BUS_METHOD_WITH_ARGS("Approve", SD_BUS_ARGS("b", value), SD_BUS_NO_RESULT,                 \
-                                        method_approve, UNPRIVILEGED),                                        \
-                SD_BUS_METHOD_WITH_ARGS("CheckedOK", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_checked_ok,     \
-                                        UNPRIVILEGED),                                                        \
-                SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,            \
-                                        UNPRIVILEGED | DEPRECATED),                                           \
-                SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_disable,          \
-                                        UNPRIVILEGED | DEPRECATED),                                           \
-                SD_BUS_METHOD_WITH_ARGS("StartChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,                     \
-                                        method_start_checker, UNPRIVILEGED | DEPRECATED),                     \
-                SD_BUS_METHOD_WITH_ARGS("StopChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_stop_checker, \
-                                        UNPRIVILEGED | DEPRECATED),                                           \
-                SD_BUS_SIGNAL_WITH_ARGS("CheckerCompleted",                                                   \
-                                        SD_BUS_ARGS("n", exitcode, "x", waitstatus, "s", command), 0),        \
-                SD_BUS_SIGNAL_WITH_ARGS("CheckerStarted", SD_BUS_ARGS("s", command), 0),                      \
-                SD_BUS_SIGNAL_WITH_ARGS("GotSecret", SD_BUS_NO_ARGS, 0),                                      \
-                SD_BUS_SIGNAL_WITH_ARGS("Rejected", SD_BUS_ARGS("s", reason), 0),                             \
-                SD_BUS_SIGNAL_WITH_ARGS("NeedApproval", SD_BUS_ARGS("t", timeout, "b", default), 0),          \
-                SD_BUS_SIGNAL_WITH_ARGS("PropertyChanged", SD_BUS_ARGS("s", property, "v", value),            \
-                                        DEPRECATED),                                                          \
-                RW_PROPERTY("ApprovalDelay", "t", property_get_duration, property_set_approval_delay,         \
-                            approval_delay),                                                                  \
-                RW_PROPERTY("ApprovalDuration", "t", property_get_duration, property_set_approval_duration,   \
-                            approval_duration),                                                               \
-                SD_BUS_PROPERTY("ApprovalPending", "b", property_get_approval_pending, 0, EMITS_CHANGE),      \
-                RW_PROPERTY("ApprovedByDefault", "b", property_get_bool, property_set_approved_by_default,    \
-                            approved_by_default),                                                             \
-                RW_PROPERTY("Checker", "s", property_get_string, property_set_checker, checker_command),      \
-                SD_BUS_WRITABLE_PROPERTY("CheckerRunning", "b", property_get_checker_running,                 \
-                                         property_set_checker_running, 0, EMITS_CHANGE | UNPRIVILEGED),       \
-                SD_BUS_PROPERTY("Created", "s", property_get_time, offsetof(Client, created), CONST),         \
-                RW_PROPERTY("Enabled", "b", property_get_bool, property_set_enabled, enabled),                \
-                SD_BUS_PROPERTY("Expires", "s", property_get_time, offsetof(Client, expires), EMITS_CHANGE),  \
-                RW_PROPERTY("ExtendedTimeout", "t", property_get_duration, property_set_extended_timeout,     \
-                            extended_timeout),                                                                \
-                SD_BUS_PROPERTY("Fingerprint", "s", property_get_string, offsetof(Client, fingerprint),       \
-                                CONST),                                                                       \
-                RW_PROPERTY("Host", "s", property_get_string, property_set_host, host),                       \
-                RW_PROPERTY("Interval", "t", property_get_duration, property_set_interval, interval),         \
-                SD_BUS_PROPERTY("KeyID", "s", property_get_string, offsetof(Client, key_id), CONST),          \
-                SD_BUS_PROPERTY("LastApprovalRequest", "s", property_get_time,                                \
-                                offsetof(Client, last_approval_request), EMITS_CHANGE),                       \
-                RW_PROPERTY("LastCheckedOK", "s", property_get_time, property_set_last_checked_ok,            \
-                            last_checked_ok),                                                                 \
-                SD_BUS_PROPERTY("LastCheckerStatus", "n", property_get_checker_status,                        \
-                                offsetof(Client, last_checker_status), EMITS_CHANGE),                         \
-                SD_BUS_PROPERTY("LastEnabled", "s", property_get_time, offsetof(Client, last_enabled),        \
-                                EMITS_CHANGE),                                                                \
-                SD_BUS_PROPERTY("Name", "s", property_get_string, offsetof(Client, name), CONST),             \
-                SD_BUS_PROPERTY("ObjectPath", "o", property_get_object_path, offsetof(Client, object_path),   \
-                                CONST | DEPRECATED),                                                          \
-                SD_BUS_WRITABLE_PROPERTY("Secret", "ay", property_get_write_only, property_set_secret, 0,     \
-                                         WRITE_ONLY | UNPRIVILEGED),                                          \
-                RW_PROPERTY("Timeout", "t", property_get_duration, property_set_timeout, timeout),            \
-                SD_BUS_VTABLE_END,                                                                            \
-        }
+ * second (mandos-dbus-api(7), DESCRIPTION): their methods and signals
+ * here, then their properties in name order, those of the settings from
+ * their table (src/client-settings.h) and the run-time ones below. */
+#define CLIENT_VTABLE_HEAD(flags)                                                                            \
+        SD_BUS_VTABLE_START(flags),                                                                           \
+        SD_BUS_METHOD_WITH_ARGS("Approve", SD_BUS_ARGS("b", value), SD_BUS_NO_RESULT, method_approve,         \
+                                UNPRIVILEGED),                                                                \
+        SD_BUS_METHOD_WITH_ARGS("CheckedOK", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_checked_ok, UNPRIVILEGED), \
+        SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable,                    \
+                                UNPRIVILEGED | DEPRECATED),                                                   \
+        SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_disable,                  \
+                                UNPRIVILEGED | DEPRECATED),                                                   \
+        SD_BUS_METHOD_WITH_ARGS("StartChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_start_checker,       \
+                                UNPRIVILEGED | DEPRECATED),                                                   \
+        SD_BUS_METHOD_WITH_ARGS("StopChecker", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_stop_checker,         \
+                                UNPRIVILEGED | DEPRECATED),                                                   \
+        SD_BUS_SIGNAL_WITH_ARGS("CheckerCompleted", SD_BUS_ARGS("n", exitcode, "x", waitstatus, "s", command), \
+                                0),                                                                           \
+        SD_BUS_SIGNAL_WITH_ARGS("CheckerStarted", SD_BUS_ARGS("s", command), 0),                              \
+        SD_BUS_SIGNAL_WITH_ARGS("GotSecret", SD_BUS_NO_ARGS, 0),                                              \
+        SD_BUS_SIGNAL_WITH_ARGS("Rejected", SD_BUS_ARGS("s", reason), 0),                                     \
+        SD_BUS_SIGNAL_WITH_ARGS("NeedApproval", SD_BUS_ARGS("t", timeout, "b", default), 0),                  \
+        SD_BUS_SIGNAL_WITH_ARGS("PropertyChanged", SD_BUS_ARGS("s", property, "v", value), DEPRECATED)
 
-static const sd_bus_vtable client_vtable[] = CLIENT_VTABLE(0);
-static const sd_bus_vtable client_vtable_deprecated[] = CLIENT_VTABLE(SD_BUS_VTABLE_DEPRECATED);
+static const sd_bus_vtable client_vtable_head[] = { CLIENT_VTABLE_HEAD(0) };
+static const sd_bus_vtable client_vtable_head_deprecated[] = { CLIENT_VTABLE_HEAD(SD_BUS_VTABLE_DEPRECATED) };
+
+/* The properties that are no setting. */
+static const sd_bus_vtable client_runtime_properties[] = {
+        SD_BUS_PROPERTY("ApprovalPending", "b", property_get_approval_pending, 0, EMITS_CHANGE),
+        SD_BUS_WRITABLE_PROPERTY("CheckerRunning", "b", property_get_checker_running, property_set_checker_running,
+                                 0, EMITS_CHANGE | UNPRIVILEGED),
+        SD_BUS_PROPERTY("Created", "s", property_get_time, offsetof(Client, created), CONST),
+        SD_BUS_PROPERTY("Expires", "s", property_get_time, offsetof(Client, expires), EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastApprovalRequest", "s", property_get_time, offsetof(Client, last_approval_request),
+                        EMITS_CHANGE),
+        SD_BUS_WRITABLE_PROPERTY("LastCheckedOK", "s", property_get_time, property_set_last_checked_ok,
+                                 offsetof(Client, last_checked_ok), EMITS_CHANGE | UNPRIVILEGED),
+        SD_BUS_PROPERTY("LastCheckerStatus", "n", property_get_checker_status, offsetof(Client, last_checker_status),
+                        EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastEnabled", "s", property_get_time, offsetof(Client, last_enabled), EMITS_CHANGE),
+        SD_BUS_PROPERTY("ObjectPath", "o", property_get_object_path, offsetof(Client, object_path),
+                        CONST | DEPRECATED),
+};
+
+/* A setting's property, as its row says. */
+static sd_bus_vtable setting_property(const ClientSettingInfo *row) {
+        size_t offset = offsetof(Client, settings) + row->offset;
+        sd_bus_property_get_t get = property_get_string;
+        const char *signature = "s";
+
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_SECRET:
+                return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, "ay", property_get_write_only,
+                                                                property_set_secret, 0, WRITE_ONLY | UNPRIVILEGED);
+        case CLIENT_SETTING_TYPE_DURATION:
+                signature = "t";
+                get = property_get_duration;
+                break;
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                signature = "b";
+                get = property_get_bool;
+                break;
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY:
+                break;
+        }
+        if (row->flags & CLIENT_SETTING_WRITABLE)
+                return (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(row->property, signature, get, property_set_setting,
+                                                                offset, EMITS_CHANGE | UNPRIVILEGED);
+        return (sd_bus_vtable) SD_BUS_PROPERTY(row->property, signature, get, offset, CONST);
+}
+
+static int property_compare(const void *a, const void *b) {
+        return strcmp(((const sd_bus_vtable *) a)->x.property.member, ((const sd_bus_vtable *) b)->x.property.member);
+}
+
+#define CLIENT_VTABLE_SIZE \
+        (ELEMENTSOF(client_vtable_head) + ELEMENTSOF(client_runtime_properties) + _CLIENT_SETTING_MAX + 1)
+
+static sd_bus_vtable client_vtable[CLIENT_VTABLE_SIZE], client_vtable_deprecated[CLIENT_VTABLE_SIZE];
+
+static void client_vtable_build(sd_bus_vtable *v, const sd_bus_vtable *head) {
+        size_t n = ELEMENTSOF(client_vtable_head), first;
+
+        memcpy(v, head, sizeof(client_vtable_head));
+        first = n;
+        for (size_t i = 0; i < ELEMENTSOF(client_runtime_properties); i++)
+                v[n++] = client_runtime_properties[i];
+        FOREACH_CLIENT_SETTING(row)
+                if (row->property)
+                        v[n++] = setting_property(row);
+        qsort(v + first, n - first, sizeof(sd_bus_vtable), property_compare);
+        v[n] = (sd_bus_vtable) SD_BUS_VTABLE_END;
+}
+
+/* Built once, before the first use; sd-bus keeps pointers to them. */
+static void client_vtables_init(void) {
+        if (client_vtable[0].type == _SD_BUS_VTABLE_START)
+                return;
+        client_vtable_build(client_vtable, client_vtable_head);
+        client_vtable_build(client_vtable_deprecated, client_vtable_head_deprecated);
+}
 
 static const struct {
         const char *name;
@@ -369,27 +379,6 @@ static const struct {
 } client_interfaces[] = {
         { BUS_CLIENT_INTERFACE, client_vtable },
         { BUS_CLIENT_INTERFACE_DEPRECATED, client_vtable_deprecated },
-};
-
-/* The property each ClientProperty stands for. */
-static const char *const client_property_names[_CLIENT_PROPERTY_MAX] = {
-        [CLIENT_APPROVAL_DELAY] = "ApprovalDelay",
-        [CLIENT_APPROVAL_DURATION] = "ApprovalDuration",
-        [CLIENT_APPROVAL_PENDING] = "ApprovalPending",
-        [CLIENT_APPROVED_BY_DEFAULT] = "ApprovedByDefault",
-        [CLIENT_CHECKER] = "Checker",
-        [CLIENT_CHECKER_RUNNING] = "CheckerRunning",
-        [CLIENT_ENABLED] = "Enabled",
-        [CLIENT_EXPIRES] = "Expires",
-        [CLIENT_EXTENDED_TIMEOUT] = "ExtendedTimeout",
-        [CLIENT_HOST] = "Host",
-        [CLIENT_INTERVAL] = "Interval",
-        [CLIENT_LAST_APPROVAL_REQUEST] = "LastApprovalRequest",
-        [CLIENT_LAST_CHECKED_OK] = "LastCheckedOK",
-        [CLIENT_LAST_CHECKER_STATUS] = "LastCheckerStatus",
-        [CLIENT_LAST_ENABLED] = "LastEnabled",
-        [CLIENT_SECRET] = "Secret",
-        [CLIENT_TIMEOUT] = "Timeout",
 };
 
 static bool vtable_is_property(const sd_bus_vtable *v) {
@@ -446,6 +435,7 @@ static int append_property_entry(sd_bus_message *m, Client *c, const sd_bus_vtab
 int bus_client_append_properties(sd_bus_message *m, Client *c) {
         int r;
 
+        client_vtables_init();
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         for (const sd_bus_vtable *v = client_vtable + 1; r >= 0 && v->type != _SD_BUS_VTABLE_END; v++)
                 if (property_is_readable(v))
@@ -562,10 +552,12 @@ static int client_introspect(sd_bus_message *m, Client *c) {
 static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bus *b = userdata;
         const char *path = sd_bus_message_get_path(m);
-        Client *c = hashmap_get(b->clients, path);
         const char *interface;
+        Client *c;
         int r;
 
+        assert(b);
+        c = hashmap_get(b->clients, path);
         if (!c) {
                 if (streq(path, BUS_CLIENTS_PATH))
                         return 0; /* sd-bus lists the children */
@@ -595,8 +587,10 @@ static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error
 static int client_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
                        sd_bus_error *error) {
         Bus *b = userdata;
-        Client *c = hashmap_get(b->clients, path);
+        Client *c;
 
+        assert(b);
+        c = hashmap_get(b->clients, path);
         if (!c)
                 return 0;
         *ret_found = c;
@@ -606,10 +600,12 @@ static int client_find(sd_bus *bus, const char *path, const char *interface, voi
 static int client_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
                             sd_bus_error *error) {
         Bus *b = userdata;
-        Server *s = b->server;
+        Server *s;
         char **nodes;
         size_t n = 0;
 
+        assert(b);
+        s = b->server;
         nodes = calloc(s->n_clients + 1, sizeof(char *));
         if (!nodes)
                 return -ENOMEM;
@@ -634,6 +630,7 @@ static int client_enumerate(sd_bus *bus, const char *prefix, void *userdata, cha
 int bus_export_clients(Bus *b) {
         int r;
 
+        client_vtables_init();
         r = sd_bus_add_fallback(b->bus, &b->client_slots[0], BUS_CLIENTS_PATH, client_object_handler, b);
         if (r >= 0)
                 r = sd_bus_add_node_enumerator(b->bus, &b->client_slots[1], BUS_CLIENTS_PATH, client_enumerate, b);
@@ -734,12 +731,14 @@ static void emit_properties_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
 
 void bus_client_changed(Bus *b, Client *c, ClientProperty p) {
         const sd_bus_vtable *v;
+        const char *name;
 
         if (!b || !c->object_path || c->bus_pending || hashmap_get(b->clients, c->object_path) != c)
                 return;
-        if (p < 0 || p >= _CLIENT_PROPERTY_MAX || !client_property_names[p])
+        name = client_property_name(p);
+        if (!name)
                 return;
-        v = find_property(client_vtable, client_property_names[p]);
+        v = find_property(client_vtable, name);
         if (!v)
                 return;
         /* A write-only value is never sent, only invalidated

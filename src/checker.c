@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "checker.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
-#include "client.h"
-#include "duration.h"
 #include "launcher.h"
 #include "log.h"
 #include "loop.h"
@@ -20,8 +19,8 @@ struct CheckerManager {
         unsigned n_running;          /* Checker objects alive, stopping ones included */
         bool keep_stderr;
 
-        Client **queue;              /* FIFO of clients waiting for a slot (a reference each) */
-        size_t queue_head, queue_len, queue_size;
+        CheckerRequest *queue_head, *queue_tail; /* FIFO of requests waiting for a slot */
+        size_t queue_len;
 
         bool use_scopes;             /* false once the manager proved unreachable */
         sd_bus *bus;                 /* to the systemd manager, for scopes */
@@ -36,7 +35,7 @@ struct CheckerManager {
 struct Checker {
         CheckerManager *manager;
         Checker *prev, *next;
-        Client *client;              /* NULL once stopped: nobody hears of the end */
+        CheckerRequest *request;     /* NULL once stopped: nobody hears of the end */
         pid_t pid;                   /* also the process group */
         bool exited;
         int go_fd;                   /* write end: one byte lets the child exec */
@@ -46,191 +45,6 @@ struct Checker {
         sd_event_source *child_source;
         sd_event_source *timer;      /* scope set-up deadline, then SIGKILL after the grace period */
 };
-
-/* ---------------------------------------------------------------- templates */
-
-/* The names a checker command may use (mandos-clients.conf(5), EXPANSION). */
-static const char *const template_names[] = {
-        "approval_delay", "approval_duration", "created", "dbus_object_path", "enabled", "expires",
-        "fingerprint", "host", "interval", "key_id", "last_approval_request", "last_checked_ok",
-        "last_enabled", "name", "timeout",
-};
-
-static bool template_name_known(const char *name, size_t len) {
-        for (size_t i = 0; i < ELEMENTSOF(template_names); i++)
-                if (strlen(template_names[i]) == len && strncmp(template_names[i], name, len) == 0)
-                        return true;
-        return false;
-}
-
-/* Walk the template; for each "%(name)s" call field(), for other text text(). */
-typedef int (*TemplateText)(const char *s, size_t n, void *userdata);
-typedef int (*TemplateField)(const char *name, size_t n, void *userdata);
-
-static int template_walk(const char *t, TemplateText text, TemplateField field, void *userdata,
-                         const char **ret_error) {
-        int r;
-
-        while (*t) {
-                const char *p = strchr(t, '%');
-                if (!p)
-                        return text(t, strlen(t), userdata);
-                if ((r = text(t, (size_t) (p - t), userdata)) < 0)
-                        return r;
-                if (p[1] == '%') {
-                        if ((r = text("%", 1, userdata)) < 0)
-                                return r;
-                        t = p + 2;
-                        continue;
-                }
-                if (p[1] != '(') {
-                        *ret_error = "'%' must be followed by '%' or '(name)s'";
-                        return -EINVAL;
-                }
-                const char *close = strchr(p + 2, ')');
-                if (!close) {
-                        *ret_error = "unterminated '%(' in the checker command";
-                        return -EINVAL;
-                }
-                if (close[1] != 's') {
-                        *ret_error = "only '%(name)s' conversions are supported in the checker command";
-                        return -EINVAL;
-                }
-                if (!template_name_known(p + 2, (size_t) (close - p - 2))) {
-                        *ret_error = "unknown name in '%(name)s' of the checker command";
-                        return -EINVAL;
-                }
-                if ((r = field(p + 2, (size_t) (close - p - 2), userdata)) < 0)
-                        return r;
-                t = close + 2;
-        }
-        return 0;
-}
-
-static int ignore_text(const char *s, size_t n, void *userdata) {
-        return 0;
-}
-
-static int ignore_field(const char *s, size_t n, void *userdata) {
-        return 0;
-}
-
-int checker_template_validate(const char *template, const char **ret_error) {
-        return template_walk(template, ignore_text, ignore_field, NULL, ret_error);
-}
-
-char *shell_quote(const char *s) {
-        static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-";
-        size_t n = 3;
-        char *ret, *d;
-
-        if (*s && strspn(s, safe) == strlen(s))
-                return strdup(s);
-        for (const char *p = s; *p; p++)
-                n += *p == '\'' ? 5 : 1;
-        ret = d = malloc(n);
-        if (!ret)
-                return NULL;
-        *d++ = '\'';
-        for (const char *p = s; *p; p++)
-                if (*p == '\'')
-                        d = stpcpy(d, "'\"'\"'");
-                else
-                        *d++ = *p;
-        *d++ = '\'';
-        *d = 0;
-        return ret;
-}
-
-typedef struct Expansion {
-        const Client *client;
-        FILE *out;
-} Expansion;
-
-static int expand_text(const char *s, size_t n, void *userdata) {
-        Expansion *e = userdata;
-        return fwrite(s, 1, n, e->out) == n ? 0 : -ENOMEM;
-}
-
-/* Python's str() of each value, as the reference formats it. */
-static void field_value(const Client *c, const char *name, char buf[static 64], const char **ret) {
-        const struct {
-                const char *name;
-                uint64_t value;
-        } durations[] = {
-                { "approval_delay", c->approval_delay },
-                { "approval_duration", c->approval_duration },
-                { "interval", c->interval },
-                { "timeout", c->timeout },
-        }, times[] = {
-                { "created", c->created },
-                { "expires", c->expires },
-                { "last_approval_request", c->last_approval_request },
-                { "last_checked_ok", c->last_checked_ok },
-                { "last_enabled", c->last_enabled },
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(durations); i++)
-                if (streq(name, durations[i].name)) {
-                        *ret = duration_format_python(durations[i].value, buf);
-                        return;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(times); i++)
-                if (streq(name, times[i].name)) {
-                        *ret = times[i].value ? timestamp_format_python(times[i].value, buf) : "None";
-                        return;
-                }
-        if (streq(name, "enabled"))
-                *ret = c->enabled ? "True" : "False";
-        else if (streq(name, "key_id"))
-                *ret = c->key_id;
-        else if (streq(name, "fingerprint"))
-                *ret = c->fingerprint;
-        else if (streq(name, "host"))
-                *ret = c->host;
-        else if (streq(name, "name"))
-                *ret = c->name;
-        else if (streq(name, "dbus_object_path"))
-                *ret = c->object_path ?: "None";
-        else
-                *ret = "";
-}
-
-static int expand_field(const char *name, size_t n, void *userdata) {
-        Expansion *e = userdata;
-        _cleanup_free_ char *key = strndup(name, n), *quoted = NULL;
-        char buf[64];
-        const char *value;
-
-        if (!key)
-                return -ENOMEM;
-        field_value(e->client, key, buf, &value);
-        quoted = shell_quote(value);
-        if (!quoted)
-                return -ENOMEM;
-        return fputs(quoted, e->out) >= 0 ? 0 : -ENOMEM;
-}
-
-int checker_expand(const Client *c, const char *template, char **ret) {
-        Expansion e = { .client = c };
-        const char *error = NULL;
-        char *buf = NULL;
-        size_t size = 0;
-        int r;
-
-        e.out = open_memstream(&buf, &size);
-        if (!e.out)
-                return -ENOMEM;
-        r = template_walk(template, expand_text, expand_field, &e, &error);
-        if (fclose(e.out) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(buf);
-                return r;
-        }
-        *ret = buf;
-        return 0;
-}
 
 /* ---------------------------------------------------------------- processes */
 
@@ -252,7 +66,6 @@ static Checker *checker_free(Checker *ch) {
                 (void) close(ch->go_fd);
         free(ch->scope);
         free(ch->job);
-        client_unref(ch->client);
         free(ch);
         m->n_running--;
         return NULL;
@@ -286,6 +99,7 @@ static void stop_scope(Checker *ch) {
 static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Checker *ch = userdata;
 
+        assert(ch);
         if (ch->go_fd >= 0) {
                 /* The scope never came: run the checker where it is. */
                 log_warning("The systemd manager did not set up %s in time; the checker runs outside it",
@@ -299,8 +113,10 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Checker *ch = userdata;
-        Client *c = ch->client;
+        CheckerRequest *req;
 
+        assert(ch);
+        req = ch->request;
         loop_note("the exit of checker process %d", (int) ch->pid);
 
         ch->exited = true;
@@ -312,13 +128,13 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
         (void) kill(-ch->pid, SIGKILL);
         stop_scope(ch);
 
-        if (c) {
-                ch->client = NULL;
+        if (req) {
+                ch->request = NULL;
+                req->process = NULL;
                 if (si->si_code == CLD_EXITED)
-                        client_checker_finished(c, si->si_status, 0);
+                        req->finished(req->userdata, si->si_status, 0);
                 else
-                        client_checker_finished(c, -1, si->si_status);
-                client_unref(c);
+                        req->finished(req->userdata, -1, si->si_status);
         }
         CheckerManager *m = ch->manager;
         checker_free(ch);
@@ -430,6 +246,7 @@ static int on_start_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_err
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *job;
 
+        assert(ch);
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
         if (e) {
                 log_warning("The systemd manager refused the checker scope %s (%s); checkers run as "
@@ -449,6 +266,7 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
         const char *job, *unit, *result;
         uint32_t id;
 
+        assert(m);
         if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
                 return 0;
         for (Checker *ch = m->checkers; ch; ch = ch->next)
@@ -467,6 +285,7 @@ static int on_subscribe_reply(sd_bus_message *reply, void *userdata, sd_bus_erro
         CheckerManager *m = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
+        assert(m);
         if (e) {
                 log_info("No systemd manager reachable (%s): checkers run as plain process groups",
                          e->message ?: e->name);
@@ -496,8 +315,8 @@ static int manager_connect_systemd(CheckerManager *m) {
                                              "org.freedesktop.systemd1.Manager", "Subscribe", on_subscribe_reply, m,
                                              NULL);
         if (r < 0) {
-                log_info("No systemd manager reachable (%s): checkers run as plain process groups",
-                         strerror(-r));
+                (void) log_full_errno(LOG_INFO, r,
+                                      "No systemd manager reachable (%m): checkers run as plain process groups");
                 m->job_removed = sd_bus_slot_unref(m->job_removed);
                 m->bus = sd_bus_flush_close_unref(m->bus);
                 m->use_scopes = false;
@@ -534,6 +353,7 @@ static int on_launcher_scope_reply(sd_bus_message *reply, void *userdata, sd_bus
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *unit;
 
+        assert(ch);
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
         if (e && sd_bus_error_has_name(e, LAUNCHER_ERROR_NO_MANAGER)) {
                 /* Asking for every checker would cost a round trip to the
@@ -563,20 +383,20 @@ static int arm_scope_timer(Checker *ch) {
         return r;
 }
 
-static int start_scope(Checker *ch, const Client *c) {
+static int start_scope(Checker *ch, const char *name, uint64_t runtime_max) {
         CheckerManager *m = ch->manager;
         _cleanup_free_ char *description = NULL;
         sd_bus_message *msg = NULL;
         int r;
 
         if (m->launcher) {
-                r = launcher_start_scope_async(m->launcher, ch->pid, c->name, c->timeout + 10 * USEC_PER_SEC,
+                r = launcher_start_scope_async(m->launcher, ch->pid, name, runtime_max,
                                                &ch->start_slot, on_launcher_scope_reply, ch);
                 return r < 0 ? r : arm_scope_timer(ch);
         }
 
-        ch->scope = checker_scope_name(c->name, ++m->serial);
-        if (!ch->scope || asprintf(&description, "Mandos checker for %s", c->name) < 0)
+        ch->scope = checker_scope_name(name, ++m->serial);
+        if (!ch->scope || asprintf(&description, "Mandos checker for %s", name) < 0)
                 return -ENOMEM;
         r = sd_bus_message_new_method_call(m->bus, &msg, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                            "org.freedesktop.systemd1.Manager", "StartTransientUnit");
@@ -591,8 +411,7 @@ static int start_scope(Checker *ch, const Client *c) {
                                           "CollectMode", "s", "inactive-or-failed",
                                           "TasksMax", "t", (uint64_t) 64,
                                           "MemoryMax", "t", (uint64_t) 256 * 1024 * 1024,
-                                          /* A checker never outlives its client's timeout by much. */
-                                          "RuntimeMaxUSec", "t", c->timeout + 10 * USEC_PER_SEC);
+                                          "RuntimeMaxUSec", "t", runtime_max);
         if (r >= 0)
                 r = sd_bus_message_append(msg, "a(sa(sv))", 0);
         if (r >= 0)
@@ -603,17 +422,17 @@ static int start_scope(Checker *ch, const Client *c) {
         return arm_scope_timer(ch);
 }
 
-static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
+static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         _cleanup_free_ char *command = NULL;
+        const char *name = NULL;
+        uint64_t runtime_max = 0;
         int pipefd[2] = { -1, -1 }, r;
         bool scope;
         Checker *ch;
 
-        r = checker_expand(c, c->checker_command, &command);
-        if (r < 0) {
-                log_error("Could not format string \"%s\"", c->checker_command);
+        r = req->prepare(req->userdata, &command, &name, &runtime_max);
+        if (r < 0)
                 return r;
-        }
         scope = m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0);
         if (scope && pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
@@ -643,7 +462,7 @@ static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
         m->n_running++;
 
         r = sd_event_add_child(m->event, &ch->child_source, ch->pid, WEXITED, on_checker_exit, ch);
-        if (r >= 0 && scope && start_scope(ch, c) < 0) {
+        if (r >= 0 && scope && start_scope(ch, name, runtime_max) < 0) {
                 log_warning("Could not ask for a checker scope; the checker runs as a plain process group");
                 ch->scope = mfree(ch->scope);
                 checker_release(ch);
@@ -655,40 +474,48 @@ static int checker_spawn(CheckerManager *m, Client *c, bool waited) {
                 checker_free(ch);
                 return r;
         }
-        ch->client = client_ref(c);
-        client_checker_started(c, ch, command, waited);
+        ch->request = req;
+        req->process = ch;
+        req->started(req->userdata, command, waited);
         return 0;
 }
 
 /* ---------------------------------------------------------------- the queue */
 
-static int queue_push(CheckerManager *m, Client *c) {
-        if (m->queue_len == m->queue_size) {
-                size_t size = m->queue_size ? m->queue_size * 2 : 64;
-                Client **q = calloc(size, sizeof(Client *));
-                if (!q)
-                        return -ENOMEM;
-                for (size_t i = 0; i < m->queue_len; i++)
-                        q[i] = m->queue[(m->queue_head + i) % m->queue_size];
-                free(m->queue);
-                m->queue = q;
-                m->queue_size = size;
-                m->queue_head = 0;
-        }
-        m->queue[(m->queue_head + m->queue_len++) % m->queue_size] = client_ref(c);
-        c->checker_queued = true;
-        return 0;
+static void queue_push(CheckerManager *m, CheckerRequest *req) {
+        req->queue_prev = m->queue_tail;
+        req->queue_next = NULL;
+        if (m->queue_tail)
+                m->queue_tail->queue_next = req;
+        else
+                m->queue_head = req;
+        m->queue_tail = req;
+        m->queue_len++;
+        req->queued = true;
 }
 
-static Client *queue_pop(CheckerManager *m) {
-        Client *c;
-
-        if (m->queue_len == 0)
-                return NULL;
-        c = m->queue[m->queue_head];
-        m->queue_head = (m->queue_head + 1) % m->queue_size;
+static void queue_remove(CheckerManager *m, CheckerRequest *req) {
+        if (!req->queued)
+                return;
+        if (req->queue_prev)
+                req->queue_prev->queue_next = req->queue_next;
+        else
+                m->queue_head = req->queue_next;
+        if (req->queue_next)
+                req->queue_next->queue_prev = req->queue_prev;
+        else
+                m->queue_tail = req->queue_prev;
+        req->queue_prev = req->queue_next = NULL;
+        req->queued = false;
         m->queue_len--;
-        return c;
+}
+
+static CheckerRequest *queue_pop(CheckerManager *m) {
+        CheckerRequest *req = m->queue_head;
+
+        if (req)
+                queue_remove(m, req);
+        return req;
 }
 
 /* Start queued checkers, a batch at a time: connections and timers come
@@ -697,18 +524,15 @@ static Client *queue_pop(CheckerManager *m) {
 static int on_run_queue(sd_event_source *s, void *userdata) {
         CheckerManager *m = userdata;
 
+        assert(m);
         loop_note("starting queued checkers");
 
+        /* A cancelled request has left the queue already. */
         for (unsigned batch = 0; batch < 16 && m->n_running < m->max_running; batch++) {
-                Client *c = queue_pop(m);
-                if (!c)
+                CheckerRequest *req = queue_pop(m);
+                if (!req)
                         return 0;
-                /* Cancelled while waiting: its flag was cleared. */
-                if (c->checker_queued && !c->removed && !c->checker) {
-                        c->checker_queued = false;
-                        (void) checker_spawn(m, c, true);
-                }
-                client_unref(c);
+                (void) checker_spawn(m, req, true);
         }
         manager_run_queue(m);
         return 0;
@@ -731,23 +555,24 @@ static void manager_run_queue(CheckerManager *m) {
         (void) sd_event_source_set_enabled(m->queue_runner, SD_EVENT_ONESHOT);
 }
 
-int checker_request(CheckerManager *m, Client *c) {
-        if (c->checker || c->checker_queued)
+int checker_request(CheckerManager *m, CheckerRequest *req) {
+        if (req->process || req->queued)
                 return 0; /* never two at once for one client */
         /* First come, first served: nobody passes the queue. */
         if (m->n_running < m->max_running && m->queue_len == 0)
-                return checker_spawn(m, c, false);
-        int r = queue_push(m, c);
-        if (r >= 0)
-                manager_run_queue(m);
-        return r;
+                return checker_spawn(m, req, false);
+        queue_push(m, req);
+        manager_run_queue(m);
+        return 0;
 }
 
 static void checker_stop(Checker *ch) {
         CheckerManager *m = ch->manager;
         uint64_t now;
 
-        ch->client = client_unref(ch->client);
+        if (ch->request)
+                ch->request->process = NULL;
+        ch->request = NULL;
         if (ch->exited)
                 return;
         /* A child still waiting for its scope just exits when the pipe closes. */
@@ -763,17 +588,10 @@ static void checker_stop(Checker *ch) {
                                          on_kill_timer, ch);
 }
 
-void checker_cancel(CheckerManager *m, Client *c) {
-        c->checker_queued = false; /* its queue entry is skipped */
-        for (Checker *ch = m->checkers; ch; ch = ch->next)
-                if (ch->client == c) {
-                        checker_stop(ch);
-                        break;
-                }
-}
-
-unsigned checker_manager_running(const CheckerManager *m) {
-        return m->n_running;
+void checker_cancel(CheckerManager *m, CheckerRequest *req) {
+        queue_remove(m, req);
+        if (req->process)
+                checker_stop(req->process);
 }
 
 unsigned checker_manager_queued(const CheckerManager *m) {
@@ -798,15 +616,10 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
 }
 
 CheckerManager *checker_manager_free(CheckerManager *m) {
-        Client *c;
-
         if (!m)
                 return NULL;
-        while ((c = queue_pop(m))) {
-                c->checker_queued = false;
-                client_unref(c);
-        }
-        free(m->queue);
+        while (queue_pop(m))
+                ;
         m->queue_runner = sd_event_source_disable_unref(m->queue_runner);
         /* Shutting down: nothing may be left behind. */
         while (m->checkers) {
@@ -816,7 +629,9 @@ CheckerManager *checker_manager_free(CheckerManager *m) {
                         stop_scope(ch);
                         (void) waitpid(ch->pid, NULL, 0);
                 }
-                ch->client = client_unref(ch->client);
+                if (ch->request)
+                        ch->request->process = NULL;
+                ch->request = NULL;
                 checker_free(ch);
         }
         m->job_removed = sd_bus_slot_unref(m->job_removed);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-/* Running checkers (mandos(8), CHECKERS): "/bin/sh -c COMMAND" with the
- * client's fields expanded and shell-quoted, in the server's unprivileged
- * identity, cwd "/", stdin and stdout on /dev/null.
+/* Running checkers (mandos(8), CHECKERS): "/bin/sh -c COMMAND", the
+ * command expanded by the requester (src/client-settings.h), in the
+ * server's unprivileged identity, cwd "/", stdin and stdout on /dev/null.
+ * It knows nothing of clients: a CheckerRequest says what to run and whom
+ * to tell.
  *
  * Two backends behind one interface:
  *  - scope: the child is forked in its own process group, the systemd
@@ -13,18 +15,41 @@
  *  - plain: its own process group; stopping sends SIGTERM to the group,
  *    then SIGKILL after a grace period.
  * Either way a checker is stopped as a whole and reaped: no zombie, no
- * orphan. At most max_running checker processes exist at once; clients
- * whose turn comes while all slots are taken wait in a FIFO queue. */
+ * orphan. At most max_running checker processes exist at once; requests
+ * made while all slots are taken wait in a FIFO queue. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "util.h"
 
-typedef struct Client Client;
 typedef struct Checker Checker;
+typedef struct CheckerRequest CheckerRequest;
+
+/* One requester's checker runs, embedded in it (a Client); it must cancel
+ * (checker_cancel()) before it goes. The callbacks get userdata. */
+struct CheckerRequest {
+        void *userdata;
+        /* A slot is free (at once, or after a wait in the queue): what to
+         * run now, malloc'd, the name its scope unit and messages carry
+         * (borrowed until started() returns), and how long it may run at
+         * most (the scope's RuntimeMaxUSec). 0, or a negative errno: then
+         * nothing runs. */
+        int (*prepare)(void *userdata, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max);
+        /* It runs (waited: it had to wait for a slot). */
+        void (*started)(void *userdata, const char *command, bool waited);
+        /* It exited with exit_code 0–255, or -1 with the signal that
+         * killed it. Never after checker_cancel(). */
+        void (*finished)(void *userdata, int exit_code, int signal);
+
+        /* The manager's. */
+        Checker *process;            /* the running checker process, or NULL */
+        bool queued;                 /* waiting for a free slot */
+        CheckerRequest *queue_prev, *queue_next;
+};
 
 /* Checker processes at most, by default; mandos.conf max_checkers. */
 #define CHECKER_MAX_RUNNING_DEFAULT 64
@@ -42,24 +67,15 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
 /* Stops (SIGKILL) every checker still running. */
 CheckerManager *checker_manager_free(CheckerManager *m);
 
-/* Run the client's checker now if a slot is free, else queue the client.
- * Returns 0 (c->checker is set once it runs), or a negative errno. */
-int checker_request(CheckerManager *m, Client *c);
-/* Take the client out of the queue, and stop its running checker (no
+/* Run a checker now if a slot is free, else queue the request; a no-op
+ * while one runs or waits. Returns 0 (req->process is set once it runs),
+ * or a negative errno. */
+int checker_request(CheckerManager *m, CheckerRequest *req);
+/* Take the request out of the queue, and stop its running checker (no
  * completion is reported for it). */
-void checker_cancel(CheckerManager *m, Client *c);
+void checker_cancel(CheckerManager *m, CheckerRequest *req);
 
-unsigned checker_manager_running(const CheckerManager *m);
 unsigned checker_manager_queued(const CheckerManager *m);
-
-/* The checker command template: Python %-formatting with a mapping, where only
- * "%(name)s" (name one of those of mandos-clients.conf(5), EXPANSION) and "%%"
- * are allowed. Returns 0, or -EINVAL with *ret_error (static). */
-int checker_template_validate(const char *template, const char **ret_error);
-/* Expand the template for c, each value shell-quoted as Python's shlex.quote. */
-int checker_expand(const Client *c, const char *template, char **ret);
-/* shlex.quote(s), malloc'd. */
-char *shell_quote(const char *s);
 
 /* "mandos-checker-CLIENT-SERIAL.scope", the client's name escaped as unit
  * names need it (characters outside [A-Za-z0-9:_.-] become \xNN). Returns

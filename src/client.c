@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "client.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
 
-#include "checker.h"
 #include "deadline.h"
-#include "secret-crypt.h"
-#include "state.h"
+#include "duration.h"
 #include "log.h"
 #include "loop.h"
-#include "server.h"
+#include "secret-crypt.h"
 #include "util.h"
 
 uint64_t now_realtime(void) {
@@ -20,27 +19,39 @@ uint64_t now_realtime(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+const char *client_property_name(ClientProperty p) {
+        static const char *const names[_CLIENT_PROPERTY_MAX - _CLIENT_SETTING_MAX] = {
+                [CLIENT_APPROVAL_PENDING - _CLIENT_SETTING_MAX] = "ApprovalPending",
+                [CLIENT_CHECKER_RUNNING - _CLIENT_SETTING_MAX] = "CheckerRunning",
+                [CLIENT_EXPIRES - _CLIENT_SETTING_MAX] = "Expires",
+                [CLIENT_LAST_APPROVAL_REQUEST - _CLIENT_SETTING_MAX] = "LastApprovalRequest",
+                [CLIENT_LAST_CHECKED_OK - _CLIENT_SETTING_MAX] = "LastCheckedOK",
+                [CLIENT_LAST_CHECKER_STATUS - _CLIENT_SETTING_MAX] = "LastCheckerStatus",
+                [CLIENT_LAST_ENABLED - _CLIENT_SETTING_MAX] = "LastEnabled",
+        };
+
+        if ((int) p < 0 || p >= _CLIENT_PROPERTY_MAX)
+                return NULL;
+        if ((int) p < _CLIENT_SETTING_MAX)
+                return client_settings_table[p].property;
+        return names[p - _CLIENT_SETTING_MAX];
+}
+
 static bool client_live(const Client *c) {
-        return c->server && !c->removed;
+        return c->owner && !c->removed;
+}
+
+/* Reported to the host; a client not (or no longer) in its table is quiet. */
+static void client_event(Client *c, ClientEvent e) {
+        if (client_live(c) && c->owner->on_event)
+                c->owner->on_event(c, &e, c->owner->userdata);
 }
 
 static void client_changed(Client *c, ClientProperty p) {
-        if (client_live(c))
-                server_client_changed(c->server, c, p);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHANGED, .property = p });
 }
 
 static void set_time(Client *c, uint64_t *field, uint64_t value, ClientProperty p) {
-        if (*field == value)
-                return;
-        *field = value;
-        client_changed(c, p);
-}
-
-static void set_duration(Client *c, uint64_t *field, uint64_t value, ClientProperty p) {
-        set_time(c, field, value, p);
-}
-
-static void set_bool(Client *c, bool *field, bool value, ClientProperty p) {
         if (*field == value)
                 return;
         *field = value;
@@ -54,14 +65,14 @@ static void arm_timer(Client *c, HeapTimer *timer, uint64_t when, heap_timer_han
 
         if (!client_live(c))
                 return;
-        r = timer_heap_arm(c->server->timers, timer, when, handler, c);
+        r = timer_heap_arm(c->owner->timers, timer, when, handler, c);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the %s timer of %s: %m", what, c->name);
 }
 
 static void disarm_timer(Client *c, HeapTimer *timer) {
         if (client_live(c))
-                timer_heap_disarm(c->server->timers, timer);
+                timer_heap_disarm(c->owner->timers, timer);
 }
 
 /* ---------------------------------------------------------------- expiry */
@@ -71,12 +82,13 @@ static void disable(Client *c);
 static void on_expired(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
+        assert(c);
         loop_note("the expiry timer of %s", c->name);
 
         /* Waiting for a free checker slot is our doing, not the host's:
-         * look again shortly (client_checker_started extends expiry). */
-        if (c->checker_queued) {
-                arm_timer(c, &c->disable_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
+         * look again shortly (on_checker_started() extends expiry). */
+        if (c->checker_job.queued) {
+                arm_timer(c, &c->expiry_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
                           "expiry");
                 return;
         }
@@ -92,9 +104,9 @@ static void set_expires_shown(Client *c, uint64_t deadline, uint64_t wall) {
         c->expires_deadline = deadline;
         set_time(c, &c->expires, deadline ? wall : 0, CLIENT_EXPIRES);
         if (deadline)
-                arm_timer(c, &c->disable_timer, deadline, on_expired, "expiry");
+                arm_timer(c, &c->expiry_timer, deadline, on_expired, "expiry");
         else
-                disarm_timer(c, &c->disable_timer);
+                disarm_timer(c, &c->expiry_timer);
 }
 
 /* Expiry at a boottime deadline (0: none), shown as the wall time now plus
@@ -116,8 +128,10 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 static void on_checker_timer(HeapTimer *t, void *userdata) {
         Client *c = userdata;
         ClockNow now = clock_now();
-        uint64_t next = deadline_after(now.boot, c->interval);
+        uint64_t next;
 
+        assert(c);
+        next = deadline_after(now.boot, c->interval);
         loop_note("the checker timer of %s", c->name);
         /* Every interval from now on. */
         arm_timer(c, &c->checker_timer, next, on_checker_timer, "checker");
@@ -151,30 +165,80 @@ static void init_checker(Client *c, bool randomize) {
 void client_start_checker(Client *c) {
         if (!client_live(c))
                 return;
-        int r = checker_request(c->server->checkers, c);
+        int r = checker_request(c->owner->checkers, &c->checker_job);
         if (r < 0)
                 log_error_errno(r, "Could not start the checker of %s: %m", c->name);
 }
 
 void client_stop_checker(Client *c) {
-        if (!client_live(c) || (!c->checker && !c->checker_queued))
+        bool running = client_checker_running(c);
+
+        if (!client_live(c) || (!running && !c->checker_job.queued))
                 return;
         log_debug("Stopping checker for %s", c->name);
-        checker_cancel(c->server->checkers, c);
-        if (c->checker) {
-                c->checker = NULL;
+        checker_cancel(c->owner->checkers, &c->checker_job);
+        if (running)
                 client_changed(c, CLIENT_CHECKER_RUNNING);
-        }
 }
 
-void client_checker_started(Client *c, Checker *checker, const char *command, bool waited) {
-        char *copy = strdup(command);
+/* Python's str() of the run-time values a checker template may name. */
+static void template_runtime_value(const char *name, char buf[static 64], const char **ret, void *userdata) {
+        const Client *c = userdata;
 
-        if (copy) {
-                free(c->current_checker_command);
-                c->current_checker_command = copy;
+        assert(c);
+        const struct {
+                const char *name;
+                uint64_t value;
+        } times[] = {
+                { "created", c->created },
+                { "expires", c->expires },
+                { "last_approval_request", c->last_approval_request },
+                { "last_checked_ok", c->last_checked_ok },
+                { "last_enabled", c->last_enabled },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(times); i++)
+                if (streq(name, times[i].name)) {
+                        *ret = times[i].value ? timestamp_format_python(times[i].value, buf) : "None";
+                        return;
+                }
+        if (streq(name, "dbus_object_path"))
+                *ret = c->object_path ?: "None";
+        else
+                *ret = "";
+}
+
+int checker_expand(const Client *c, const char *template, char **ret) {
+        return checker_template_expand(template, &c->settings, template_runtime_value, (void *) c, ret);
+}
+
+/* The checker manager's CheckerRequest callbacks (src/checker.h). */
+static int on_checker_prepare(void *userdata, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max) {
+        Client *c = userdata;
+        int r;
+
+        assert(c);
+        r = checker_expand(c, c->checker_command, ret_command);
+        if (r < 0) {
+                log_error("Could not format string \"%s\"", c->checker_command);
+                return r;
         }
-        c->checker = checker;
+        *ret_name = c->name;
+        /* A checker never outlives its client's timeout by much. */
+        *ret_runtime_max = c->timeout + 10 * USEC_PER_SEC;
+        return 0;
+}
+
+static void on_checker_started(void *userdata, const char *command, bool waited) {
+        Client *c = userdata;
+        char *copy;
+
+        assert(c);
+        copy = strdup(command);
+        if (copy) {
+                free(c->checker_command_expanded);
+                c->checker_command_expanded = copy;
+        }
         log_info("Starting checker '%s' for %s", command, c->name);
         client_changed(c, CLIENT_CHECKER_RUNNING);
         /* A checker that waited for a slot gets one interval to report,
@@ -183,16 +247,17 @@ void client_checker_started(Client *c, Checker *checker, const char *command, bo
         uint64_t end = deadline_after(now.boot, c->interval);
         if (waited && c->enabled && c->expires_deadline < end)
                 set_expires(c, end, now);
-        if (client_live(c))
-                server_checker_started(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_STARTED });
 }
 
-void client_checker_finished(Client *c, int exit_code, int signal) {
+static void on_checker_finished(void *userdata, int exit_code, int signal) {
+        assert(userdata);
+        /* The handlers it calls may let go of it. */
+        _cleanup_(client_unrefp) Client *c = client_ref(userdata);
         LogFields f = { .client = c->name, .key_id = c->key_id };
         int16_t code = (int16_t) exit_code;
         int64_t wait_status;
 
-        c->checker = NULL;
         client_changed(c, CLIENT_CHECKER_RUNNING);
         if (exit_code >= 0) {
                 wait_status = (int64_t) exit_code << 8;
@@ -218,8 +283,8 @@ void client_checker_finished(Client *c, int exit_code, int signal) {
                 f.message_id = MESSAGE_ID_CHECKER_FAILED;
                 log_struct(LOG_WARNING, &f, "Checker for %s crashed?", c->name);
         }
-        if (client_live(c))
-                server_checker_completed(c->server, c, code, wait_status);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_FINISHED, .exit_code = code,
+                                        .wait_status = wait_status });
 }
 
 void client_checked_ok(Client *c) {
@@ -238,11 +303,10 @@ void client_enable(Client *c) {
         if (c->enabled)
                 return;
         c->enabled = true;
-        client_changed(c, CLIENT_ENABLED);
+        client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_ENABLED));
         set_time(c, &c->last_enabled, now_realtime(), CLIENT_LAST_ENABLED);
         init_checker(c, false);
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 static void disable(Client *c) {
@@ -253,10 +317,9 @@ static void disable(Client *c) {
         disarm_timer(c, &c->checker_timer);
         client_stop_checker(c);
         c->enabled = false;
-        client_changed(c, CLIENT_ENABLED);
+        client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_ENABLED));
         /* Unlike the reference, waiting connections hear of it at once (and get nothing). */
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 void client_disable_quietly(Client *c) {
@@ -277,8 +340,7 @@ void client_disable(Client *c) {
 
 void client_secret_sent(Client *c) {
         client_bump_timeout(c, c->extended_timeout);
-        if (client_live(c))
-                server_got_secret(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_SECRET_SENT });
 }
 
 /* ---------------------------------------------------------------- approval */
@@ -286,6 +348,7 @@ void client_secret_sent(Client *c) {
 static void on_approval_window_end(HeapTimer *t, void *userdata) {
         Client *c = userdata;
 
+        assert(c);
         loop_note("the approval timer of %s", c->name);
         c->approved = -1;
 }
@@ -297,8 +360,7 @@ void client_approve(Client *c, bool approve) {
          * (docs/REFERENCE-BEHAVIOUR.md, Approval). */
         arm_timer(c, &c->approval_timer, deadline_after(clock_now().boot, c->approval_duration),
                   on_approval_window_end, "approval");
-        if (client_live(c))
-                server_wake_approval_waiters(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_APPROVAL_DECIDED });
 }
 
 void client_approval_wait_begin(Client *c) {
@@ -316,111 +378,123 @@ void client_need_approval(Client *c) {
 
         log_struct(LOG_INFO, &f, "Client %s needs approval", c->name);
         set_time(c, &c->last_approval_request, now_realtime(), CLIENT_LAST_APPROVAL_REQUEST);
-        if (client_live(c))
-                server_need_approval(c->server, c);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_NEED_APPROVAL });
 }
 
 void client_rejected(Client *c, const char *reason) {
-        if (client_live(c))
-                server_rejected(c->server, c, reason);
+        client_event(c, (ClientEvent) { .type = CLIENT_EVENT_REJECTED, .reason = reason });
 }
 
 /* ---------------------------------------------------------------- settings */
 
-static int check_duration(uint64_t usec, const char **ret_error) {
-        if (usec > CLIENT_DURATION_MAX) {
-                *ret_error = "duration too long (at most ten years)";
-                return -EINVAL;
-        }
-        return 0;
-}
+/* What a setting does beyond being stored and announced: check refuses a
+ * value (before it is stored), apply acts on the new one (it runs even
+ * when the value did not change, as a D-Bus Set of the same value does),
+ * set replaces storing altogether. */
+typedef struct SettingSemantics {
+        int (*check)(Client *c, const ClientSettings *v, const char **ret_error);
+        void (*apply)(Client *c, const ClientSettings *old);
+        void (*set)(Client *c, const ClientSettings *v);
+} SettingSemantics;
 
-int client_set_timeout(Client *c, uint64_t usec, const char **ret_error) {
-        uint64_t old = c->timeout, deadline;
+/* Timeout: expiry moves by the difference (mandos-dbus-api(7), Timeout),
+ * and so does the wall time shown for it. */
+static void timeout_apply(Client *c, const ClientSettings *old) {
         ClockNow now = clock_now();
+        uint64_t deadline;
 
-        if (check_duration(usec, ret_error) < 0)
-                return -EINVAL;
-        set_duration(c, &c->timeout, usec, CLIENT_TIMEOUT);
         if (!c->enabled || !c->expires_deadline)
-                return 0;
-        /* Expiry moves by the difference (mandos-dbus-api(7), Timeout), and so
-         * does the wall time shown for it. */
-        deadline = deadline_shift(c->expires_deadline, old, usec);
+                return;
+        deadline = deadline_shift(c->expires_deadline, old->timeout, c->timeout);
         if (deadline <= now.boot)
                 client_disable(c);
         else
-                set_expires_shown(c, deadline, deadline_shift(c->expires, old, usec));
-        return 0;
+                set_expires_shown(c, deadline, deadline_shift(c->expires, old->timeout, c->timeout));
 }
 
-int client_set_extended_timeout(Client *c, uint64_t usec, const char **ret_error) {
-        if (check_duration(usec, ret_error) < 0)
-                return -EINVAL;
-        set_duration(c, &c->extended_timeout, usec, CLIENT_EXTENDED_TIMEOUT);
-        return 0;
-}
-
-int client_set_interval(Client *c, uint64_t usec, const char **ret_error) {
-        if (check_duration(usec, ret_error) < 0)
-                return -EINVAL;
-        if (usec == 0) {
+static int interval_check(Client *c, const ClientSettings *v, const char **ret_error) {
+        if (v->interval == 0) {
                 *ret_error = "the interval must not be zero";
                 return -EINVAL;
         }
-        set_duration(c, &c->interval, usec, CLIENT_INTERVAL);
-        /* As the reference: re-arm the periodic timer, and check now. */
+        return 0;
+}
+
+/* As the reference: re-arm the periodic timer, and check now. */
+static void interval_apply(Client *c, const ClientSettings *old) {
         if (c->enabled && heap_timer_armed(&c->checker_timer)) {
                 c->checker_randomized = false;
-                arm_timer(c, &c->checker_timer, deadline_after(clock_now().boot, usec), on_checker_timer,
+                arm_timer(c, &c->checker_timer, deadline_after(clock_now().boot, c->interval), on_checker_timer,
                           "checker");
                 client_start_checker(c);
         }
-        return 0;
 }
 
-int client_set_approval_delay(Client *c, uint64_t usec, const char **ret_error) {
-        if (usec > CLIENT_APPROVAL_DELAY_MAX) {
+static int approval_delay_check(Client *c, const ClientSettings *v, const char **ret_error) {
+        if (v->approval_delay > CLIENT_APPROVAL_DELAY_MAX) {
                 *ret_error = "approval delay too long (at most one day)";
                 return -EINVAL;
         }
-        set_duration(c, &c->approval_delay, usec, CLIENT_APPROVAL_DELAY);
         return 0;
 }
 
-int client_set_approval_duration(Client *c, uint64_t usec, const char **ret_error) {
-        if (check_duration(usec, ret_error) < 0)
+static void enabled_set(Client *c, const ClientSettings *v) {
+        if (v->enabled)
+                client_enable(c);
+        else
+                client_disable(c);
+}
+
+static const SettingSemantics setting_semantics[_CLIENT_SETTING_MAX] = {
+        [CLIENT_SETTING_TIMEOUT] = { .apply = timeout_apply },
+        [CLIENT_SETTING_INTERVAL] = { .check = interval_check, .apply = interval_apply },
+        [CLIENT_SETTING_APPROVAL_DELAY] = { .check = approval_delay_check },
+        [CLIENT_SETTING_ENABLED] = { .set = enabled_set },
+};
+
+static int check_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *v, const char **ret_error) {
+        const SettingSemantics *sem = &setting_semantics[client_setting_id(row)];
+
+        if (row->type == CLIENT_SETTING_TYPE_SECRET || (row->flags & CLIENT_SETTING_INDEX)) {
+                *ret_error = "not settable this way";
                 return -EINVAL;
-        set_duration(c, &c->approval_duration, usec, CLIENT_APPROVAL_DURATION);
+        }
+        /* Its own limit first: a day is less than ten years. */
+        if (sem->check && sem->check(c, v, ret_error) < 0)
+                return -EINVAL;
+        if (row->type == CLIENT_SETTING_TYPE_DURATION &&
+            *CLIENT_SETTING_CFIELD(v, row, uint64_t) > CLIENT_DURATION_MAX) {
+                *ret_error = "duration too long (at most ten years)";
+                return -EINVAL;
+        }
+        if (row->validate && row->validate(CLIENT_SETTING_CFIELD(v, row, void), ret_error) < 0)
+                return -EINVAL;
         return 0;
 }
 
-void client_set_approved_by_default(Client *c, bool b) {
-        set_bool(c, &c->approved_by_default, b, CLIENT_APPROVED_BY_DEFAULT);
-}
+int client_set_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *v, const char **ret_error) {
+        const SettingSemantics *sem = &setting_semantics[client_setting_id(row)];
+        ClientSettings old = c->settings; /* shallow: apply() reads its numbers only */
+        int r;
 
-static int set_string(Client *c, char **field, const char *value, ClientProperty p) {
-        char *copy;
-
-        if (streq(*field, value))
+        r = check_setting(c, row, v, ret_error);
+        if (r < 0)
+                return r;
+        if (sem->set) {
+                sem->set(c, v);
                 return 0;
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*field);
-        *field = copy;
-        client_changed(c, p);
+        }
+        if (!client_setting_equal(row, &c->settings, v)) {
+                r = client_setting_copy(row, &c->settings, v);
+                if (r < 0)
+                        return r;
+                /* Constant ones on D-Bus (fingerprint) change on reload only, unannounced. */
+                if (row->flags & CLIENT_SETTING_WRITABLE)
+                        client_changed(c, CLIENT_PROPERTY_SETTING(client_setting_id(row)));
+        }
+        if (sem->apply)
+                sem->apply(c, &old);
         return 0;
-}
-
-int client_set_host(Client *c, const char *host) {
-        return set_string(c, &c->host, host, CLIENT_HOST);
-}
-
-int client_set_checker(Client *c, const char *command, const char **ret_error) {
-        if (checker_template_validate(command, ret_error) < 0)
-                return -EINVAL;
-        return set_string(c, &c->checker_command, command, CLIENT_CHECKER);
 }
 
 /* The secret in force is clients.conf's (c->config's bytes, not a copy:
@@ -449,7 +523,7 @@ static void apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encry
         secret_release(c);
         c->secret = secret ?: c->config->secret;
         c->secret_size = secret ? size : c->config->secret_size;
-        client_changed(c, CLIENT_SECRET);
+        client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_SECRET));
 }
 
 typedef struct SecretSet {
@@ -463,8 +537,10 @@ typedef struct SecretSet {
 
 static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, const char *why, void *userdata) {
         SecretSet *set = userdata;
-        Client *c = set->client;
+        Client *c;
 
+        assert(set);
+        c = set->client;
         if (r < 0)
                 log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %s", c->name,
                                 strempty(why));
@@ -512,7 +588,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         }
         *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets, .secret = copy, .size = size,
                              .done = done, .userdata = userdata };
-        r = secret_encrypt_async(c->server->event, c->config->secret, c->config->secret_size, secret, size,
+        r = secret_encrypt_async(c->owner->event, c->config->secret, c->config->secret_size, secret, size,
                                  on_secret_encrypted, set);
         if (r < 0) {
                 erase_and_free(set->secret, size);
@@ -528,25 +604,17 @@ int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
 }
 
 /* Constant on D-Bus, so no change is announced. */
-static int replace_string(char **field, const char *value) {
-        char *copy = strdup(value);
+int client_set_key_id(Client *c, const char *key_id) {
+        char *copy = strdup(key_id);
         if (!copy)
                 return -ENOMEM;
-        free(*field);
-        *field = copy;
+        free(c->key_id);
+        c->key_id = copy;
         return 0;
 }
 
-int client_set_key_id(Client *c, const char *key_id) {
-        return replace_string(&c->key_id, key_id);
-}
-
-int client_set_fingerprint(Client *c, const char *fingerprint) {
-        return replace_string(&c->fingerprint, fingerprint);
-}
-
-int client_set_config(Client *c, const ClientConfig *config) {
-        ClientConfig *copy = client_config_dup(config);
+int client_set_config(Client *c, const ClientSettings *config) {
+        ClientSettings *copy = client_settings_dup(config);
 
         if (!copy)
                 return -ENOMEM;
@@ -558,14 +626,14 @@ int client_set_config(Client *c, const ClientConfig *config) {
                 else {
                         uint8_t *own = malloc(c->secret_size ?: 1);
                         if (!own) {
-                                client_config_free(copy);
+                                client_settings_free(copy);
                                 return -ENOMEM;
                         }
                         memcpy(own, c->secret, c->secret_size);
                         c->secret = own;
                 }
         }
-        client_config_free(c->config);
+        client_settings_free(c->config);
         c->config = copy;
         secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         return 0;
@@ -573,12 +641,7 @@ int client_set_config(Client *c, const ClientConfig *config) {
 
 /* ---------------------------------------------------------------- life */
 
-static int dup_or_empty(char **field, const char *value) {
-        *field = strdup(strempty(value));
-        return *field ? 0 : -ENOMEM;
-}
-
-int client_new(Server *server, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
         Client *c = calloc(1, sizeof(Client));
 
         if (!c)
@@ -586,28 +649,20 @@ int client_new(Server *server, const ClientConfig *config, const ClientConfig *s
         if (!settings)
                 settings = config;
         c->n_ref = 1;
-        c->server = server;
+        c->owner = owner;
         c->approved = -1;
-        c->config = client_config_dup(config);
-        if (!c->config ||
-            dup_or_empty(&c->name, config->name) < 0 ||
-            dup_or_empty(&c->key_id, settings->key_id) < 0 ||
-            dup_or_empty(&c->fingerprint, settings->fingerprint) < 0 ||
-            dup_or_empty(&c->host, settings->host) < 0 ||
-            dup_or_empty(&c->checker_command, settings->checker) < 0) {
+        c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
+                                            .started = on_checker_started, .finished = on_checker_finished };
+        c->config = client_settings_dup(config);
+        /* The secret in force is config's bytes (secret_is_config()). */
+        if (!c->config || client_settings_copy(&c->settings, settings, false) < 0 ||
+            client_setting_copy(client_setting(CLIENT_SETTING_NAME), &c->settings, config) < 0) {
                 client_unref(c);
                 return -ENOMEM;
         }
         secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         c->secret = c->config->secret;
         c->secret_size = c->config->secret_size;
-        c->timeout = settings->timeout;
-        c->extended_timeout = settings->extended_timeout;
-        c->interval = settings->interval;
-        c->approval_delay = settings->approval_delay;
-        c->approval_duration = settings->approval_duration;
-        c->approved_by_default = settings->approved_by_default;
-        c->enabled = settings->enabled;
         c->created = now_realtime();
         c->last_checker_status = -2;
 
@@ -676,25 +731,20 @@ Client *client_unref(Client *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         client_detach(c);
-        free(c->name);
-        free(c->key_id);
-        free(c->fingerprint);
         secret_release(c);
-        free(c->host);
-        free(c->checker_command);
-        free(c->current_checker_command);
+        client_settings_done(&c->settings);
+        free(c->checker_command_expanded);
         free(c->object_path);
         free(c->encrypted_secret);
-        client_config_free(c->config);
+        client_settings_free(c->config);
         free(c);
         return NULL;
 }
 
 void client_detach(Client *c) {
-        if (client_live(c) && (c->checker || c->checker_queued))
-                checker_cancel(c->server->checkers, c);
-        c->checker = NULL;
-        disarm_timer(c, &c->disable_timer);
+        if (client_live(c) && (c->checker_job.process || c->checker_job.queued))
+                checker_cancel(c->owner->checkers, &c->checker_job);
+        disarm_timer(c, &c->expiry_timer);
         disarm_timer(c, &c->checker_timer);
         disarm_timer(c, &c->approval_timer);
         c->removed = true;

@@ -3,74 +3,97 @@
 
 /* A Client: one host's settings and run-time state, and its life cycle
  * (mandos(8), CLIENTS, EXPIRY AND CHECKERS; docs/REFERENCE-BEHAVIOUR.md). Only
- * the functions here change a Client; each change is reported through
- * server_client_changed() so that the bus, the log and the state writer all
- * hear of it in one place. */
+ * the functions here change a Client; each change, and everything else that
+ * happens to it, is reported as a ClientEvent to the one handler of its
+ * ClientOwner, which the server fans out to the bus, the state writer and
+ * systemd's STATUS=. A Client knows nothing of the server beyond its
+ * ClientOwner: a unit test can be its owner. */
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "clients-conf.h"
+#include "checker.h"
+#include "client-settings.h"
 #include "timer-heap.h"
 
-typedef struct Server Server;
-
-/* What changed: the D-Bus property of the same name (mandos-dbus-api(7)). */
+/* What changed: the D-Bus property of the same name (mandos-dbus-api(7)):
+ * a setting (its ClientSettingId, see CLIENT_PROPERTY_SETTING()), or one
+ * of the run-time values below. */
 typedef enum ClientProperty {
-        CLIENT_APPROVAL_DELAY,
-        CLIENT_APPROVAL_DURATION,
-        CLIENT_APPROVAL_PENDING,
-        CLIENT_APPROVED_BY_DEFAULT,
-        CLIENT_CHECKER,
+        CLIENT_APPROVAL_PENDING = _CLIENT_SETTING_MAX,
         CLIENT_CHECKER_RUNNING,
-        CLIENT_ENABLED,
         CLIENT_EXPIRES,
-        CLIENT_EXTENDED_TIMEOUT,
-        CLIENT_HOST,
-        CLIENT_INTERVAL,
         CLIENT_LAST_APPROVAL_REQUEST,
         CLIENT_LAST_CHECKED_OK,
         CLIENT_LAST_CHECKER_STATUS,
         CLIENT_LAST_ENABLED,
-        CLIENT_SECRET,
-        CLIENT_TIMEOUT,
         _CLIENT_PROPERTY_MAX,
 } ClientProperty;
+#define CLIENT_PROPERTY_SETTING(id) ((ClientProperty) (id))
 
-typedef struct Checker Checker;
-typedef struct Session Session;
+/* The D-Bus property p names. */
+const char *client_property_name(ClientProperty p);
+
+typedef struct Client Client;
+
+/* What happened to a client. */
+typedef enum ClientEventType {
+        CLIENT_EVENT_CHANGED,           /* .property changed */
+        CLIENT_EVENT_CHECKER_STARTED,   /* a checker process runs checker_command_expanded */
+        CLIENT_EVENT_CHECKER_FINISHED,  /* .exit_code and .wait_status, as CheckerCompleted has them */
+        CLIENT_EVENT_SECRET_SENT,
+        CLIENT_EVENT_REJECTED,          /* a connection was refused, for .reason */
+        CLIENT_EVENT_NEED_APPROVAL,     /* a connection waits for an approval */
+        CLIENT_EVENT_APPROVAL_DECIDED,  /* approved, denied, enabled or disabled: waiting connections look again */
+        _CLIENT_EVENT_MAX,
+} ClientEventType;
+
+typedef struct ClientEvent {
+        ClientEventType type;
+        ClientProperty property;
+        int16_t exit_code;
+        int64_t wait_status;
+        const char *reason;
+} ClientEvent;
+
+typedef void (*client_event_handler_t)(Client *c, const ClientEvent *event, void *userdata);
+
+/* What a Client needs from whoever holds it (the server, or a test): the
+ * loop, the heap its timers go on, the checker processes, and where its
+ * events go. Borrowed: it must outlive its clients. */
+typedef struct ClientOwner {
+        sd_event *event;
+        TimerHeap *timers;
+        CheckerManager *checkers;
+        client_event_handler_t on_event;
+        void *userdata;
+} ClientOwner;
 
 typedef struct Client {
         unsigned n_ref;
-        Server *server;
+        const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
         bool removed;               /* no longer in the server's table */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
         bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
 
-        ClientConfig *config;       /* clients.conf's settings for it, as last read */
+        ClientSettings *config;       /* clients.conf's settings for it, as last read */
         uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */
         uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
         size_t encrypted_secret_size;
         uint64_t secret_sets;       /* D-Bus Set(Secret) calls so far; the newest one applied wins */
         uint64_t secret_set_applied;
 
-        /* Settings (from clients.conf, changeable at run time). */
-        char *name;
-        char *key_id;
-        char *fingerprint;
-        uint8_t *secret;            /* config->secret, or a run-time one of its own (wiped when
-                                     * replaced or freed) */
-        size_t secret_size;
-        char *host;
-        char *checker_command;      /* template, "%(host)s" not yet expanded */
-        uint64_t timeout;           /* µs */
-        uint64_t extended_timeout;
-        uint64_t interval;
-        uint64_t approval_delay;
-        uint64_t approval_duration;
-        bool approved_by_default;
-        bool enabled;
+        /* The settings in force (clients.conf's, changeable at run time):
+         * c->settings.host and c->host are one field. The secret is
+         * config->secret, or a run-time one of its own (wiped when
+         * replaced or freed). */
+        union {
+                ClientSettings settings;
+                struct {
+                        CLIENT_SETTINGS_FIELDS
+                };
+        };
 
         /* Run-time state; times are CLOCK_REALTIME µs, 0 = none, for D-Bus,
          * the state file and checkers to show; timers use expires_deadline. */
@@ -82,22 +105,21 @@ typedef struct Client {
         uint64_t last_approval_request;
         int last_checker_status;    /* exit code, -1 killed by a signal, -2 never ran */
         int last_checker_signal;    /* when last_checker_status is -1 */
-        char *current_checker_command; /* expanded command of the running or last checker */
+        char *checker_command_expanded; /* checker_command expanded, of the running or last checker process */
         unsigned approvals_pending; /* connections waiting for approval */
         int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 
-        Checker *checker;           /* running checker or NULL */
-        bool checker_queued;        /* waiting for a free checker slot (owned by checker.c) */
+        CheckerRequest checker_job; /* its checker process (.process, or NULL) or its wait for a slot (.queued) */
         bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
         uint8_t state_dirty;        /* owned by src/state-writer.c */
-        HeapTimer disable_timer;          /* on the server's timer heap (src/timer-heap.h) */
+        HeapTimer expiry_timer;           /* on the server's timer heap (src/timer-heap.h) */
         HeapTimer checker_timer;          /* next checker run */
         HeapTimer approval_timer;         /* end of the approval window */
 } Client;
 
 /* A client from clients.conf's config, with the settings in force
  * (NULL: the same). */
-int client_new(Server *server, const ClientConfig *config, const ClientConfig *settings, Client **ret);
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret);
 /* Restored run-time values (docs/STATE.md, Merging at start, rule 2,
  * applied by the caller). */
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
@@ -133,13 +155,11 @@ void client_detach(Client *c);
 void client_start_checker(Client *c);
 void client_stop_checker(Client *c);
 static inline bool client_checker_running(const Client *c) {
-        return c->checker != NULL;
+        return c->checker_job.process != NULL;
 }
-/* Called by checker.c: a checker process runs (command expanded; waited:
- * it had to wait for a free slot), and finished with exit code 0–255, or
- * -1 with the signal that killed it. */
-void client_checker_started(Client *c, Checker *checker, const char *command, bool waited);
-void client_checker_finished(Client *c, int exit_code, int signal);
+/* The checker command template expanded for c: its settings and run-time
+ * values (mandos-clients.conf(5), EXPANSION). */
+int checker_expand(const Client *c, const char *template, char **ret);
 
 /* Approval (mandos(8), APPROVAL): open an approval (true) or denial (false)
  * window of approval_duration, and wake every waiting connection of c. */
@@ -153,16 +173,12 @@ void client_need_approval(Client *c);
  * "Disabled", "Denied", "Approval timed out". */
 void client_rejected(Client *c, const char *reason);
 
-/* Run-time changes (D-Bus Set). Each validates and returns 0 or -EINVAL
- * (with *ret_error, static, saying why) and reports the change. */
-int client_set_timeout(Client *c, uint64_t usec, const char **ret_error);
-int client_set_extended_timeout(Client *c, uint64_t usec, const char **ret_error);
-int client_set_interval(Client *c, uint64_t usec, const char **ret_error);
-int client_set_approval_delay(Client *c, uint64_t usec, const char **ret_error);
-int client_set_approval_duration(Client *c, uint64_t usec, const char **ret_error);
-void client_set_approved_by_default(Client *c, bool b);
-int client_set_host(Client *c, const char *host);
-int client_set_checker(Client *c, const char *command, const char **ret_error);
+/* Run-time changes (D-Bus Set, or clients.conf on reload): row's value
+ * from value (only that field of it is read), with what the setting does
+ * beyond being stored and announced (mandos-dbus-api(7)). Returns 0,
+ * -EINVAL (with *ret_error, static, saying why) or -ENOMEM. Not for the
+ * secret (below) nor the key ID (server_set_client_key_id()). */
+int client_set_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *value, const char **ret_error);
 /* Secret: the ciphertext for the state file is made off the loop, and
  * the new secret is served, announced and saved once it is there (all at
  * once, as any other setting is). Returns 0 when that happened at once (the
@@ -177,13 +193,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
 int client_set_secret(Client *c, const uint8_t *secret, size_t size);
 /* From clients.conf on reload (the server rehashes the table). */
 int client_set_key_id(Client *c, const char *key_id);
-int client_set_fingerprint(Client *c, const char *fingerprint);
 /* Replace the snapshot of clients.conf's settings for c. */
-int client_set_config(Client *c, const ClientConfig *config);
-
-/* The largest duration a D-Bus write may set (10 years), and the longest
- * approval wait: a connection is never held longer than this. */
-#define CLIENT_DURATION_MAX (UINT64_C(10) * 365 * 24 * 3600 * 1000000)
-#define CLIENT_APPROVAL_DELAY_MAX (UINT64_C(24) * 3600 * 1000000)
+int client_set_config(Client *c, const ClientSettings *config);
 
 uint64_t now_realtime(void);

@@ -112,50 +112,19 @@ static int io_parse(char kind, const char *path, const char *const *defaults, In
 }
 
 /* configparser defaults of the reference's Client class
- * (mandos-clients.conf(5), OPTIONS). */
-static const char *const client_defaults[] = {
-        "timeout",             "PT5M",
-        "extended_timeout",    "PT15M",
-        "interval",            "PT2M",
-        "checker",             "fping -q -- %%(host)s",
-        "host",                "",
-        "approval_delay",      "PT0S",
-        "approval_duration",   "PT1S",
-        "approved_by_default", "True",
-        "enabled",             "True",
-        NULL,
-};
+ * (mandos-clients.conf(5), OPTIONS): the table's, as key/value pairs. */
+static const char *const *client_defaults(void) {
+        static const char *v[2 * _CLIENT_SETTING_MAX + 1];
 
-ClientConfig *client_config_free(ClientConfig *c) {
-        if (!c)
-                return NULL;
-        free(c->name);
-        free(c->key_id);
-        free(c->fingerprint);
-        erase_and_free(c->secret, c->secret_size);
-        free(c->host);
-        free(c->checker);
-        free(c);
-        return NULL;
-}
-
-ClientConfig *client_config_dup(const ClientConfig *c) {
-        ClientConfig *d = calloc(1, sizeof(ClientConfig));
-
-        if (!d)
-                return NULL;
-        *d = *c;
-        d->name = strdup(c->name);
-        d->key_id = strdup(c->key_id);
-        d->fingerprint = strdup(c->fingerprint);
-        d->host = strdup(c->host);
-        d->checker = strdup(c->checker);
-        d->secret = malloc(c->secret_size ?: 1);
-        if (!d->name || !d->key_id || !d->fingerprint || !d->host || !d->checker || !d->secret)
-                return client_config_free(d);
-        if (c->secret_size)
-                memcpy(d->secret, c->secret, c->secret_size);
-        return d;
+        if (!v[0]) {
+                size_t n = 0;
+                FOREACH_CLIENT_SETTING(row)
+                        if (row->default_value) {
+                                v[n++] = row->name;
+                                v[n++] = row->default_value;
+                        }
+        }
+        return v;
 }
 
 static void strv_free(char **v, size_t n) {
@@ -170,7 +139,7 @@ ClientsConf *clients_conf_free(ClientsConf *c) {
         hashmap_free(c->by_name);
         hashmap_free(c->by_key_id);
         for (size_t i = 0; i < c->n_clients; i++)
-                client_config_free(c->clients[i]);
+                client_settings_free(c->clients[i]);
         free(c->clients);
         strv_free(c->problems, c->n_problems);
         strv_free(c->warnings, c->n_warnings);
@@ -543,7 +512,7 @@ static void get_boolean(SectionReader *r, const char *key, bool *ret) {
         *ret = k;
 }
 
-static void get_secret(SectionReader *r, ClientConfig *c) {
+static void get_secret(SectionReader *r, ClientSettings *c) {
         const char *why = NULL;
         int k;
 
@@ -579,6 +548,42 @@ static void get_secret(SectionReader *r, ClientConfig *c) {
         r->failed = true;
 }
 
+/* One setting of the section into c, as its row's type says: a bad value is
+ * a problem (r->failed); returns -ENOMEM only. */
+static int read_setting(SectionReader *r, const ClientSettingInfo *row, ClientSettings *c) {
+        char **field = CLIENT_SETTING_FIELD(c, row, char *);
+        _cleanup_free_ char *v = NULL;
+
+        if (client_setting_id(row) == CLIENT_SETTING_NAME)
+                return 0; /* the section's, not a key */
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_DURATION: {
+                uint64_t *usec = CLIENT_SETTING_FIELD(c, row, uint64_t);
+                get_duration(r, row->name, usec);
+                if ((row->flags & CLIENT_SETTING_NONZERO) && !r->failed && *usec == 0) {
+                        (void) problem(r->conf, r->file->path, key_line(r, row->name), r->section->name, row->name,
+                                       "must not be zero: checkers would run without pause");
+                        r->failed = true;
+                }
+                return 0;
+        }
+        case CLIENT_SETTING_TYPE_BOOLEAN:
+                get_boolean(r, row->name, CLIENT_SETTING_FIELD(c, row, bool));
+                return 0;
+        case CLIENT_SETTING_TYPE_SECRET:
+                get_secret(r, c);
+                return 0;
+        case CLIENT_SETTING_TYPE_STRING:
+                *field = get_value(r, row->name) ?: strdup("");
+                return *field ? 0 : -ENOMEM;
+        case CLIENT_SETTING_TYPE_KEY:
+                v = get_value(r, row->name);
+                *field = normalize_key_id(strempty(v));
+                return *field ? 0 : -ENOMEM;
+        }
+        return 0;
+}
+
 static bool is_hex_key_id(const char *s) {
         if (strlen(s) != 64)
                 return false;
@@ -588,18 +593,17 @@ static bool is_hex_key_id(const char *s) {
         return true;
 }
 
-static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig **ret) {
+static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientSettings **ret) {
         SectionReader r = { .conf = conf, .file = f, .section = s };
-        ClientConfig *c = calloc(1, sizeof(*c));
+        ClientSettings *c = calloc(1, sizeof(*c));
         _cleanup_free_ const char **keys = NULL;
-        _cleanup_free_ char *key_id = NULL, *fingerprint = NULL;
 
         if (!c)
                 return -ENOMEM;
         c->name = strdup(s->name);
         keys = ini_keys(f, s);
         if (!c->name || !keys) {
-                client_config_free(c);
+                client_settings_free(c);
                 return -ENOMEM;
         }
 
@@ -615,34 +619,18 @@ static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s
         if (r.failed)
                 goto fail;
 
-        get_duration(&r, "timeout", &c->timeout);
-        get_duration(&r, "extended_timeout", &c->extended_timeout);
-        get_duration(&r, "interval", &c->interval);
-        if (!r.failed && c->interval == 0) {
-                (void) problem(conf, f->path, key_line(&r, "interval"), s->name, "interval",
-                               "must not be zero: checkers would run without pause");
-                r.failed = true;
-        }
-        get_duration(&r, "approval_delay", &c->approval_delay);
-        get_duration(&r, "approval_duration", &c->approval_duration);
-        get_boolean(&r, "approved_by_default", &c->approved_by_default);
-        get_boolean(&r, "enabled", &c->enabled);
-        c->host = get_value(&r, "host");
-        c->checker = get_value(&r, "checker");
-        key_id = get_value(&r, "key_id");
-        fingerprint = get_value(&r, "fingerprint");
-        c->key_id = normalize_key_id(strempty(key_id));
-        c->fingerprint = normalize_key_id(strempty(fingerprint));
-        if (!c->host || !c->checker || !c->key_id || !c->fingerprint)
-                goto oom;
-        get_secret(&r, c);
+        FOREACH_CLIENT_SETTING(row)
+                if (read_setting(&r, row, c) < 0)
+                        goto oom;
         if (r.failed)
                 goto fail;
-        const char *why = NULL;
-        if (checker_template_validate(c->checker, &why) < 0) {
-                (void) problem(conf, f->path, key_line(&r, "checker"), s->name, "checker", "%s: '%s'", why,
-                               c->checker);
-                goto fail;
+        FOREACH_CLIENT_SETTING(row) {
+                const char *why = NULL;
+                if (row->validate && row->validate(CLIENT_SETTING_CFIELD(c, row, void), &why) < 0) {
+                        (void) problem(conf, f->path, key_line(&r, row->name), s->name, row->name, "%s: '%s'",
+                                       why, *CLIENT_SETTING_CFIELD(c, row, char *));
+                        goto fail;
+                }
         }
 
         if (!is_hex_key_id(c->key_id))
@@ -656,21 +644,21 @@ static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s
         return 0;
 
 oom:
-        client_config_free(c);
+        client_settings_free(c);
         return -ENOMEM;
 fail:
-        client_config_free(c);
+        client_settings_free(c);
         *ret = NULL;
         return 0;
 }
 
-const ClientConfig *clients_conf_find(const ClientsConf *conf, const char *name) {
+const ClientSettings *clients_conf_find(const ClientsConf *conf, const char *name) {
         return conf->by_name ? hashmap_get(conf->by_name, name) : NULL;
 }
 
 /* Hash maps, not scans: a fleet's clients.conf has thousands of sections. */
-static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientConfig *c) {
-        const ClientConfig *first;
+static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientSettings *c) {
+        const ClientSettings *first;
         int r;
 
         if (!conf->by_name && !(conf->by_name = hashmap_new()))
@@ -678,7 +666,7 @@ static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, 
         if (!conf->by_key_id && !(conf->by_key_id = hashmap_new()))
                 goto nomem;
         if (hashmap_get(conf->by_name, c->name)) {
-                client_config_free(c);
+                client_settings_free(c);
                 return problem(conf, f->path, s->line, s->name, NULL,
                                "client already defined in an earlier file; this one is ignored");
         }
@@ -703,7 +691,7 @@ static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, 
         conf->clients[conf->n_clients++] = c;
         return 0;
 nomem:
-        client_config_free(c);
+        client_settings_free(c);
         return -ENOMEM;
 }
 
@@ -724,7 +712,7 @@ static int convert(const IniFile *f, ClientsConf *conf) {
 
         for (size_t i = 0; i < f->n_sections; i++) {
                 const IniSection *s = &f->sections[i];
-                ClientConfig *c = NULL;
+                ClientSettings *c = NULL;
 
                 if (s->n_problems > 0)
                         continue; /* already reported */
@@ -744,7 +732,7 @@ int clients_conf_parse(const char *path, const char *text, size_t size, ClientsC
 
         if (!conf)
                 return -ENOMEM;
-        r = ini_parse_string(path, text, size, client_defaults, &f);
+        r = ini_parse_string(path, text, size, client_defaults(), &f);
         if (r < 0)
                 return r;
         r = convert(f, conf);
@@ -761,7 +749,7 @@ int clients_conf_load(const char *path, ClientsConf **ret) {
 
         if (!conf)
                 return -ENOMEM;
-        r = ini_parse_file(path, client_defaults, &f);
+        r = ini_parse_file(path, client_defaults(), &f);
         if (r == -ENOENT) {
                 *ret = TAKE_PTR(conf);
                 return 0;
@@ -808,9 +796,9 @@ static int load_all(const char *dir, ClientsConf **ret) {
 
         if (!conf || asprintf(&path, "%s/clients.conf", dir) < 0 || asprintf(&ddir, "%s/clients.d", dir) < 0)
                 return -ENOMEM;
-        r = io_parse('c', path, client_defaults, &main_file);
+        r = io_parse('c', path, client_defaults(), &main_file);
         if (r == -ENOENT)
-                r = ini_parse_string(path, "", 0, client_defaults, &main_file);
+                r = ini_parse_string(path, "", 0, client_defaults(), &main_file);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -865,7 +853,7 @@ static int load_all(const char *dir, ClientsConf **ret) {
                 if (r >= 0 && asprintf(&p, "%s/%s", ddir, names[i]->d_name) < 0)
                         r = -ENOMEM;
                 if (r >= 0) {
-                        int k = io_parse('d', p, defaults ? defaults : client_defaults, &f);
+                        int k = io_parse('d', p, defaults ? defaults : client_defaults(), &f);
                         if (k == -ENOMEM)
                                 r = k;
                         else if (k < 0) {

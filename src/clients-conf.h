@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client-settings.h"
+
 /* A secfile larger than this is refused: an OpenPGP-encrypted password is
  * a few KiB at most. */
 #define SECRET_SIZE_MAX 1048576 /* 1 MiB; a plain number, as messages show it */
@@ -19,27 +21,10 @@
 /* The key ID that buggy 1.8.0 clients report (SHA-256 of nothing): never matches. */
 #define KEY_ID_BLACKLISTED "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
 
-typedef struct ClientConfig {
-        char *name;
-        char *key_id;              /* upper case, spaces removed; may be "" */
-        char *fingerprint;         /* upper case, spaces removed; may be "" */
-        uint8_t *secret;           /* wiped when freed */
-        size_t secret_size;
-        char *host;
-        char *checker;             /* after start-time interpolation */
-        uint64_t timeout;          /* µs */
-        uint64_t extended_timeout;
-        uint64_t interval;
-        uint64_t approval_delay;
-        uint64_t approval_duration;
-        bool approved_by_default;
-        bool enabled;
-} ClientConfig;
-
 typedef struct Hashmap Hashmap;
 
 typedef struct ClientsConf {
-        ClientConfig **clients;    /* valid clients, in file order */
+        ClientSettings **clients;    /* valid clients, in file order */
         size_t n_clients, n_allocated;
         Hashmap *by_name, *by_key_id; /* of clients[]: the first client with a key ID */
         char **problems;           /* "FILE:LINE: [SECTION] KEY: why", one per problem */
@@ -50,7 +35,7 @@ typedef struct ClientsConf {
 } ClientsConf;
 
 /* The client named name, or NULL. */
-const ClientConfig *clients_conf_find(const ClientsConf *conf, const char *name);
+const ClientSettings *clients_conf_find(const ClientsConf *conf, const char *name);
 
 /* Read path. A missing file gives no clients and no problem; an unreadable
  * one gives a problem. Returns 0 (problems, if any, inside) or -ENOMEM. */
@@ -63,13 +48,6 @@ ClientsConf *clients_conf_free(ClientsConf *c);
 static inline void clients_conf_freep(ClientsConf **c) {
         if (*c)
                 clients_conf_free(*c);
-}
-
-ClientConfig *client_config_free(ClientConfig *c);
-ClientConfig *client_config_dup(const ClientConfig *c);
-static inline void client_config_freep(ClientConfig **c) {
-        if (*c)
-                client_config_free(*c);
 }
 
 /* DIR/clients.conf, then the files DIR/clients.d/NAME.conf in name order; a drop-in

@@ -47,62 +47,69 @@ static int wrong_type(Import *im, const char *where, const char *name, const cha
         return bad(im, "%s['%s']['%s'] is a %s, not a %s", where, name, key, pickle_type_name(v->type), want);
 }
 
-/* The settings in dict d (those present) over c. */
-static int apply_settings(Import *im, ClientConfig *c, const PickleValue *d, const char *where) {
-        static const struct {
-                const char *key;
-                size_t offset;
-        } strings[] = {
-                { "host", offsetof(ClientConfig, host) },
-                { "checker_command", offsetof(ClientConfig, checker) },
-                { "key_id", offsetof(ClientConfig, key_id) },
-                { "fingerprint", offsetof(ClientConfig, fingerprint) },
-        }, durations[] = {
-                { "timeout", offsetof(ClientConfig, timeout) },
-                { "extended_timeout", offsetof(ClientConfig, extended_timeout) },
-                { "interval", offsetof(ClientConfig, interval) },
-                { "approval_delay", offsetof(ClientConfig, approval_delay) },
-                { "approval_duration", offsetof(ClientConfig, approval_duration) },
-        }, booleans[] = {
-                { "approved_by_default", offsetof(ClientConfig, approved_by_default) },
-                { "enabled", offsetof(ClientConfig, enabled) },
-        };
-        const PickleValue *v;
+/* One saved setting from v into c. */
+static int apply_setting(Import *im, ClientSettings *c, const ClientSettingInfo *row, const PickleValue *v,
+                         const char *where, const char *key) {
+        char *str;
 
-        for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
-                char **field = (char **) ((uint8_t *) c + strings[i].offset), *s;
-                if (!(v = pickle_dict_get(d, strings[i].key)))
-                        continue;
+        switch (row->type) {
+        case CLIENT_SETTING_TYPE_STRING:
+        case CLIENT_SETTING_TYPE_KEY:
                 if (!pickle_is_cstr(v))
-                        return wrong_type(im, where, c->name, strings[i].key, v, "str without NUL");
-                s = strdup(v->str.data);
-                if (!s)
+                        return wrong_type(im, where, c->name, key, v, "str without NUL");
+                str = strdup(v->str.data);
+                if (!str)
                         return -ENOMEM;
-                free(*field);
-                *field = s;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(durations); i++) {
-                uint64_t *field = (uint64_t *) ((uint8_t *) c + durations[i].offset);
-                if (!(v = pickle_dict_get(d, durations[i].key)))
-                        continue;
-                if (pickle_timedelta_usec(v, field) < 0)
-                        return wrong_type(im, where, c->name, durations[i].key, v, "positive timedelta");
-        }
-        for (size_t i = 0; i < ELEMENTSOF(booleans); i++) {
-                bool *field = (bool *) ((uint8_t *) c + booleans[i].offset);
-                if (!(v = pickle_dict_get(d, booleans[i].key)))
-                        continue;
+                free(*CLIENT_SETTING_FIELD(c, row, char *));
+                *CLIENT_SETTING_FIELD(c, row, char *) = str;
+                return 0;
+        case CLIENT_SETTING_TYPE_DURATION:
+                if (pickle_timedelta_usec(v, CLIENT_SETTING_FIELD(c, row, uint64_t)) < 0)
+                        return wrong_type(im, where, c->name, key, v, "positive timedelta");
+                return 0;
+        case CLIENT_SETTING_TYPE_BOOLEAN:
                 if (v->type != PICKLE_BOOL)
-                        return wrong_type(im, where, c->name, booleans[i].key, v, "bool");
-                *field = v->boolean;
+                        return wrong_type(im, where, c->name, key, v, "bool");
+                *CLIENT_SETTING_FIELD(c, row, bool) = v->boolean;
+                return 0;
+        case CLIENT_SETTING_TYPE_SECRET:
+                break;
         }
         return 0;
 }
 
+/* The saved settings in dict d (those present) over c: strings, then
+ * durations, then booleans, in the order the import has always checked
+ * them (the first wrong one is reported). */
+static int apply_settings(Import *im, ClientSettings *c, const PickleValue *d, const char *where) {
+        static const ClientSettingType passes[][2] = {
+                { CLIENT_SETTING_TYPE_STRING, CLIENT_SETTING_TYPE_KEY },
+                { CLIENT_SETTING_TYPE_DURATION, CLIENT_SETTING_TYPE_DURATION },
+                { CLIENT_SETTING_TYPE_BOOLEAN, CLIENT_SETTING_TYPE_BOOLEAN },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(passes); i++)
+                FOREACH_CLIENT_SETTING(row) {
+                        const char *key = row->pickle_name ?: row->name;
+                        const PickleValue *v;
+
+                        if (!(row->flags & CLIENT_SETTING_SAVED) ||
+                            (row->type != passes[i][0] && row->type != passes[i][1]))
+                                continue;
+                        if (!(v = pickle_dict_get(d, key)))
+                                continue;
+                        r = apply_setting(im, c, row, v, where, key);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 /* The configured client's settings, without its secret, with d's over them. */
-static int settings_from(Import *im, const ClientConfig *now, const PickleValue *d, const char *where,
-                         ClientConfig **ret) {
-        _cleanup_(client_config_freep) ClientConfig *c = client_config_dup(now);
+static int settings_from(Import *im, const ClientSettings *now, const PickleValue *d, const char *where,
+                         ClientSettings **ret) {
+        _cleanup_(client_settings_freep) ClientSettings *c = client_settings_dup(now);
         int r;
 
         if (!c)
@@ -159,7 +166,7 @@ static int append(SavedClient ***v, size_t *n, SavedClient *c) {
 }
 
 static int import_live(Import *im, const char *name, const PickleValue *client, const PickleValue *old) {
-        const ClientConfig *now = clients_conf_find(im->conf, name);
+        const ClientSettings *now = clients_conf_find(im->conf, name);
         SavedClient *s;
         const PickleValue *v;
         int r;
@@ -198,7 +205,7 @@ static int import_live(Import *im, const char *name, const PickleValue *client, 
 
 /* In client_settings and clients.conf, not live: removed over D-Bus. */
 static int import_removed(Import *im, const char *name, const PickleValue *old) {
-        const ClientConfig *now = clients_conf_find(im->conf, name);
+        const ClientSettings *now = clients_conf_find(im->conf, name);
         const PickleValue *secret;
         SavedClient *s;
         int r;

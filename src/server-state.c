@@ -4,6 +4,7 @@
  * the saved state at start-up (docs/STATE.md), saved after changes, and
  * reloaded on SIGHUP with the same rules. */
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +36,7 @@ void server_notify_status(Server *s) {
 static int on_save(sd_event_source *source, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         if (s->save_soon)
                 (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
         if (s->save_later)
@@ -121,14 +123,20 @@ int server_save_state(Server *s) {
         return state_writer_flush(s->writer, true);
 }
 
-static SavedClient *saved_removed_new(const ClientConfig *config, const uint8_t digest[static 32]) {
+/* now: clients.conf's settings for the settings the file predates (absent), or NULL. */
+static SavedClient *saved_removed_new(const ClientSettings *config, const uint8_t digest[static 32],
+                                     const ClientSettings *now, ClientSettingMask absent) {
         SavedClient *r = calloc(1, sizeof(SavedClient));
 
         if (!r)
                 return NULL;
-        r->config = client_config_dup(config);
+        r->config = client_settings_dup(config);
         if (!r->config)
                 return saved_client_free(r);
+        FOREACH_CLIENT_SETTING(row)
+                if ((absent & CLIENT_SETTING_BIT(client_setting_id(row))) &&
+                    client_setting_copy(row, r->config, now) < 0)
+                        return saved_client_free(r);
         /* Only the digest of the secret is kept. */
         r->config->secret = erase_and_free(r->config->secret, r->config->secret_size);
         r->config->secret_size = 0;
@@ -163,7 +171,7 @@ static ssize_t removed_find(Server *s, const char *name) {
 }
 
 void server_remember_removed(Server *s, Client *c) {
-        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest);
+        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest, NULL, 0);
         if (r) {
                 state_writer_removed(s->writer, r);
                 (void) removed_add(s, r);
@@ -343,65 +351,11 @@ finish:
         s->import_pickle = mfree(s->import_pickle);
 }
 
-/* docs/STATE.md, Merging at start, rule 1: a setting changed in clients.conf
- * since the save wins; otherwise the saved run-time value does. */
-static ClientConfig *merge_settings(const ClientConfig *now, const ClientConfig *then, const ClientConfig *saved) {
-        ClientConfig *m = client_config_dup(now);
-
-        if (!m)
-                return NULL;
-#define KEEP_NUMBER(f) \
-        if (now->f == then->f) m->f = saved->f
-#define KEEP_STRING(f)                                          \
-        if (streq(now->f, then->f)) {                           \
-                char *v = strdup(saved->f);                     \
-                if (!v)                                         \
-                        return client_config_free(m);           \
-                free(m->f);                                     \
-                m->f = v;                                       \
-        }
-        KEEP_NUMBER(timeout);
-        KEEP_NUMBER(extended_timeout);
-        KEEP_NUMBER(interval);
-        KEEP_NUMBER(approval_delay);
-        KEEP_NUMBER(approval_duration);
-        KEEP_NUMBER(approved_by_default);
-        KEEP_NUMBER(enabled);
-        KEEP_STRING(host);
-        KEEP_STRING(checker);
-        KEEP_STRING(key_id);
-        KEEP_STRING(fingerprint);
-#undef KEEP_NUMBER
-#undef KEEP_STRING
-        return m;
-}
-
-/* docs/STATE.md, Merging at start, rule 2: an enabled client whose saved
- * expiry passed while we were away stays enabled only if its last checker
- * succeeded. */
-static void check_expiry(ClientConfig *m, ClientTimes *t) {
-        uint64_t now = now_realtime();
-
-        if (!m->enabled || !t->expires || now < t->expires)
-                return;
-        if (!t->last_checked_ok) {
-                log_warning("disabling client %s - Client never performed a successful checker", m->name);
-                m->enabled = false;
-        } else if (t->last_checker_status != 0) {
-                log_warning("disabling client %s - Client last checker failed with error code %d", m->name,
-                            t->last_checker_status);
-                m->enabled = false;
-        } else {
-                t->expires = now + m->timeout;
-                log_debug("Last checker succeeded, keeping %s enabled", m->name);
-        }
-}
-
 /* A version 1 file's run-time secret, encrypted again with the current
  * passphrase: the old one can be computed from that file alone. Once per
  * such client, at the first start after an upgrade. The same for a secret
  * imported from the reference's clients.pickle. */
-static int migrate_secret(Client *c, const ClientConfig *config, const uint8_t *plain, size_t n) {
+static int migrate_secret(Server *s, Client *c, const ClientSettings *config, const uint8_t *plain, size_t n) {
         _cleanup_free_ uint8_t *cipher = NULL;
         size_t cipher_size = 0;
         const char *why = NULL;
@@ -416,12 +370,12 @@ static int migrate_secret(Client *c, const ClientConfig *config, const uint8_t *
                 return r;
         log_info("Run-time secret of %s moved to the state's current encryption", c->name);
         /* Replace the old file at once: it opens with the old passphrase. */
-        server_state_dirty(c->server, true);
+        server_state_dirty(s, true);
         return 0;
 }
 
 /* Rule 3: a run-time secret, if the configured one still opens it. */
-static void restore_secret(Client *c, const ClientConfig *config, const SavedClient *saved) {
+static void restore_secret(Server *s, Client *c, const ClientSettings *config, const SavedClient *saved) {
         SecretKdf kdf = saved->version == 1                      ? SECRET_KDF_LEGACY_SHA256
                         : saved->version == STATE_VERSION_PICKLE ? SECRET_KDF_REFERENCE
                                                                  : SECRET_KDF_HMAC;
@@ -448,40 +402,41 @@ static void restore_secret(Client *c, const ClientConfig *config, const SavedCli
         else if (kdf == SECRET_KDF_HMAC)
                 (void) client_restore_secret(c, plain, n, saved->encrypted_secret, saved->encrypted_secret_size);
         else
-                (void) migrate_secret(c, config, plain, n);
+                (void) migrate_secret(s, c, config, plain, n);
         erase_and_free(plain, n);
 }
 
-static int restore_client(Server *s, const ClientConfig *config, const SavedClient *saved) {
-        _cleanup_(client_config_freep) ClientConfig *merged = merge_settings(config, saved->config, saved->runtime);
+static int restore_client(Server *s, const ClientSettings *config, const SavedClient *saved) {
+        _cleanup_(client_settings_freep) ClientSettings *merged =
+                client_settings_merge(config, saved->config, saved->runtime, saved->absent);
         ClientTimes times = saved->times;
         Client *c;
         int r;
 
         if (!merged)
                 return log_oom();
-        check_expiry(merged, &times);
+        state_check_expiry(merged, &times, now_realtime());
         r = server_insert_client(s, config, merged, &c);
         if (r < 0)
                 return r;
         client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
                        times.last_approval_request, times.last_checker_status);
 
-        restore_secret(c, config, saved);
+        restore_secret(s, c, config, saved);
         client_start(c);
         return 0;
 }
 
-static bool config_unchanged(const ClientConfig *config, const SavedClient *then) {
+static bool config_unchanged(const ClientSettings *config, const SavedClient *then) {
         uint8_t digest[32];
 
         secret_digest_for(then->version ?: STATE_VERSION, config->secret, config->secret_size, digest);
-        return client_config_settings_equal(config, then->config) &&
+        return client_settings_equal(config, then->config, then->absent) &&
                memcmp(digest, then->config_secret_digest, sizeof(digest)) == 0;
 }
 
 /* A configured client that is not live yet: new, or removed earlier. */
-static int add_configured(Server *s, const ClientConfig *config) {
+static int add_configured(Server *s, const ClientSettings *config) {
         ssize_t i = removed_find(s, config->name);
         Client *c;
         int r;
@@ -507,7 +462,7 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
          * one that left clients.conf is simply forgotten). */
         for (size_t i = 0; state && i < state->n_removed; i++) {
                 const SavedClient *then = state->removed[i];
-                const ClientConfig *config = clients_conf_find(conf, then->config->name);
+                const ClientSettings *config = clients_conf_find(conf, then->config->name);
                 uint8_t digest[32];
 
                 if (!config)
@@ -521,13 +476,13 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
                                 continue;
                         secret_digest(config->secret, config->secret_size, digest);
                 }
-                SavedClient *copy = saved_removed_new(then->config, digest);
+                SavedClient *copy = saved_removed_new(then->config, digest, config, then->absent);
                 if (!copy || removed_add(s, copy) < 0)
                         return log_oom();
         }
         /* Saved clients first, in their order (rules 1–4)… */
         for (size_t i = 0; state && i < state->n_clients; i++) {
-                const ClientConfig *config = clients_conf_find(conf, state->clients[i]->config->name);
+                const ClientSettings *config = clients_conf_find(conf, state->clients[i]->config->name);
                 if (!config || hashmap_get(s->by_name, config->name))
                         continue;
                 r = restore_client(s, config, state->clients[i]);
@@ -556,71 +511,39 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
 
 /* ---------------------------------------------------------------- reload */
 
+/* "a, b": what a reload changed, for its log line. */
+static void note_changed(char *changed, size_t size, const char *name) {
+        if (*changed)
+                (void) strncat(changed, ", ", size - strlen(changed) - 1);
+        (void) strncat(changed, name, size - strlen(changed) - 1);
+}
+
 /* Apply what changed in a client's section since it was last read. */
-static int reload_client(Server *s, Client *c, const ClientConfig *now) {
-        const ClientConfig *then = c->config;
-        const char *why = NULL;
+static int reload_client(Server *s, Client *c, const ClientSettings *now) {
+        const ClientSettings *then = c->config;
         char changed[256] = "";
         uint8_t digest[32];
 
-#define NOTE(name) (void) strncat(changed, *changed ? ", " name : name, sizeof(changed) - strlen(changed) - 1)
-        if (!streq(now->key_id, then->key_id)) {
-                if (server_set_client_key_id(s, c, now->key_id) < 0)
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {
+                const char *why = NULL;
+
+                if (client_setting_equal(row, now, then))
+                        continue;
+                if (row->flags & CLIENT_SETTING_INDEX) {
+                        if (server_set_client_key_id(s, c, *CLIENT_SETTING_CFIELD(now, row, char *)) < 0)
+                                return log_oom();
+                } else if (client_set_setting(c, row, now, &why) == -ENOMEM)
                         return log_oom();
-                NOTE("key_id");
-        }
-        if (!streq(now->fingerprint, then->fingerprint)) {
-                (void) client_set_fingerprint(c, now->fingerprint);
-                NOTE("fingerprint");
-        }
-        if (!streq(now->host, then->host)) {
-                (void) client_set_host(c, now->host);
-                NOTE("host");
-        }
-        if (!streq(now->checker, then->checker)) {
-                (void) client_set_checker(c, now->checker, &why);
-                NOTE("checker");
-        }
-        if (now->timeout != then->timeout) {
-                (void) client_set_timeout(c, now->timeout, &why);
-                NOTE("timeout");
-        }
-        if (now->extended_timeout != then->extended_timeout) {
-                (void) client_set_extended_timeout(c, now->extended_timeout, &why);
-                NOTE("extended_timeout");
-        }
-        if (now->interval != then->interval) {
-                (void) client_set_interval(c, now->interval, &why);
-                NOTE("interval");
-        }
-        if (now->approval_delay != then->approval_delay) {
-                (void) client_set_approval_delay(c, now->approval_delay, &why);
-                NOTE("approval_delay");
-        }
-        if (now->approval_duration != then->approval_duration) {
-                (void) client_set_approval_duration(c, now->approval_duration, &why);
-                NOTE("approval_duration");
-        }
-        if (now->approved_by_default != then->approved_by_default) {
-                client_set_approved_by_default(c, now->approved_by_default);
-                NOTE("approved_by_default");
-        }
-        if (now->enabled != then->enabled) {
-                if (now->enabled)
-                        client_enable(c);
-                else
-                        client_disable(c);
-                NOTE("enabled");
+                note_changed(changed, sizeof(changed), row->name);
         }
         secret_digest(now->secret, now->secret_size, digest);
         if (memcmp(digest, c->config_secret_digest, sizeof(digest)) != 0) {
                 if (client_set_config(c, now) < 0)
                         return log_oom();
                 (void) client_set_secret(c, now->secret, now->secret_size);
-                NOTE("secret");
+                note_changed(changed, sizeof(changed), "secret");
         } else if (client_set_config(c, now) < 0)
                 return log_oom();
-#undef NOTE
         /* The record holds clients.conf's values too (config), which a
          * setter given its current value does not report. */
         if (*changed)
@@ -658,7 +581,7 @@ int server_reload_files(Server *s, ConfFiles *files) {
         /* Clients gone from the files go (and are not remembered as removed). */
         for (size_t i = s->n_clients; i > 0; i--) {
                 Client *c = s->clients[i - 1];
-                const ClientConfig *now = clients_conf_find(conf, c->name);
+                const ClientSettings *now = clients_conf_find(conf, c->name);
                 if (now) {
                         r = reload_client(s, c, now);
                         if (r < 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "server.h"
 
+#include <assert.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -38,6 +39,9 @@ int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Serv
         r = timer_heap_new(event, &s->timers);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the clients' timers: %m");
+
+        s->client_owner = (ClientOwner) { .event = event, .timers = s->timers, .checkers = s->checkers,
+                                        .on_event = server_on_client_event, .userdata = s };
 
         r = tls_context_init(&s->tls, settings->priority, &error_pos);
         if (r < 0) {
@@ -145,7 +149,7 @@ static bool key_id_usable(const char *key_id) {
         return !isempty(key_id) && !streq(key_id, KEY_ID_BLACKLISTED);
 }
 
-int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret) {
+int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
         Client **nv;
         Client *c;
         int r;
@@ -157,7 +161,7 @@ int server_insert_client(Server *s, const ClientConfig *config, const ClientConf
                 return log_oom();
         s->clients = nv;
 
-        r = client_new(s, config, settings, &c);
+        r = client_new(&s->client_owner, config, settings, &c);
         if (r < 0)
                 return log_oom();
         if (s->bus) {
@@ -223,6 +227,7 @@ static bool server_drop_oldest_evictable(Server *s, const char *why) {
 static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         if (s->stopping)
                 return 0;
         log_info("Accepting connections again");
@@ -252,6 +257,7 @@ static void server_pause_accepting(Server *s, int error) {
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         loop_note("accepting connections");
 
         /* Take what is queued, but let other events in between bursts. */
@@ -323,9 +329,10 @@ int server_listen(Server *s, int fd) {
         return 0;
 }
 
-void server_client_changed(Server *s, Client *c, ClientProperty p) {
-        if (s->bus)
-                bus_client_changed(s->bus, c, p);
+/* Saved at once: enabled, settings, secret (what security rests on); within
+ * seconds: times; never: what does not outlive the process. */
+static void client_changed(Server *s, Client *c, ClientProperty p) {
+        bus_client_changed(s->bus, c, p);
         switch (p) {
         case CLIENT_CHECKER_RUNNING:
         case CLIENT_APPROVAL_PENDING:
@@ -338,40 +345,47 @@ void server_client_changed(Server *s, Client *c, ClientProperty p) {
                 server_state_client_dirty(s, c, false);
                 break;
         default:
-                /* Enabled, settings, secret: what security rests on, saved at once. */
                 server_state_client_dirty(s, c, true);
+        }
+}
+
+void server_on_client_event(Client *c, const ClientEvent *e, void *userdata) {
+        Server *s = userdata;
+
+        assert(s);
+        assert(e);
+        /* Each bus_*() does nothing without a bus. */
+        switch (e->type) {
+        case CLIENT_EVENT_CHANGED:
+                client_changed(s, c, e->property);
+                break;
+        case CLIENT_EVENT_CHECKER_STARTED:
+                bus_checker_started(s->bus, c, c->checker_command_expanded);
+                break;
+        case CLIENT_EVENT_CHECKER_FINISHED:
+                bus_checker_completed(s->bus, c, e->exit_code, e->wait_status, c->checker_command_expanded);
+                break;
+        case CLIENT_EVENT_SECRET_SENT:
+                s->n_secrets_sent++;
+                bus_got_secret(s->bus, c);
+                break;
+        case CLIENT_EVENT_REJECTED:
+                bus_rejected(s->bus, c, e->reason);
+                break;
+        case CLIENT_EVENT_NEED_APPROVAL:
+                bus_need_approval(s->bus, c, c->approval_delay / USEC_PER_MSEC, c->approved_by_default);
+                break;
+        case CLIENT_EVENT_APPROVAL_DECIDED:
+                server_wake_approval_waiters(s, c);
+                break;
+        case _CLIENT_EVENT_MAX:
+                break;
         }
 }
 
 void server_client_not_found(Server *s, const char *key_id, const char *address) {
         if (s->bus)
                 bus_client_not_found(s->bus, key_id, address);
-}
-
-void server_checker_started(Server *s, Client *c) {
-        if (s->bus)
-                bus_checker_started(s->bus, c, c->current_checker_command);
-}
-
-void server_checker_completed(Server *s, Client *c, int16_t exit_code, int64_t wait_status) {
-        if (s->bus)
-                bus_checker_completed(s->bus, c, exit_code, wait_status, c->current_checker_command);
-}
-
-void server_got_secret(Server *s, Client *c) {
-        s->n_secrets_sent++;
-        if (s->bus)
-                bus_got_secret(s->bus, c);
-}
-
-void server_rejected(Server *s, Client *c, const char *reason) {
-        if (s->bus)
-                bus_rejected(s->bus, c, reason);
-}
-
-void server_need_approval(Server *s, Client *c) {
-        if (s->bus)
-                bus_need_approval(s->bus, c, c->approval_delay / USEC_PER_MSEC, c->approved_by_default);
 }
 
 void server_wake_approval_waiters(Server *s, Client *c) {
@@ -485,6 +499,7 @@ void server_session_unlink(Server *s, Session *session) {
 static int on_stop_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
+        assert(s);
         log_info("Stopping with %u connections still open", s->n_sessions);
         return sd_event_exit(s->event, 0);
 }

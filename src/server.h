@@ -33,6 +33,7 @@ typedef struct Server {
         Bus *bus;                  /* NULL without D-Bus */
         CheckerManager *checkers;
         TimerHeap *timers;         /* the clients' timers */
+        ClientOwner client_owner;    /* what the clients get of the server: these, and on_client_event() */
         sd_bus *launcher;          /* the root launcher's channel; NULL without one */
         sd_bus_slot *reload_slot;  /* a reload waiting for the launcher's files */
         bool reload_again;         /* a SIGHUP came meanwhile */
@@ -75,7 +76,10 @@ static inline void server_freep(Server **s) {
  * as docs/STATE.md, Merging at start, says (src/server-state.c). */
 int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
 /* Put a new client in the table (and on the bus), not yet started. */
-int server_insert_client(Server *s, const ClientConfig *config, const ClientConfig *settings, Client **ret);
+int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret);
+/* What the clients report (src/client.h), fanned out to the bus and the
+ * state writer (and so to STATUS=, updated at each save). */
+void server_on_client_event(Client *c, const ClientEvent *event, void *userdata);
 
 /* The state directory: $STATE_DIRECTORY, else --statedir. Loads the state
  * file unless restore is off; a corrupt one is set aside. Without one, the
@@ -130,15 +134,8 @@ void server_forget_client(Server *s, Client *c, bool remember);
 int server_set_client_key_id(Server *s, Client *c, const char *key_id);
 Client *server_find_client_by_name(Server *s, const char *name);
 
-/* Events reported by clients and sessions: the one path to the bus (and,
- * later, the state writer). */
-void server_client_changed(Server *s, Client *c, ClientProperty p);
+/* A connection named a key ID no client has (src/session.c): to the bus. */
 void server_client_not_found(Server *s, const char *key_id, const char *address);
-void server_checker_started(Server *s, Client *c);
-void server_checker_completed(Server *s, Client *c, int16_t exit_code, int64_t wait_status);
-void server_got_secret(Server *s, Client *c);
-void server_rejected(Server *s, Client *c, const char *reason);
-void server_need_approval(Server *s, Client *c);
 
 /* Connections of c waiting for approval look again (approval, denial,
  * enable, disable). */

@@ -11,35 +11,11 @@
 #include <sys/stat.h>
 
 #include "client.h"
+#include "log.h"
 #include "state-json.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-#define DIGEST_LABEL "mandos state: configured secret digest"
-
-void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
-        int r;
-
-        if (version == 1)
-                r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, size, ret);
-        else
-                r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, size, DIGEST_LABEL, strlen(DIGEST_LABEL), ret);
-        if (r < 0)
-                memset(ret, 0, 32);
-}
-
-void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]) {
-        secret_digest_for(STATE_VERSION, secret, size, ret);
-}
-
-bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b) {
-        return streq(a->key_id, b->key_id) && streq(a->fingerprint, b->fingerprint) && streq(a->host, b->host) &&
-               streq(a->checker, b->checker) && a->timeout == b->timeout &&
-               a->extended_timeout == b->extended_timeout && a->interval == b->interval &&
-               a->approval_delay == b->approval_delay && a->approval_duration == b->approval_duration &&
-               a->approved_by_default == b->approved_by_default && a->enabled == b->enabled;
-}
 
 static char *hex(const uint8_t *p, size_t n) {
         char *s = malloc(2 * n + 1);
@@ -62,8 +38,8 @@ static int unhex(const char *s, uint8_t *out, size_t n) {
 SavedClient *saved_client_free(SavedClient *s) {
         if (!s)
                 return NULL;
-        client_config_free(s->config);
-        client_config_free(s->runtime);
+        client_settings_free(s->config);
+        client_settings_free(s->runtime);
         free(s->encrypted_secret);
         free(s);
         return NULL;
@@ -92,28 +68,57 @@ const SavedClient *state_find(const State *s, const char *name, bool removed) {
         return NULL;
 }
 
+/* ---------------------------------------------------------------- merging */
+
+void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now) {
+        if (!m->enabled || !t->expires || now < t->expires)
+                return;
+        if (!t->last_checked_ok) {
+                log_warning("disabling client %s - Client never performed a successful checker", m->name);
+                m->enabled = false;
+        } else if (t->last_checker_status != 0) {
+                log_warning("disabling client %s - Client last checker failed with error code %d", m->name,
+                            t->last_checker_status);
+                m->enabled = false;
+        } else {
+                t->expires = now + m->timeout;
+                log_debug("Last checker succeeded, keeping %s enabled", m->name);
+        }
+}
+
 /* ---------------------------------------------------------------- writing */
 
-static json_object *settings_to_json(const ClientConfig *c) {
+/* The saved settings (CLIENT_SETTING_SAVED), in the table's order. */
+static json_object *settings_to_json(const ClientSettings *c) {
         json_object *o = json_object_new_object();
+        const char *str;
+        uint64_t usec;
 
         if (!o)
                 return NULL;
-        json_object_object_add(o, "key_id", json_object_new_string(c->key_id));
-        json_object_object_add(o, "fingerprint", json_object_new_string(c->fingerprint));
-        json_object_object_add(o, "host", json_object_new_string(c->host));
-        json_object_object_add(o, "checker", json_object_new_string(c->checker));
-        json_object_object_add(o, "timeout", json_object_new_int64((int64_t) c->timeout));
-        json_object_object_add(o, "extended_timeout", json_object_new_int64((int64_t) c->extended_timeout));
-        json_object_object_add(o, "interval", json_object_new_int64((int64_t) c->interval));
-        json_object_object_add(o, "approval_delay", json_object_new_int64((int64_t) c->approval_delay));
-        json_object_object_add(o, "approval_duration", json_object_new_int64((int64_t) c->approval_duration));
-        json_object_object_add(o, "approved_by_default", json_object_new_boolean(c->approved_by_default));
-        json_object_object_add(o, "enabled", json_object_new_boolean(c->enabled));
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {
+                switch (row->type) {
+                case CLIENT_SETTING_TYPE_STRING:
+                case CLIENT_SETTING_TYPE_KEY:
+                        str = strempty(*CLIENT_SETTING_CFIELD(c, row, char *));
+                        json_object_object_add(o, row->name, json_object_new_string(str));
+                        break;
+                case CLIENT_SETTING_TYPE_DURATION:
+                        usec = *CLIENT_SETTING_CFIELD(c, row, uint64_t);
+                        json_object_object_add(o, row->name, json_object_new_int64((int64_t) usec));
+                        break;
+                case CLIENT_SETTING_TYPE_BOOLEAN:
+                        json_object_object_add(o, row->name,
+                                               json_object_new_boolean(*CLIENT_SETTING_CFIELD(c, row, bool)));
+                        break;
+                case CLIENT_SETTING_TYPE_SECRET:
+                        break; /* only its digest, or its ciphertext */
+                }
+        }
         return o;
 }
 
-static json_object *config_to_json(const ClientConfig *c, const uint8_t digest[static 32]) {
+static json_object *config_to_json(const ClientSettings *c, const uint8_t digest[static 32]) {
         json_object *o = settings_to_json(c);
         _cleanup_free_ char *d = hex(digest, 32);
 
@@ -123,14 +128,7 @@ static json_object *config_to_json(const ClientConfig *c, const uint8_t digest[s
 }
 
 json_object *client_to_json(const Client *c) {
-        ClientConfig runtime = {
-                .name = c->name, .key_id = c->key_id, .fingerprint = c->fingerprint, .host = c->host,
-                .checker = c->checker_command, .timeout = c->timeout, .extended_timeout = c->extended_timeout,
-                .interval = c->interval, .approval_delay = c->approval_delay,
-                .approval_duration = c->approval_duration, .approved_by_default = c->approved_by_default,
-                .enabled = c->enabled,
-        };
-        json_object *o = json_object_new_object(), *r = settings_to_json(&runtime);
+        json_object *o = json_object_new_object(), *r = settings_to_json(&c->settings);
 
         if (!o || !r) {
                 json_object_put(o);
@@ -312,25 +310,42 @@ static bool get_bool(Reader *rd, json_object *o, const char *key) {
         return v && json_object_get_boolean(v);
 }
 
-static ClientConfig *settings_from_json(Reader *rd, json_object *o, const char *name) {
-        ClientConfig *c = calloc(1, sizeof(ClientConfig));
+/* absent: the CLIENT_SETTING_LATER settings o lacks are added to it. */
+static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char *name, ClientSettingMask *absent) {
+        ClientSettings *c = calloc(1, sizeof(ClientSettings));
 
         if (!c)
                 return NULL;
         c->name = strdup(name);
-        c->key_id = get_string(rd, o, "key_id");
-        c->fingerprint = get_string(rd, o, "fingerprint");
-        c->host = get_string(rd, o, "host");
-        c->checker = get_string(rd, o, "checker");
-        c->timeout = get_u64(rd, o, "timeout");
-        c->extended_timeout = get_u64(rd, o, "extended_timeout");
-        c->interval = get_u64(rd, o, "interval");
-        c->approval_delay = get_u64(rd, o, "approval_delay");
-        c->approval_duration = get_u64(rd, o, "approval_duration");
-        c->approved_by_default = get_bool(rd, o, "approved_by_default");
-        c->enabled = get_bool(rd, o, "enabled");
-        if (!c->name || !c->key_id || !c->fingerprint || !c->host || !c->checker)
+        if (!c->name)
                 fail(rd, "out of memory");
+        FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {
+                if ((row->flags & CLIENT_SETTING_LATER) && !json_object_object_get_ex(o, row->name, NULL)) {
+                        *absent |= CLIENT_SETTING_BIT(client_setting_id(row));
+                        if (row->type == CLIENT_SETTING_TYPE_STRING || row->type == CLIENT_SETTING_TYPE_KEY) {
+                                *CLIENT_SETTING_FIELD(c, row, char *) = strdup("");
+                                if (!*CLIENT_SETTING_FIELD(c, row, char *))
+                                        fail(rd, "out of memory");
+                        }
+                        continue;
+                }
+                switch (row->type) {
+                case CLIENT_SETTING_TYPE_STRING:
+                case CLIENT_SETTING_TYPE_KEY:
+                        *CLIENT_SETTING_FIELD(c, row, char *) = get_string(rd, o, row->name);
+                        if (!*CLIENT_SETTING_FIELD(c, row, char *))
+                                fail(rd, "out of memory");
+                        break;
+                case CLIENT_SETTING_TYPE_DURATION:
+                        *CLIENT_SETTING_FIELD(c, row, uint64_t) = get_u64(rd, o, row->name);
+                        break;
+                case CLIENT_SETTING_TYPE_BOOLEAN:
+                        *CLIENT_SETTING_FIELD(c, row, bool) = get_bool(rd, o, row->name);
+                        break;
+                case CLIENT_SETTING_TYPE_SECRET:
+                        break;
+                }
+        }
         return c;
 }
 
@@ -350,12 +365,12 @@ SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool 
                 return NULL;
         }
         s->version = version;
-        s->config = settings_from_json(rd, config, json_object_get_string(name));
+        s->config = settings_from_json(rd, config, json_object_get_string(name), &s->absent);
         json_object *digest = member(rd, config, digest_name, json_type_string);
         if (digest && unhex(json_object_get_string(digest), s->config_secret_digest, 32) < 0)
                 fail(rd, "'%s' of %s is not 64 hex digits", digest_name, json_object_get_string(name));
         if (live) {
-                s->runtime = settings_from_json(rd, runtime, json_object_get_string(name));
+                s->runtime = settings_from_json(rd, runtime, json_object_get_string(name), &s->absent);
                 s->times = (ClientTimes) {
                         .created = get_u64(rd, runtime, "created"),
                         .last_enabled = get_u64(rd, runtime, "last_enabled"),

@@ -36,10 +36,11 @@ typedef struct ClientTimes {
 } ClientTimes;
 
 typedef struct SavedClient {
-        ClientConfig *config;        /* clients.conf as when saved; secret: only its digest */
+        ClientSettings *config;        /* clients.conf as when saved; secret: only its digest */
         uint8_t config_secret_digest[32];
         unsigned version;            /* of the file it came from: 1 = legacy digest and passphrase */
-        ClientConfig *runtime;       /* the settings in force; no secret */
+        ClientSettings *runtime;       /* the settings in force; no secret */
+        ClientSettingMask absent;    /* CLIENT_SETTING_LATER ones the file lacks: clients.conf's apply */
         ClientTimes times;
         uint8_t *encrypted_secret;   /* a run-time secret, or NULL: the configured one */
         size_t encrypted_secret_size;
@@ -70,13 +71,9 @@ typedef struct Client Client;
 int state_save(const char *dir, uint64_t journal, Client *const *clients, size_t n_clients,
                const SavedClient *const *removed, size_t n_removed);
 
-/* The digest of a configured secret that the state keeps to see whether it
- * changed: an HMAC-SHA256 keyed with the secret over a label of its own,
- * unrelated to the passphrase of run-time secrets (secret-crypt.h).
- * secret_digest_for() gives the digest of a given file version (1: the
- * plain SHA-256 that version 1 files stored). */
-void secret_digest(const uint8_t *secret, size_t size, uint8_t ret[static 32]);
-void secret_digest_for(unsigned version, const uint8_t *secret, size_t size, uint8_t ret[static 32]);
-
-/* Whether two client settings are equal, secret aside. */
-bool client_config_settings_equal(const ClientConfig *a, const ClientConfig *b);
+/* docs/STATE.md, Merging at start, rule 2: an enabled client whose saved
+ * expiry passed (before now, CLOCK_REALTIME µs) while we were away stays
+ * enabled only if its last checker succeeded, and then expires one
+ * timeout from now; else m is disabled, with the reference's warning. Rule 1
+ * is client_settings_merge(). */
+void state_check_expiry(ClientSettings *m, ClientTimes *t, uint64_t now);

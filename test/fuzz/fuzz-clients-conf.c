@@ -17,14 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < c->n_warnings; i++)
                 fuzz_assert(c->warnings[i] && strncmp(c->warnings[i], "fuzz/clients.conf:", 18) == 0);
         for (size_t i = 0; i < c->n_clients; i++) {
-                const ClientConfig *cc = c->clients[i];
+                const ClientSettings *cc = c->clients[i];
                 const char *why = NULL;
 
-                fuzz_assert(cc->name && cc->key_id && cc->fingerprint && cc->host && cc->checker);
+                fuzz_assert(cc->name && cc->key_id && cc->fingerprint && cc->host && cc->checker_command);
                 fuzz_assert(cc->secret);
                 fuzz_assert(!strchr(cc->key_id, ' ') && !strchr(cc->fingerprint, ' '));
                 /* A loaded client's checker is known to expand. */
-                fuzz_assert(checker_template_validate(cc->checker, &why) == 0);
+                fuzz_assert(checker_template_validate(cc->checker_command, &why) == 0);
         }
         return 0;
 }

@@ -16,7 +16,7 @@ static ClientsConf *parse(const char *text) {
         return c;
 }
 
-static const ClientConfig *find(const ClientsConf *c, const char *name) {
+static const ClientSettings *find(const ClientsConf *c, const char *name) {
         for (size_t i = 0; c && i < c->n_clients; i++)
                 if (streq(c->clients[i]->name, name))
                         return c->clients[i];
@@ -54,7 +54,7 @@ static const char keygen_output[] =
 
 static void test_keygen_output_is_accepted(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse(keygen_output);
-        const ClientConfig *cl = find(c, "foo.bar-baz");
+        const ClientSettings *cl = find(c, "foo.bar-baz");
 
         check_int(c->n_problems, 0);
         check(cl != NULL);
@@ -64,14 +64,14 @@ static void test_keygen_output_is_accepted(void) {
         check_streq(cl->fingerprint, "0123456789ABCDEF0123456789ABCDEF01234567");
         check_int(cl->secret_size, 11);
         check(memcmp(cl->secret, "hello world", 11) == 0);
-        check_streq(cl->checker, "ssh-keyscan -t ecdsa-sha2-nistp256 %(host)s 2>/dev/null | grep --fixed-strings "
+        check_streq(cl->checker_command, "ssh-keyscan -t ecdsa-sha2-nistp256 %(host)s 2>/dev/null | grep --fixed-strings "
                                  "--line-regexp --quiet --regexp=%(host)s\" ecdsa-sha2-nistp256 AAAA\"");
         check_streq(cl->host, "foo.bar-baz");
 }
 
 static void test_defaults_are_the_reference_ones(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse("[a]\nkey_id = " KEY_ID "\nsecret = aGk=\n");
-        const ClientConfig *cl = find(c, "a");
+        const ClientSettings *cl = find(c, "a");
 
         check(cl != NULL);
         if (!cl)
@@ -83,7 +83,7 @@ static void test_defaults_are_the_reference_ones(void) {
         check_int(cl->approval_duration, USEC_PER_SEC);
         check(cl->approved_by_default);
         check(cl->enabled);
-        check_streq(cl->checker, "fping -q -- %(host)s");
+        check_streq(cl->checker_command, "fping -q -- %(host)s");
         check_streq(cl->host, "");
         check_streq(cl->fingerprint, ""); /* optional (mandos-clients.conf(5)) */
 }
@@ -93,7 +93,7 @@ static void test_default_section_is_inherited_and_overridden(void) {
                 "[DEFAULT]\ntimeout = PT1H\nenabled = no\n"
                 "[a]\nkey_id = " KEY_ID "\nsecret = aGk=\n"
                 "[b]\nkey_id = 00\nsecret = aGk=\ntimeout = 7d\nenabled = Yes\n");
-        const ClientConfig *a = find(c, "a"), *b = find(c, "b");
+        const ClientSettings *a = find(c, "a"), *b = find(c, "b");
 
         check(a && b);
         if (!a || !b)
@@ -215,7 +215,7 @@ static void test_malformed_key_id_warns(void) {
 static void test_duration_improvements_apply_to_clients(void) {
         _cleanup_(clients_conf_freep) ClientsConf *c = parse(
                 "[a]\nsecret = aGk=\ntimeout = 1d2h\ninterval = P1YT1H\nextended_timeout = 5m 30s\n");
-        const ClientConfig *a = find(c, "a");
+        const ClientSettings *a = find(c, "a");
 
         check(a != NULL);
         if (!a)
@@ -261,7 +261,7 @@ static void test_secfile_is_read_and_bad_ones_are_named(void) {
         conf = write_file(dir, "clients.conf", text, strlen(text));
         check_int(clients_conf_load(conf, &c), 0);
         if (c) {
-                const ClientConfig *e = find(c, "env");
+                const ClientSettings *e = find(c, "env");
                 check(e && e->secret_size == 3 && memcmp(e->secret, "\x01\x00\x02", 3) == 0);
                 check(find(c, "braces") != NULL);
                 check(has_problem(c, "[missing] secfile", "No such file", NULL));
