@@ -11,6 +11,7 @@
 #include "bus-introspect.h"
 #include <assert.h>
 #include "duration.h"
+#include "hex.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -646,7 +647,6 @@ int bus_export_clients(Bus *b) {
 /* ------------------------------------------------------------ object path */
 
 int bus_client_object_path(const char *name, char **ret) {
-        static const char hex[] = "0123456789abcdef";
         char *path, *p;
 
         if (isempty(name))
@@ -662,8 +662,8 @@ int bus_client_object_path(const char *name, char **ret) {
                         *p++ = '_';
                 else {
                         *p++ = '_';
-                        *p++ = hex[*s >> 4];
-                        *p++ = hex[*s & 15];
+                        *p++ = hexchar(*s >> 4, false);
+                        *p++ = hexchar(*s, false);
                 }
         }
         *p = '\0';

@@ -755,7 +755,8 @@ int clients_conf_load(const char *path, ClientsConf **ret) {
                 return 0;
         }
         if (r < 0) {
-                r = problem(conf, path, 0, NULL, NULL, "cannot read: %s", strerror(-r));
+                errno = -r;
+                r = problem(conf, path, 0, NULL, NULL, "cannot read: %m");
                 if (r < 0)
                         return r;
                 *ret = TAKE_PTR(conf);
@@ -803,7 +804,8 @@ static int load_all(const char *dir, ClientsConf **ret) {
                 return r;
         if (r < 0) {
                 conf->unreadable = true;
-                r = problem(conf, path, 0, NULL, NULL, "cannot read: %s", strerror(-r));
+                errno = -r;
+                r = problem(conf, path, 0, NULL, NULL, "cannot read: %m");
         } else
                 r = convert(main_file, conf);
         if (r < 0)
@@ -844,7 +846,8 @@ static int load_all(const char *dir, ClientsConf **ret) {
                 conf->unreadable = true;
                 if (io && !io->replay && conf_files_add(io, 'l', ddir, e, NULL, "", 0) < 0)
                         return -ENOMEM;
-                r = problem(conf, ddir, 0, NULL, NULL, "cannot list: %s", strerror(e));
+                errno = e;
+                r = problem(conf, ddir, 0, NULL, NULL, "cannot list: %m");
         }
         for (int i = 0; i < n; i++) {
                 _cleanup_(ini_file_freep) IniFile *f = NULL;
@@ -858,7 +861,8 @@ static int load_all(const char *dir, ClientsConf **ret) {
                                 r = k;
                         else if (k < 0) {
                                 conf->unreadable = true;
-                                r = problem(conf, p, 0, NULL, NULL, "cannot read: %s", strerror(-k));
+                                errno = -k;
+                                r = problem(conf, p, 0, NULL, NULL, "cannot read: %m");
                         }
                         else
                                 r = convert(f, conf);

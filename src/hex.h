@@ -3,7 +3,8 @@
 
 /* Bytes as hexadecimal text: the digest-derived passphrases of the state
  * file (secret-crypt.c) in lower case, and the key ID that
- * mandos-clients.conf(5) calls the key_id in upper case (tls.c). */
+ * mandos-clients.conf(5) calls the key_id in upper case (tls.c); the
+ * secret digest of the state file (state.c, docs/STATE.md), both ways. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,3 +18,10 @@ char *hex_encode(char *out, const void *data, size_t size, bool upper);
 
 /* The lower-case digits of data, malloc'd, or NULL on ENOMEM. */
 char *hexmem(const void *data, size_t size);
+
+/* The value of one hex digit (either case), or -EINVAL. */
+int unhexchar(char c);
+
+/* Exactly 2 * size hex digits at s (either case, nothing else) into out:
+ * 0, or -EINVAL (out then holds no meaning). */
+int hex_decode(const char *s, void *out, size_t size);

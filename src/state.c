@@ -12,28 +12,11 @@
 
 #include "client.h"
 #include "log.h"
+#include "hex.h"
 #include "state-json.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-static char *hex(const uint8_t *p, size_t n) {
-        char *s = malloc(2 * n + 1);
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                sprintf(s + 2 * i, "%02x", p[i]);
-        return s;
-}
-
-static int unhex(const char *s, uint8_t *out, size_t n) {
-        if (strlen(s) != 2 * n)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++)
-                if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
-                        return -EINVAL;
-        return 0;
-}
 
 SavedClient *saved_client_free(SavedClient *s) {
         if (!s)
@@ -120,7 +103,7 @@ static json_object *settings_to_json(const ClientSettings *c) {
 
 static json_object *config_to_json(const ClientSettings *c, const uint8_t digest[static 32]) {
         json_object *o = settings_to_json(c);
-        _cleanup_free_ char *d = hex(digest, 32);
+        _cleanup_free_ char *d = hexmem(digest, 32);
 
         if (o && d)
                 json_object_object_add(o, "secret_digest", json_object_new_string(d));
@@ -367,7 +350,7 @@ SavedClient *saved_from_json(Reader *rd, json_object *o, unsigned version, bool 
         s->version = version;
         s->config = settings_from_json(rd, config, json_object_get_string(name), &s->absent);
         json_object *digest = member(rd, config, digest_name, json_type_string);
-        if (digest && unhex(json_object_get_string(digest), s->config_secret_digest, 32) < 0)
+        if (digest && hex_decode(json_object_get_string(digest), s->config_secret_digest, 32) < 0)
                 fail(rd, "'%s' of %s is not 64 hex digits", digest_name, json_object_get_string(name));
         if (live) {
                 s->runtime = settings_from_json(rd, runtime, json_object_get_string(name), &s->absent);

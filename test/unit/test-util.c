@@ -29,6 +29,21 @@ static void test_hex_lower_and_upper(void) {
         check(hexchar(0x1a, false) == 'a' && hexchar(0x1a, true) == 'A');
 }
 
+static void test_hex_decode_exact(void) {
+        unsigned char out[4];
+
+        check(hex_decode("000fA5ff", out, sizeof(out)) == 0);
+        check(out[0] == 0x00 && out[1] == 0x0f && out[2] == 0xa5 && out[3] == 0xff);
+        check(hex_decode("", out, 0) == 0);
+        /* Too short, too long, not digits, a sign or a space as sscanf takes them. */
+        check(hex_decode("000fa5", out, sizeof(out)) == -EINVAL);
+        check(hex_decode("000fa5ff0", out, sizeof(out)) == -EINVAL);
+        check(hex_decode("000fa5fg", out, sizeof(out)) == -EINVAL);
+        check(hex_decode("+f0fa5ff", out, sizeof(out)) == -EINVAL);
+        check(hex_decode(" f0fa5ff", out, sizeof(out)) == -EINVAL);
+        check(unhexchar('F') == 15 && unhexchar('/') == -EINVAL && unhexchar(':') == -EINVAL);
+}
+
 static int bound_socket(int family, const void *sa, socklen_t len) {
         int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -128,5 +143,6 @@ static void test_thread_start_blocks_signals_in_the_thread_only(void) {
 TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
           TEST(test_list_prepend_remove_foreach),
           TEST(test_hex_lower_and_upper),
+          TEST(test_hex_decode_exact),
           TEST(test_bound_address_ipv4_and_ipv6),
           TEST(test_bound_address_refuses_other_sockets))
