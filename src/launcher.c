@@ -18,6 +18,7 @@
 #include <systemd/sd-login.h>
 
 #include "checker.h"
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
@@ -52,15 +53,16 @@ void launcher_server_user(uid_t *ret_uid, gid_t *ret_gid) {
 
 typedef struct Launcher Launcher;
 
-typedef struct Pending {
-        struct Pending *next;
+typedef struct Pending Pending;
+struct Pending {
+        LIST_FIELDS(Pending, pending);
         Launcher *launcher;
         sd_bus_message *call; /* the server's request, answered when the job ends */
         int pidfd;            /* the process checked (verify_pid()) */
         char *unit;
         char *job;
         sd_bus_slot *slot;
-} Pending;
+};
 
 struct Launcher {
         sd_event *event;
@@ -73,18 +75,14 @@ struct Launcher {
         unsigned serial;
         char **scopes;        /* made, and not stopped yet */
         size_t n_scopes;
-        Pending *pending;
+        LIST_HEAD(Pending, pending);
         unsigned n_pending;
         char *own_service;    /* the service we run in, if any: its scopes are PartOf= it */
 };
 
 static Pending *pending_free(Launcher *l, Pending *p) {
-        for (Pending **q = &l->pending; *q; q = &(*q)->next)
-                if (*q == p) {
-                        *q = p->next;
-                        l->n_pending--;
-                        break;
-                }
+        LIST_REMOVE(pending, l->pending, p);
+        l->n_pending--;
         sd_bus_message_unref(p->call);
         sd_bus_slot_unref(p->slot);
         if (p->pidfd >= 0)
@@ -257,7 +255,7 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
 
         if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
                 return 0;
-        for (Pending *p = l->pending; p; p = p->next)
+        LIST_FOREACH(pending, p, l->pending)
                 if (p->job && streq(p->job, job)) {
                         if (streq(result, "done") && !pidfd_alive(p->pidfd)) {
                                 log_warning("Launcher: the checker of %s exited before it was attached: "
@@ -315,8 +313,7 @@ static int method_start_scope(sd_bus_message *m, void *userdata, sd_bus_error *e
         p->pidfd = TAKE_FD(pidfd);
         p->call = sd_bus_message_ref(m);
         p->unit = checker_scope_name(client, ++l->serial);
-        p->next = l->pending;
-        l->pending = p;
+        LIST_PREPEND(pending, l->pending, p);
         l->n_pending++;
         if (!p->unit || asprintf(&description, "Mandos checker for %s", client) < 0) {
                 pending_free(l, p);
@@ -517,7 +514,7 @@ static void stop_unit(Launcher *l, const char *unit) {
 static void launcher_stop_all(Launcher *l) {
         if (!l->system)
                 return;
-        for (Pending *p = l->pending; p; p = p->next)
+        LIST_FOREACH(pending, p, l->pending)
                 if (p->unit)
                         (void) scopes_add(l, p->unit);
         if (l->n_scopes > 0)

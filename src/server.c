@@ -209,7 +209,7 @@ static bool server_drop_oldest_evictable(Server *s, const char *why) {
         Session *oldest = NULL;
         SessionEvict best = SESSION_EVICT_NEVER;
 
-        for (Session *x = s->sessions; x; x = x->next) {
+        LIST_FOREACH(sessions, x, s->sessions) {
                 SessionEvict e = session_evictable(x);
                 if (e != SESSION_EVICT_NEVER && e >= best) {
                         best = e;
@@ -389,23 +389,15 @@ void server_client_not_found(Server *s, const char *key_id, const char *address)
 }
 
 void server_wake_approval_waiters(Server *s, Client *c) {
-        Session *next;
-
-        /* A session may end while we look: keep the next one first. */
-        for (Session *session = s->sessions; session; session = next) {
-                next = session->next;
+        /* A session may end while we look: LIST_FOREACH keeps the next one first. */
+        LIST_FOREACH(sessions, session, s->sessions)
                 if (session->client == c && session->state == SESSION_APPROVAL)
                         session_approval_wake(session);
-        }
 }
 
 void server_drop_stale_sessions(Server *s) {
-        Session *next;
-
-        for (Session *session = s->sessions; session; session = next) {
-                next = session->next;
+        LIST_FOREACH(sessions, session, s->sessions)
                 session_recheck_client(session);
-        }
 }
 
 /* The table entry for key_id goes to the first client, in configuration
@@ -474,23 +466,14 @@ void server_forget_client(Server *s, Client *c, bool remember) {
 }
 
 void server_session_link(Server *s, Session *session) {
-        session->next = s->sessions;
-        if (s->sessions)
-                s->sessions->prev = session;
-        s->sessions = session;
+        LIST_PREPEND(sessions, s->sessions, session);
         s->n_sessions++;
 }
 
 void server_session_unlink(Server *s, Session *session) {
-        if (session->prev)
-                session->prev->next = session->next;
-        else if (s->sessions == session)
-                s->sessions = session->next;
-        else
+        if (!session->sessions_prev && s->sessions != session)
                 return; /* not linked */
-        if (session->next)
-                session->next->prev = session->prev;
-        session->prev = session->next = NULL;
+        LIST_REMOVE(sessions, s->sessions, session);
         s->n_sessions--;
         if (s->stopping && s->n_sessions == 0)
                 (void) sd_event_exit(s->event, 0);

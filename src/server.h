@@ -7,6 +7,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "bus.h"
 #include "checker.h"
 #include "client.h"
@@ -46,7 +47,7 @@ typedef struct Server {
         char *import_pickle;       /* the reference's clients.pickle being imported: renamed once our state is saved */
         struct StateWriter *writer;    /* NULL until the clients are all in (src/state-writer.h) */
 
-        Session *sessions;         /* open connections, newest first */
+        LIST_HEAD(Session, sessions); /* open connections, newest first */
         unsigned n_sessions;
         unsigned max_sessions;     /* max_connections, or fewer if file descriptors are short;
                                     * when full, a new one displaces the oldest evictable one

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "client.h"
 #include "tls.h"
 
@@ -53,7 +54,7 @@ typedef enum SessionState {
 typedef struct Session Session;
 struct Session {
         Server *server;
-        Session *prev, *next;       /* the server's list of sessions */
+        LIST_FIELDS(Session, sessions); /* the server's list of sessions */
 
         int fd;
         sd_event_source *io;
