@@ -41,8 +41,9 @@ static int run_check(const Settings *settings) {
 
         r = tls_context_init(&tls, settings->priority, &error_pos);
         if (r < 0) {
-                printf("%s/mandos.conf: [DEFAULT] priority: bad GnuTLS priority string at '%s': %s\n",
-                       settings->configdir, strempty(error_pos), gnutls_strerror(r));
+                errno = -r;
+                printf("%s/mandos.conf: [DEFAULT] priority: bad GnuTLS priority string at '%s': %m\n",
+                       settings->configdir, strempty(error_pos));
                 problems++;
         } else
                 tls_context_done(&tls);

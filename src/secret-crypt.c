@@ -25,7 +25,7 @@
  *
  * Version 2: an HMAC-SHA256 keyed with the configured secret over a label
  * of its own, so it shares nothing with the change-detection digest that
- * the state file keeps (state.c, secret_digest()): the state file alone
+ * the state file keeps (client-settings.c, secret_digest()): the state file alone
  * opens no secret. Version 1 (state files of version 1) used the plain
  * SHA-256 of the configured secret, which those files also stored; it is
  * only ever used to read such a file once. */

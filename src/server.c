@@ -45,8 +45,10 @@ int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Serv
 
         r = tls_context_init(&s->tls, settings->priority, &error_pos);
         if (r < 0) {
-                log_error("Bad GnuTLS priority string '%s' at '%s': %s", settings->priority,
-                          strempty(error_pos), gnutls_strerror(r));
+                if (r == -ENOMEM)
+                        return log_oom();
+                log_error_errno(r, "Bad GnuTLS priority string '%s' at '%s': %m", settings->priority,
+                                strempty(error_pos));
                 return -EINVAL;
         }
         *ret = TAKE_PTR(s);

@@ -27,11 +27,11 @@ int tls_context_init(TlsContext *t, const char *priority, const char **ret_error
          * server proves nothing about itself; the peer proves its key. */
         r = gnutls_certificate_allocate_credentials(&t->credentials);
         if (r < 0)
-                return r;
+                return errno_from_gnutls(r);
         r = gnutls_priority_init(&t->priority, priority, ret_error_pos);
         if (r < 0) {
                 tls_context_done(t);
-                return r;
+                return errno_from_gnutls(r);
         }
         return 0;
 }

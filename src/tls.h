@@ -6,8 +6,7 @@
  * SHA-256 key ID of the raw public key the peer presents.
  *
  * Failures are negative errno values, GnuTLS's codes converted here (its
- * text, where a caller logs why, in *ret_why); tls_context_init() is the
- * one exception still, until its callers log with %m. */
+ * text, where a caller logs why, in *ret_why). */
 
 #include <gnutls/gnutls.h>
 
@@ -18,8 +17,8 @@ typedef struct TlsContext {
         gnutls_priority_t priority;
 } TlsContext;
 
-/* Compile the priority string once. Returns 0, or a negative GnuTLS error
- * with *ret_error_pos pointing into priority where it went wrong. */
+/* Compile the priority string once. Returns 0, or -EINVAL with
+ * *ret_error_pos pointing into priority where it went wrong (-ENOMEM). */
 int tls_context_init(TlsContext *t, const char *priority, const char **ret_error_pos);
 void tls_context_done(TlsContext *t);
 
