@@ -10,7 +10,8 @@
 # before gives the machine's own slowest fetch: the bound is 100 ms or,
 # on a machine too busy to meet it without any Set, that run's slowest plus
 # 50 ms (a Set done inside the loop costs 150 ms and more: gpg's start and
-# an agent's; under valgrind, no bound). Then the last Secret set is what the wire serves; and a Set
+# an agent's; under valgrind or the sanitizers, no bound). Whatever the build, the server's
+# own loop-stall log shows no iteration of 100 ms or more. Then the last Secret set is what the wire serves; and a Set
 # still under way when the server is told to stop is answered, and served
 # after a restart (its ciphertext reached the state file).
 
@@ -96,8 +97,17 @@ served_right() {
 }
 check "the load run fetched and got only right secrets" served_right "$loaded"
 max=$(field max_ms <<<"$loaded")
+# The server's own measure (src/loop.c logs each loop iteration over 50 ms
+# and what ran in it): no iteration held the loop for 100 ms or more while
+# Secret was set. A Set done inside the loop (gpg's start, an agent's) does.
+stalls=$(grep -E 'Event loop stalled for [0-9]{3,} ms' "$MANDOS_LOG" | sed 's/.*DEBUG: //' | tr '\n' ';')
+check "no loop iteration of 100 ms or more while Secret was set${stalls:+ (${stalls})}" test -z "$stalls"
 if [ "${MANDOS_VALGRIND:-}" = 1 ]; then
 	diag "under valgrind: slowest fetch $max ms (no bound: valgrind slows the server's loop itself)"
+elif ldd "$MANDOS" 2>/dev/null | grep -q libasan; then
+	# The sanitizers slow every fetch, and gpg's CPU competes with the load
+	# on a small machine: the stall check above is the measure there.
+	diag "under the sanitizers: slowest fetch $max ms (without Sets: $quiet_max ms; no bound)"
 else
 	check "slowest fetch while Secret is set: $max ms < $bound ms (without Sets: $quiet_max ms)" \
 		"$PY" -c 'import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))' "$max" "$bound"
