@@ -716,6 +716,40 @@ log_count() {
 	grep -cF -- "$1" "$MANDOS_LOG" 2>/dev/null || true
 }
 
+# secret_text_in_memory PID SECTION_FILE: how many copies of the lines of
+# the base64 secret in SECTION_FILE (a client's clients.conf section) are in
+# PID's memory, every mapping read (as root, through /proc/PID/mem). A
+# server holds a secret only as the bytes it serves: the file's text, the
+# values, their continuation lines and interpolations are wiped after parsing.
+secret_text_in_memory() {
+	"$PY" - "$1" "$2" <<'PY'
+import re, sys
+pid, section = sys.argv[1], sys.argv[2]
+b64 = re.search(r"^secret\s*=\s*\n((?:[ \t]+.*\n?)+)", open(section).read(), re.M).group(1)
+needles = [l.strip().encode() for l in b64.splitlines() if len(l.strip()) >= 24]
+assert needles, "no base64 line to look for"
+# Mappings over 1 GiB are a sanitizer's shadow memory (reserved, mostly
+# never touched); the rest is read in chunks that overlap.
+CHUNK, OVERLAP = 16 << 20, max(len(n) for n in needles)
+hits = 0
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+        if hi - lo > 1 << 30:
+            continue
+        at = lo
+        while at < hi:
+            try:
+                mem.seek(at)
+                data = mem.read(min(CHUNK + OVERLAP, hi - at))
+            except (OSError, OverflowError):  # [vsyscall] and the like
+                break
+            hits += sum(data.count(n) for n in needles)
+            at += CHUNK
+print(hits)
+PY
+}
+
 # log_count_above PATTERN N [SECONDS]: wait (default 3 s) until more than N
 # lines of the server log contain PATTERN.
 log_count_above() {

@@ -17,43 +17,11 @@ ensure_keys alpha
 CONFDIR="$SCRATCH/conf"
 write_config "$CONFDIR" "$(client_section alpha)"
 
-# check_memory HOW: the server's memory holds the secret only as the bytes
-# it serves: no line of its base64 text from clients.conf survives the
-# parse (the file's text, the values, their continuation lines and
-# interpolations are wiped). Read as root through /proc/PID/mem.
+# check_memory HOW: no line of alpha's base64 text from clients.conf is
+# left in the server's memory (secret_text_in_memory in lib.sh).
 check_memory() {
 	local how=$1 hits
-	hits=$("$PY" - "$MANDOS_PID" "$(key_dir alpha)/section.conf" <<'PY'
-import re, sys
-pid, section = sys.argv[1], sys.argv[2]
-text = open(section).read()
-b64 = re.search(r"^secret\s*=\s*\n((?:[ \t]+.*\n?)+)", text, re.M).group(1)
-needles = [l.strip().encode() for l in b64.splitlines() if len(l.strip()) >= 24]
-assert needles, "no base64 line to look for"
-# Mappings over 1 GiB are a sanitizer's shadow memory (reserved, mostly
-# never touched); the heap and stacks are read in chunks that overlap.
-CHUNK, OVERLAP = 16 << 20, max(len(n) for n in needles)
-hits = 0
-with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-    for line in maps:
-        addr, perms = line.split()[:2]
-        if not perms.startswith("rw"):
-            continue
-        lo, hi = (int(x, 16) for x in addr.split("-"))
-        if hi - lo > 1 << 30:
-            continue
-        at = lo
-        while at < hi:
-            try:
-                mem.seek(at)
-                data = mem.read(min(CHUNK + OVERLAP, hi - at))
-            except OSError:
-                break
-            hits += sum(data.count(n) for n in needles)
-            at += CHUNK
-print(hits)
-PY
-)
+	hits=$(secret_text_in_memory "$MANDOS_PID" "$(key_dir alpha)/section.conf")
 	if [ "$hits" = 0 ]; then
 		ok "$how: no line of the secret's base64 text is left in the server's memory"
 	else
