@@ -72,6 +72,7 @@ set_secret() {
 		Secret ay $((${#1} / 2)) $(printf '%s' "$1" | sed 's/../0x& /g')
 }
 
+log_mark=$(wc -l <"$MANDOS_LOG")
 load >"$SCRATCH/load.json" &
 LOAD_PID=$!
 remember_pid "$LOAD_PID"
@@ -98,9 +99,12 @@ served_right() {
 check "the load run fetched and got only right secrets" served_right "$loaded"
 max=$(field max_ms <<<"$loaded")
 # The server's own measure (src/loop.c logs each loop iteration over 50 ms
-# and what ran in it): no iteration held the loop for 100 ms or more while
-# Secret was set. A Set done inside the loop (gpg's start, an agent's) does.
-stalls=$(grep -E 'Event loop stalled for [0-9]{3,} ms' "$MANDOS_LOG" | sed 's/.*DEBUG: //' | tr '\n' ';')
+# and what ran in it): while Secret was set, no iteration held the loop for
+# 100 ms or more but for a fetch itself (the load's own TLS work, slow
+# under valgrind and the sanitizers). A Set done inside the loop (gpg's
+# start, an agent's) does.
+stalls=$(tail -n +$((log_mark + 1)) "$MANDOS_LOG" | grep -E 'Event loop stalled for [0-9]{3,} ms' |
+	grep -v 'by the connection from' | sed 's/.*DEBUG: //' | tr '\n' ';')
 check "no loop iteration of 100 ms or more while Secret was set${stalls:+ (${stalls})}" test -z "$stalls"
 if [ "${MANDOS_VALGRIND:-}" = 1 ]; then
 	diag "under valgrind: slowest fetch $max ms (no bound: valgrind slows the server's loop itself)"
