@@ -147,12 +147,20 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
 static const char scope_wrapper[] =
         "IFS= read -r go <&3 && [ \"$go\" = g ] || exit 1; exec 3<&-; exec /bin/sh -c \"$1\"";
 
-/* Is word an executable the shell would run (no keyword, no builtin-only
- * name, no assignment), found the way the shell finds it? */
+/* Is word an executable the shell would run (no keyword, no builtin, no
+ * assignment), found the way the shell finds it? A builtin such as `true`,
+ * `test` or `echo` runs inside the shell as it is: exec'ing the program of
+ * that name would add a second exec to every checker (twice the cost of
+ * the spawn) and change which implementation runs. */
 static bool is_program(const char *word, size_t len) {
         static const char *const keywords[] = {
                 "if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while",
                 "until", "do", "done", "in", "function", "time",
+                /* dash(1) and POSIX special and regular builtins */
+                "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo", "eval", "exec",
+                "exit", "export", "false", "fc", "fg", "getopts", "hash", "jobs", "kill", "local", "printf",
+                "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap", "true", "type",
+                "ulimit", "umask", "unalias", "unset", "wait",
         };
         _cleanup_free_ char *name = strndup(word, len), *path = NULL;
         const char *dirs = getenv("PATH") ?: "/usr/bin:/bin";
@@ -181,7 +189,7 @@ static bool is_program(const char *word, size_t len) {
  * the program instead of waiting for it, one process per checker instead of
  * two (ten thousand clients under a cap of 64: 65 processes, not 129). Lists,
  * pipes, redirections, substitutions, assignments and keywords are left as
- * they are, and so is a name that is only a shell builtin. Returns NULL if
+ * they are, and so is a shell builtin. Returns NULL if
  * the command is not simple or on ENOMEM. */
 static char *exec_form(const char *command) {
         const char *w = command + strspn(command, " \t");
