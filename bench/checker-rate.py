@@ -11,12 +11,33 @@ With --perf, `perf record -g` runs on the server during the count."""
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+
+
+def cpu(pid, children=False):
+    """Seconds of CPU (user + system) the process has used, its threads
+    included; with children, that of its reaped children."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        i = 13 if children else 11
+        return (int(fields[i]) + int(fields[i + 1])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return 0.0
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return str(pid)
 
 
 def main():
@@ -48,12 +69,18 @@ def main():
             wait_announced(z["start_timeout"])
             time.sleep(3)
             if args.perf:
-                perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(p.pid)],
+                perf = subprocess.Popen(["perf", "record", "-g", "--no-inherit", "-o", args.perf, "-p", str(p.pid)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
+            watched = [q for q in b.pids if q != p.pid] + [p.pid]
+            c0 = {q: cpu(q) for q in watched}
+            k0 = cpu(p.pid, True)
+            names = {q: comm(q) for q in watched}
             w0 = time.monotonic()
             time.sleep(args.seconds)
             w1 = time.monotonic()
+            cpus = {names[q]: (cpu(q) - c0[q]) / (w1 - w0) for q in watched}
+            cpus["checkers"] = (cpu(p.pid, True) - k0) / (w1 - w0)
             rate = count(w0, w1) / (w1 - w0)
             if perf:
                 perf.send_signal(2)
@@ -61,8 +88,15 @@ def main():
         finally:
             stop_counter()
             b.stop(p, grace=30)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = b.run_json([os.path.join(b.build, "bench", "spawn-limit"), "--seconds", str(args.seconds),
                         "--parallel", "64"], timeout=args.seconds + 60)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lim_ms = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000 / r["completed"]
+        ours_ms = sum(cpus.values()) * 1000 / rate if rate else 0
+        print("CPU ms a checker: ours %.3f (all processes above), spawn-limit %.3f: CPU-bound ratio %.2f" % (
+            ours_ms, lim_ms, lim_ms / ours_ms if ours_ms else 0))
+        print("CPU (cores) " + ", ".join("%s %.2f" % (q, c) for q, c in cpus.items()))
         print("checkers/s %.1f  spawn-limit/s %.1f  ratio %.2f  (%d clients, %s)" % (
             rate, r["per_second"], rate / r["per_second"], n, args.interval), flush=True)
     finally:
