@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--interval", default="PT20S")
     ap.add_argument("--perf")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--hook", help="run HOOK SERVER-PID after the count (e.g. a short strace)")
     args = ap.parse_args()
     z = dict(bench.FULL, scale_clients=args.clients, start_timeout=180)
     b = bench.Bench(args, z)
@@ -82,6 +83,8 @@ def main():
             cpus = {names[q]: (cpu(q) - c0[q]) / (w1 - w0) for q in watched}
             cpus["checkers"] = (cpu(p.pid, True) - k0) / (w1 - w0)
             rate = count(w0, w1) / (w1 - w0)
+            if args.hook:
+                subprocess.run([args.hook, str(p.pid)], timeout=60)
             if perf:
                 perf.send_signal(2)
                 perf.wait(60)
