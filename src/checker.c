@@ -28,6 +28,9 @@ struct CheckerManager {
         sd_bus_slot *job_removed;
         unsigned serial;
 
+        char *program;               /* the last name is_program() looked up, */
+        bool program_found;          /* and whether it was found */
+
         Checker *checkers;           /* every live checker */
         sd_event_source *queue_runner; /* starts queued checkers, after other work */
 };
@@ -147,12 +150,20 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
 static const char scope_wrapper[] =
         "IFS= read -r go <&3 && [ \"$go\" = g ] || exit 1; exec 3<&-; exec /bin/sh -c \"$1\"";
 
-/* Is word an executable the shell would run (no keyword, no builtin-only
- * name, no assignment), found the way the shell finds it? */
+/* Is word an executable the shell would run (no keyword, no builtin, no
+ * assignment), found the way the shell finds it? A builtin such as `true`,
+ * `test` or `echo` runs inside the shell as it is: exec'ing the program of
+ * that name would add a second exec to every checker (twice the cost of
+ * the spawn) and change which implementation runs. */
 static bool is_program(const char *word, size_t len) {
         static const char *const keywords[] = {
                 "if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while",
                 "until", "do", "done", "in", "function", "time",
+                /* dash(1) and POSIX special and regular builtins */
+                "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo", "eval", "exec",
+                "exit", "export", "false", "fc", "fg", "getopts", "hash", "jobs", "kill", "local", "printf",
+                "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap", "true", "type",
+                "ulimit", "umask", "unalias", "unset", "wait",
         };
         _cleanup_free_ char *name = strndup(word, len), *path = NULL;
         const char *dirs = getenv("PATH") ?: "/usr/bin:/bin";
@@ -177,25 +188,38 @@ static bool is_program(const char *word, size_t len) {
         }
 }
 
+/* is_program(), remembered for the last name: thousands of clients have
+ * the same checker, and a PATH search costs an access() per directory at
+ * every spawn. A stale answer changes only whether the shell execs or
+ * forks the program, never what runs or its result. */
+static bool is_program_cached(CheckerManager *m, const char *word, size_t len) {
+        if (m->program && strlen(m->program) == len && strncmp(m->program, word, len) == 0)
+                return m->program_found;
+        free(m->program);
+        m->program = strndup(word, len);
+        m->program_found = is_program(word, len);
+        return m->program_found;
+}
+
 /* "exec COMMAND" when COMMAND is one simple command: the shell then becomes
  * the program instead of waiting for it, one process per checker instead of
  * two (ten thousand clients under a cap of 64: 65 processes, not 129). Lists,
  * pipes, redirections, substitutions, assignments and keywords are left as
- * they are, and so is a name that is only a shell builtin. Returns NULL if
+ * they are, and so is a shell builtin. Returns NULL if
  * the command is not simple or on ENOMEM. */
-static char *exec_form(const char *command) {
+static char *exec_form(CheckerManager *m, const char *command) {
         const char *w = command + strspn(command, " \t");
         char *r;
 
-        if (command[strcspn(command, ";&|<>()`$\n")] || !is_program(w, strcspn(w, " \t")))
+        if (command[strcspn(command, ";&|<>()`$\n")] || !is_program_cached(m, w, strcspn(w, " \t")))
                 return NULL;
         return asprintf(&r, "exec %s", command) < 0 ? NULL : r;
 }
 
 /* posix_spawn (a vfork underneath): forking a copy of the server for each
  * checker costs far more, in page-table copies, at thousands of checkers. */
-static int spawn_process(const char *command, int go_fd, bool keep_stderr, pid_t *ret) {
-        _cleanup_free_ char *exec_command = exec_form(command);
+static int spawn_process(CheckerManager *m, const char *command, int go_fd, pid_t *ret) {
+        _cleanup_free_ char *exec_command = exec_form(m, command);
         const char *cmd = exec_command ?: command;
         char *argv_plain[] = { "sh", "-c", (char *) cmd, NULL };
         char *argv_scope[] = { "sh", "-c", (char *) scope_wrapper, "mandos-checker", (char *) cmd, NULL };
@@ -225,7 +249,7 @@ static int spawn_process(const char *command, int go_fd, bool keep_stderr, pid_t
         r = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
         if (r == 0)
                 r = posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        if (r == 0 && !keep_stderr)
+        if (r == 0 && !m->keep_stderr)
                 r = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
         if (r == 0 && go_fd >= 0)
                 r = posix_spawn_file_actions_adddup2(&actions, go_fd, 3);
@@ -445,7 +469,7 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         }
         ch->manager = m;
         ch->go_fd = -1;
-        r = spawn_process(command, pipefd[0], m->keep_stderr, &ch->pid);
+        r = spawn_process(m, command, pipefd[0], &ch->pid);
         if (pipefd[0] >= 0)
                 (void) close(pipefd[0]);
         if (r < 0) {
@@ -636,6 +660,7 @@ CheckerManager *checker_manager_free(CheckerManager *m) {
         }
         m->job_removed = sd_bus_slot_unref(m->job_removed);
         m->bus = sd_bus_flush_close_unref(m->bus);
+        free(m->program);
         sd_event_unref(m->event);
         free(m);
         return NULL;

@@ -33,7 +33,8 @@ write_config "$CONFDIR" \
 		"checker = sleep 31$MARK & sleep 32$MARK; sleep 33$MARK")" \
 	"$(client_section delta 'interval = PT1S' "host = $HOST" \
 		"checker = $OUT/record-args.sh %%(host)s %%(name)s" | sed '/^host = delta$/d')" \
-	"$(client_section foxtrot 'timeout = PT20S' 'interval = PT1S' "checker = sleep 41$MARK")"
+	"$(client_section foxtrot 'timeout = PT20S' 'interval = PT1S' "checker = sleep 41$MARK")" \
+	"$(client_section golf 'timeout = PT20S' 'interval = PT1S' 'checker = printf %%%%q x')"
 
 server_starts
 
@@ -51,6 +52,11 @@ log_has "Starting checker 'sleep 41$MARK' for foxtrot" 3 || diag "foxtrot's chec
 fox=$(pgrep -f "^sleep 41$MARK\$" | head -n 1)
 check "foxtrot's checker, a simple command, is the server's own child (no shell between)" \
 	test -n "$fox" -a "$(ps -o ppid= -p "${fox:-0}" | tr -d ' ')" = "$MANDOS_PID"
+
+# A shell builtin runs as the builtin, as under the reference's `sh -c`
+# (and without a second exec): dash's printf has no %q, coreutils' has.
+check "golf's checker, the builtin printf %q, failed" log_has "Checker for golf failed" 5
+check "golf's checker never ran /usr/bin/printf" test "$(log_count 'Checker for golf succeeded')" -eq 0
 
 # Within three timeouts: alpha stays enabled, bravo expires.
 sleep 6
