@@ -452,6 +452,55 @@ static const SettingSemantics setting_semantics[_CLIENT_SETTING_MAX] = {
         [CLIENT_SETTING_ENABLED] = { .set = enabled_set },
 };
 
+/* A string setting in force the same as clients.conf's is c->config's
+ * string, not a copy (with 100,000 clients, copies cost some 20 MB): the
+ * settings borrow it while the pointers are the same. Whoever replaces one
+ * leaves the borrowed string to c->config; pointers in c->settings never
+ * change otherwise (tables borrow c->name and c->key_id). */
+static bool type_is_string(ClientSettingType t) {
+        return t == CLIENT_SETTING_TYPE_STRING || t == CLIENT_SETTING_TYPE_KEY;
+}
+
+static bool setting_borrowed(const Client *c, const ClientSettingInfo *row) {
+        return c->config && type_is_string(row->type) &&
+               *CLIENT_SETTING_CFIELD(&c->settings, row, char *) == *CLIENT_SETTING_CFIELD(c->config, row, char *);
+}
+
+/* row's value in force from v, leaving a borrowed string to c->config. */
+static int settings_set(Client *c, const ClientSettingInfo *row, const ClientSettings *v) {
+        if (setting_borrowed(c, row)) {
+                char *copy = strdup(strempty(*CLIENT_SETTING_CFIELD(v, row, char *)));
+                if (!copy)
+                        return -ENOMEM;
+                *CLIENT_SETTING_FIELD(&c->settings, row, char *) = copy;
+                return 0;
+        }
+        return client_setting_copy(row, &c->settings, v);
+}
+
+/* The settings in force from settings: its strings the same as
+ * c->config's are borrowed. */
+static int settings_init(Client *c, const ClientSettings *settings) {
+        FOREACH_CLIENT_SETTING(row) {
+                if (row->type == CLIENT_SETTING_TYPE_SECRET)
+                        continue;
+                if (type_is_string(row->type) &&
+                    (client_setting_id(row) == CLIENT_SETTING_NAME || client_setting_equal(row, settings, c->config)))
+                        *CLIENT_SETTING_FIELD(&c->settings, row, char *) = *CLIENT_SETTING_FIELD(c->config, row, char *);
+                else if (client_setting_copy(row, &c->settings, settings) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Frees the settings in force, not what they borrow. */
+static void settings_done(Client *c) {
+        FOREACH_CLIENT_SETTING(row)
+                if (setting_borrowed(c, row))
+                        *CLIENT_SETTING_FIELD(&c->settings, row, char *) = NULL;
+        client_settings_done(&c->settings);
+}
+
 static int check_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *v, const char **ret_error) {
         const SettingSemantics *sem = &setting_semantics[client_setting_id(row)];
 
@@ -485,7 +534,7 @@ int client_set_setting(Client *c, const ClientSettingInfo *row, const ClientSett
                 return 0;
         }
         if (!client_setting_equal(row, &c->settings, v)) {
-                r = client_setting_copy(row, &c->settings, v);
+                r = settings_set(c, row, v);
                 if (r < 0)
                         return r;
                 /* Constant ones on D-Bus (fingerprint) change on reload only, unannounced. */
@@ -608,7 +657,8 @@ int client_set_key_id(Client *c, const char *key_id) {
         char *copy = strdup(key_id);
         if (!copy)
                 return -ENOMEM;
-        free(c->key_id);
+        if (!setting_borrowed(c, client_setting(CLIENT_SETTING_KEY_ID)))
+                free(c->key_id);
         c->key_id = copy;
         return 0;
 }
@@ -633,6 +683,18 @@ int client_set_config(Client *c, const ClientSettings *config) {
                         c->secret = own;
                 }
         }
+        /* A string unchanged keeps its allocation, which the settings in
+         * force may borrow; a changed one they borrow becomes theirs. */
+        FOREACH_CLIENT_SETTING(row) {
+                if (!type_is_string(row->type))
+                        continue;
+                char **was = CLIENT_SETTING_FIELD(c->config, row, char *), **now = CLIENT_SETTING_FIELD(copy, row, char *);
+                if (streq(*was, *now)) {
+                        free(*now);
+                        *now = TAKE_PTR(*was);
+                } else if (setting_borrowed(c, row))
+                        *was = NULL;
+        }
         client_settings_free(c->config);
         c->config = copy;
         secret_digest(config->secret, config->secret_size, c->config_secret_digest);
@@ -654,9 +716,9 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
                                             .started = on_checker_started, .finished = on_checker_finished };
         c->config = client_settings_dup(config);
-        /* The secret in force is config's bytes (secret_is_config()). */
-        if (!c->config || client_settings_copy(&c->settings, settings, false) < 0 ||
-            client_setting_copy(client_setting(CLIENT_SETTING_NAME), &c->settings, config) < 0) {
+        /* The secret in force is config's bytes (secret_is_config()), and so
+         * are the strings the same as config's (settings_init()). */
+        if (!c->config || settings_init(c, settings) < 0) {
                 client_unref(c);
                 return -ENOMEM;
         }
@@ -732,7 +794,7 @@ Client *client_unref(Client *c) {
                 return NULL;
         client_detach(c);
         secret_release(c);
-        client_settings_done(&c->settings);
+        settings_done(c);
         free(c->checker_command_expanded);
         free(c->object_path);
         free(c->encrypted_secret);
