@@ -697,8 +697,11 @@ int client_set_config(Client *c, const ClientSettings *config) {
         }
         client_settings_free(c->config);
         c->config = copy;
-        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         return 0;
+}
+
+void client_config_secret_digest(const Client *c, uint8_t ret[static 32]) {
+        secret_digest(c->config->secret, c->config->secret_size, ret);
 }
 
 /* ---------------------------------------------------------------- life */
@@ -726,7 +729,6 @@ static int client_new_owned(const ClientOwner *owner, ClientSettings *config, co
                 client_unref(c);
                 return -ENOMEM;
         }
-        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         c->secret = c->config->secret;
         c->secret_size = c->config->secret_size;
         c->created = now_realtime();

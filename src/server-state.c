@@ -171,7 +171,11 @@ static ssize_t removed_find(Server *s, const char *name) {
 }
 
 void server_remember_removed(Server *s, Client *c) {
-        SavedClient *r = saved_removed_new(c->config, c->config_secret_digest, NULL, 0);
+        uint8_t digest[32];
+        SavedClient *r;
+
+        client_config_secret_digest(c, digest);
+        r = saved_removed_new(c->config, digest, NULL, 0);
         if (r) {
                 state_writer_removed(s->writer, r);
                 (void) removed_add(s, r);
@@ -530,7 +534,7 @@ static void note_changed(char *changed, size_t size, const char *name) {
 static int reload_client(Server *s, Client *c, const ClientSettings *now) {
         const ClientSettings *then = c->config;
         char changed[256] = "";
-        uint8_t digest[32];
+        uint8_t digest[32], then_digest[32];
 
         FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {
                 const char *why = NULL;
@@ -545,7 +549,8 @@ static int reload_client(Server *s, Client *c, const ClientSettings *now) {
                 note_changed(changed, sizeof(changed), row->name);
         }
         secret_digest(now->secret, now->secret_size, digest);
-        if (memcmp(digest, c->config_secret_digest, sizeof(digest)) != 0) {
+        client_config_secret_digest(c, then_digest);
+        if (memcmp(digest, then_digest, sizeof(digest)) != 0) {
                 if (client_set_config(c, now) < 0)
                         return log_oom();
                 (void) client_set_secret(c, now->secret, now->secret_size);
