@@ -25,8 +25,9 @@ int server_new(sd_event *event, const Settings *settings, sd_bus *launcher, Serv
         s->settings = settings;
         s->listen_fd = -1;
         s->launcher = launcher;
-        s->by_key_id = hashmap_new();
-        s->by_name = hashmap_new();
+        /* Keyed by the clients' own strings: 8 bytes a bucket. */
+        s->by_key_id = hashmap_new_keyed(offsetof(Client, key_id));
+        s->by_name = hashmap_new_keyed(offsetof(Client, name));
         if (!s->by_key_id || !s->by_name)
                 return log_oom();
 
