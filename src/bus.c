@@ -345,7 +345,7 @@ int bus_new(Server *server, Bus **ret) {
         if (!b)
                 return log_oom();
         b->server = server;
-        b->clients = hashmap_new();
+        b->clients = hashmap_new_keyed(offsetof(Client, object_path));
         if (!b->clients)
                 return log_oom();
 
@@ -476,11 +476,12 @@ int bus_add_client(Bus *b, Client *c) {
         if (other)
                 return log_error_errno(EEXIST, "Clients '%s' and '%s' would share the D-Bus object %s; ignoring '%s'",
                                        other->name, c->name, path, c->name);
-        r = hashmap_put(b->clients, path, c);
-        if (r < 0)
-                return log_oom();
+        /* The table is keyed by c->object_path itself. */
         free(c->object_path);
         c->object_path = TAKE_PTR(path);
+        r = hashmap_put(b->clients, c->object_path, c);
+        if (r < 0)
+                return log_oom();
 
         if (!b->announcer) {
                 announce(b, c);

@@ -452,6 +452,55 @@ static const SettingSemantics setting_semantics[_CLIENT_SETTING_MAX] = {
         [CLIENT_SETTING_ENABLED] = { .set = enabled_set },
 };
 
+/* A string setting in force the same as clients.conf's is c->config's
+ * string, not a copy (with 100,000 clients, copies cost some 20 MB): the
+ * settings borrow it while the pointers are the same. Whoever replaces one
+ * leaves the borrowed string to c->config; pointers in c->settings never
+ * change otherwise (tables borrow c->name and c->key_id). */
+static bool type_is_string(ClientSettingType t) {
+        return t == CLIENT_SETTING_TYPE_STRING || t == CLIENT_SETTING_TYPE_KEY;
+}
+
+static bool setting_borrowed(const Client *c, const ClientSettingInfo *row) {
+        return c->config && type_is_string(row->type) &&
+               *CLIENT_SETTING_CFIELD(&c->settings, row, char *) == *CLIENT_SETTING_CFIELD(c->config, row, char *);
+}
+
+/* row's value in force from v, leaving a borrowed string to c->config. */
+static int settings_set(Client *c, const ClientSettingInfo *row, const ClientSettings *v) {
+        if (setting_borrowed(c, row)) {
+                char *copy = strdup(strempty(*CLIENT_SETTING_CFIELD(v, row, char *)));
+                if (!copy)
+                        return -ENOMEM;
+                *CLIENT_SETTING_FIELD(&c->settings, row, char *) = copy;
+                return 0;
+        }
+        return client_setting_copy(row, &c->settings, v);
+}
+
+/* The settings in force from settings: its strings the same as
+ * c->config's are borrowed. */
+static int settings_init(Client *c, const ClientSettings *settings) {
+        FOREACH_CLIENT_SETTING(row) {
+                if (row->type == CLIENT_SETTING_TYPE_SECRET)
+                        continue;
+                if (type_is_string(row->type) &&
+                    (client_setting_id(row) == CLIENT_SETTING_NAME || client_setting_equal(row, settings, c->config)))
+                        *CLIENT_SETTING_FIELD(&c->settings, row, char *) = *CLIENT_SETTING_FIELD(c->config, row, char *);
+                else if (client_setting_copy(row, &c->settings, settings) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Frees the settings in force, not what they borrow. */
+static void settings_done(Client *c) {
+        FOREACH_CLIENT_SETTING(row)
+                if (setting_borrowed(c, row))
+                        *CLIENT_SETTING_FIELD(&c->settings, row, char *) = NULL;
+        client_settings_done(&c->settings);
+}
+
 static int check_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *v, const char **ret_error) {
         const SettingSemantics *sem = &setting_semantics[client_setting_id(row)];
 
@@ -485,7 +534,7 @@ int client_set_setting(Client *c, const ClientSettingInfo *row, const ClientSett
                 return 0;
         }
         if (!client_setting_equal(row, &c->settings, v)) {
-                r = client_setting_copy(row, &c->settings, v);
+                r = settings_set(c, row, v);
                 if (r < 0)
                         return r;
                 /* Constant ones on D-Bus (fingerprint) change on reload only, unannounced. */
@@ -608,7 +657,8 @@ int client_set_key_id(Client *c, const char *key_id) {
         char *copy = strdup(key_id);
         if (!copy)
                 return -ENOMEM;
-        free(c->key_id);
+        if (!setting_borrowed(c, client_setting(CLIENT_SETTING_KEY_ID)))
+                free(c->key_id);
         c->key_id = copy;
         return 0;
 }
@@ -633,19 +683,38 @@ int client_set_config(Client *c, const ClientSettings *config) {
                         c->secret = own;
                 }
         }
+        /* A string unchanged keeps its allocation, which the settings in
+         * force may borrow; a changed one they borrow becomes theirs. */
+        FOREACH_CLIENT_SETTING(row) {
+                if (!type_is_string(row->type))
+                        continue;
+                char **was = CLIENT_SETTING_FIELD(c->config, row, char *), **now = CLIENT_SETTING_FIELD(copy, row, char *);
+                if (streq(*was, *now)) {
+                        free(*now);
+                        *now = TAKE_PTR(*was);
+                } else if (setting_borrowed(c, row))
+                        *was = NULL;
+        }
         client_settings_free(c->config);
         c->config = copy;
-        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         return 0;
+}
+
+void client_config_secret_digest(const Client *c, uint8_t ret[static 32]) {
+        secret_digest(c->config->secret, c->config->secret_size, ret);
 }
 
 /* ---------------------------------------------------------------- life */
 
-int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+/* Takes config (freed on failure). */
+static int client_new_owned(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings,
+                            Client **ret) {
         Client *c = calloc(1, sizeof(Client));
 
-        if (!c)
+        if (!c) {
+                client_settings_free(config);
                 return -ENOMEM;
+        }
         if (!settings)
                 settings = config;
         c->n_ref = 1;
@@ -653,14 +722,13 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         c->approved = -1;
         c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
                                             .started = on_checker_started, .finished = on_checker_finished };
-        c->config = client_settings_dup(config);
-        /* The secret in force is config's bytes (secret_is_config()). */
-        if (!c->config || client_settings_copy(&c->settings, settings, false) < 0 ||
-            client_setting_copy(client_setting(CLIENT_SETTING_NAME), &c->settings, config) < 0) {
+        c->config = config;
+        /* The secret in force is config's bytes (secret_is_config()), and so
+         * are the strings the same as config's (settings_init()). */
+        if (settings_init(c, settings) < 0) {
                 client_unref(c);
                 return -ENOMEM;
         }
-        secret_digest(config->secret, config->secret_size, c->config_secret_digest);
         c->secret = c->config->secret;
         c->secret_size = c->config->secret_size;
         c->created = now_realtime();
@@ -671,6 +739,26 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         log_debug("  Fingerprint: %s", c->fingerprint);
         *ret = c;
         return 0;
+}
+
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+        ClientSettings *copy = client_settings_dup(config);
+
+        if (!copy)
+                return -ENOMEM;
+        return client_new_owned(owner, copy, settings, ret);
+}
+
+int client_new_take(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings, Client **ret) {
+        /* A copy makes NULL strings "": so does this. */
+        FOREACH_CLIENT_SETTING(row) {
+                char **v = CLIENT_SETTING_FIELD(config, row, char *);
+                if (type_is_string(row->type) && !*v && !(*v = strdup(""))) {
+                        client_settings_free(config);
+                        return -ENOMEM;
+                }
+        }
+        return client_new_owned(owner, config, settings, ret);
 }
 
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
@@ -732,7 +820,7 @@ Client *client_unref(Client *c) {
                 return NULL;
         client_detach(c);
         secret_release(c);
-        client_settings_done(&c->settings);
+        settings_done(c);
         free(c->checker_command_expanded);
         free(c->object_path);
         free(c->encrypted_secret);

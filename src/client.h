@@ -72,13 +72,14 @@ typedef struct ClientOwner {
 
 typedef struct Client {
         unsigned n_ref;
-        const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
         bool removed;               /* no longer in the server's table */
-        char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
         bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
+        bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
+        uint8_t state_dirty;        /* owned by src/state-writer.c */
+        const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
+        char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
         ClientSettings *config;       /* clients.conf's settings for it, as last read */
-        uint8_t config_secret_digest[32];  /* secret_digest() of config->secret */
         uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
         size_t encrypted_secret_size;
         uint64_t secret_sets;       /* D-Bus Set(Secret) calls so far; the newest one applied wins */
@@ -110,8 +111,6 @@ typedef struct Client {
         int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 
         CheckerRequest checker_job; /* its checker process (.process, or NULL) or its wait for a slot (.queued) */
-        bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
-        uint8_t state_dirty;        /* owned by src/state-writer.c */
         HeapTimer expiry_timer;           /* on the server's timer heap (src/timer-heap.h) */
         HeapTimer checker_timer;          /* next checker run */
         HeapTimer approval_timer;         /* end of the approval window */
@@ -120,6 +119,9 @@ typedef struct Client {
 /* A client from clients.conf's config, with the settings in force
  * (NULL: the same). */
 int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret);
+/* The same, taking config (freed on failure): a start with 100,000 clients
+ * holds no second copy of their settings (clients_conf_take()). */
+int client_new_take(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings, Client **ret);
 /* Restored run-time values (docs/STATE.md, Merging at start, rule 2,
  * applied by the caller). */
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,
@@ -195,5 +197,8 @@ int client_set_secret(Client *c, const uint8_t *secret, size_t size);
 int client_set_key_id(Client *c, const char *key_id);
 /* Replace the snapshot of clients.conf's settings for c. */
 int client_set_config(Client *c, const ClientSettings *config);
+/* secret_digest() of clients.conf's secret for c, made when asked: 32
+ * bytes a client less, for a hash now and then (reload, state records). */
+void client_config_secret_digest(const Client *c, uint8_t ret[static 32]);
 
 uint64_t now_realtime(void);

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "hashmap.h"
 
+#include <assert.h>
 #include <stdint.h>
 
 #include "util.h"
 
-typedef struct Entry {
-        const char *key;      /* NULL: empty */
-        void *value;
-} Entry;
-
+/* Each bucket is a key and a value, or (keyed by its values) a value
+ * alone whose key is the char * at key_offset in it: half the memory,
+ * for the tables of clients. NULL: empty. */
 struct Hashmap {
-        Entry *entries;
+        void **slots;
         size_t n_buckets;     /* a power of two */
         size_t n_entries;
+        size_t width;         /* pointers a bucket: 2, or 1 when keyed */
+        size_t key_offset;
 };
 
 static uint64_t hash_string(const char *s) {
@@ -23,86 +24,118 @@ static uint64_t hash_string(const char *s) {
         return h;
 }
 
-Hashmap *hashmap_new(void) {
+static Hashmap *new_map(size_t width, size_t key_offset) {
         Hashmap *h = calloc(1, sizeof(Hashmap));
         if (!h)
                 return NULL;
-        h->n_buckets = 16;
-        h->entries = calloc(h->n_buckets, sizeof(Entry));
-        if (!h->entries) {
+        *h = (Hashmap) { .n_buckets = 16, .width = width, .key_offset = key_offset };
+        h->slots = calloc(h->n_buckets * width, sizeof(void *));
+        if (!h->slots) {
                 free(h);
                 return NULL;
         }
         return h;
 }
 
+Hashmap *hashmap_new(void) {
+        return new_map(2, 0);
+}
+
+Hashmap *hashmap_new_keyed(size_t key_offset) {
+        return new_map(1, key_offset);
+}
+
 Hashmap *hashmap_free(Hashmap *h) {
         if (h) {
-                free(h->entries);
+                free(h->slots);
                 free(h);
         }
         return NULL;
 }
 
-static Entry *find(const Hashmap *h, const char *key) {
+static const char *key_at(const Hashmap *h, size_t i) {
+        void **b = h->slots + i * h->width;
+        if (h->width == 2)
+                return b[0];
+        return b[0] ? *(const char *const *) ((const uint8_t *) b[0] + h->key_offset) : NULL;
+}
+
+static void *value_at(const Hashmap *h, size_t i) {
+        return h->slots[i * h->width + h->width - 1];
+}
+
+static void set_at(Hashmap *h, size_t i, const char *key, void *value) {
+        void **b = h->slots + i * h->width;
+        if (h->width == 2)
+                b[0] = (void *) key;
+        b[h->width - 1] = value;
+}
+
+/* key's bucket, or the empty one where it would go. */
+static size_t find(const Hashmap *h, const char *key) {
         size_t mask = h->n_buckets - 1;
         for (size_t i = hash_string(key) & mask;; i = (i + 1) & mask) {
-                Entry *e = &h->entries[i];
-                if (!e->key || streq(e->key, key))
-                        return e;
+                const char *k = key_at(h, i);
+                if (!k || streq(k, key))
+                        return i;
         }
 }
 
 static int grow(Hashmap *h) {
-        Hashmap bigger = { .n_buckets = h->n_buckets * 2 };
+        Hashmap bigger = *h;
 
-        bigger.entries = calloc(bigger.n_buckets, sizeof(Entry));
-        if (!bigger.entries)
+        bigger.n_buckets = h->n_buckets * 2;
+        bigger.slots = calloc(bigger.n_buckets * h->width, sizeof(void *));
+        if (!bigger.slots)
                 return -ENOMEM;
-        for (size_t i = 0; i < h->n_buckets; i++)
-                if (h->entries[i].key)
-                        *find(&bigger, h->entries[i].key) = h->entries[i];
-        free(h->entries);
-        h->entries = bigger.entries;
+        for (size_t i = 0; i < h->n_buckets; i++) {
+                const char *k = key_at(h, i);
+                if (k)
+                        set_at(&bigger, find(&bigger, k), k, value_at(h, i));
+        }
+        free(h->slots);
+        h->slots = bigger.slots;
         h->n_buckets = bigger.n_buckets;
         return 0;
 }
 
 int hashmap_put(Hashmap *h, const char *key, void *value) {
-        Entry *e;
+        size_t i;
 
+        /* Keyed: the key is the value's own. */
+        assert(h->width == 2 || (value && *(const char *const *) ((const uint8_t *) value + h->key_offset) == key));
         /* Keep the load factor at or below one half. */
         if ((h->n_entries + 1) * 2 > h->n_buckets && grow(h) < 0)
                 return -ENOMEM;
-        e = find(h, key);
-        if (e->key)
+        i = find(h, key);
+        if (key_at(h, i))
                 return -EEXIST;
-        *e = (Entry) { key, value };
+        set_at(h, i, key, value);
         h->n_entries++;
         return 0;
 }
 
 void *hashmap_get(const Hashmap *h, const char *key) {
-        return find(h, key)->value;
+        size_t i = find(h, key);
+        return key_at(h, i) ? value_at(h, i) : NULL;
 }
 
 void *hashmap_remove(Hashmap *h, const char *key) {
-        size_t mask = h->n_buckets - 1;
-        Entry *e = find(h, key);
-        void *value = e->value;
+        size_t mask = h->n_buckets - 1, hole = find(h, key);
+        void *value;
 
-        if (!e->key)
+        if (!key_at(h, hole))
                 return NULL;
+        value = value_at(h, hole);
         /* Backward-shift deletion keeps probe chains intact without tombstones. */
-        size_t hole = (size_t) (e - h->entries);
-        for (size_t i = (hole + 1) & mask; h->entries[i].key; i = (i + 1) & mask) {
-                size_t home = hash_string(h->entries[i].key) & mask;
+        for (size_t i = (hole + 1) & mask; key_at(h, i); i = (i + 1) & mask) {
+                size_t home = hash_string(key_at(h, i)) & mask;
                 if (((i - home) & mask) >= ((i - hole) & mask)) {
-                        h->entries[hole] = h->entries[i];
+                        set_at(h, hole, key_at(h, i), value_at(h, i));
                         hole = i;
                 }
         }
-        h->entries[hole] = (Entry) {};
+        set_at(h, hole, NULL, NULL);
         h->n_entries--;
         return value;
 }

@@ -9,6 +9,9 @@
 typedef struct Hashmap Hashmap;
 
 Hashmap *hashmap_new(void);
+/* A map of values that hold their own key, the char * at key_offset in
+ * each (put's key must be that one): a bucket is one pointer, not two. */
+Hashmap *hashmap_new_keyed(size_t key_offset);
 Hashmap *hashmap_free(Hashmap *h);
 
 /* Returns 0, -EEXIST if key is present (the old value stays), or -ENOMEM. */

@@ -112,6 +112,7 @@ static json_object *config_to_json(const ClientSettings *c, const uint8_t digest
 
 json_object *client_to_json(const Client *c) {
         json_object *o = json_object_new_object(), *r = settings_to_json(&c->settings);
+        uint8_t digest[32];
 
         if (!o || !r) {
                 json_object_put(o);
@@ -126,7 +127,8 @@ json_object *client_to_json(const Client *c) {
         json_object_object_add(r, "last_checker_status", json_object_new_int(c->last_checker_status));
 
         json_object_object_add(o, "name", json_object_new_string(c->name));
-        json_object_object_add(o, "config", config_to_json(c->config, c->config_secret_digest));
+        client_config_secret_digest(c, digest);
+        json_object_object_add(o, "config", config_to_json(c->config, digest));
         json_object_object_add(o, "runtime", r);
         if (c->encrypted_secret) {
                 gnutls_datum_t in = { c->encrypted_secret, (unsigned) c->encrypted_secret_size }, out = {};

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The small shared helpers: hex text (src/hex.h) and the address a socket
- * is bound to (src/socket-util.h), on loopback sockets. */
+/* The small shared helpers: hex text (src/hex.h), the address a socket
+ * is bound to (src/socket-util.h), on loopback sockets, and the hash
+ * tables keyed by their values (src/hashmap.h). */
 
 #include <errno.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hashmap.h"
 #include "hex.h"
 #include "list.h"
 #include "socket-util.h"
@@ -126,6 +128,38 @@ static void *report_mask(void *userdata) {
         return NULL;
 }
 
+/* Enough entries to grow, and removals that shift probe chains back:
+ * every key is still found, the removed ones no more. */
+typedef struct KeyedItem {
+        int n;
+        char *key;
+} KeyedItem;
+
+static void test_hashmap_keyed_by_values(void) {
+        Hashmap *h = hashmap_new_keyed(offsetof(KeyedItem, key));
+        KeyedItem items[300];
+
+        check(h != NULL);
+        if (!h)
+                return;
+        for (int i = 0; i < 300; i++) {
+                items[i].n = i;
+                check(asprintf(&items[i].key, "/clients/c%d", i) > 0);
+                check_int(hashmap_put(h, items[i].key, &items[i]), 0);
+        }
+        check_int(hashmap_put(h, items[7].key, &items[7]), -EEXIST);
+        check_int(hashmap_size(h), 300);
+        for (int i = 0; i < 300; i += 3)
+                check(hashmap_remove(h, items[i].key) == &items[i]);
+        check(hashmap_remove(h, "/clients/nosuch") == NULL);
+        check_int(hashmap_size(h), 200);
+        for (int i = 0; i < 300; i++)
+                check(hashmap_get(h, items[i].key) == (i % 3 ? &items[i] : NULL));
+        hashmap_free(h);
+        for (int i = 0; i < 300; i++)
+                free(items[i].key);
+}
+
 static void test_thread_start_blocks_signals_in_the_thread_only(void) {
         sigset_t inside, before, after;
         pthread_t t;
@@ -141,6 +175,7 @@ static void test_thread_start_blocks_signals_in_the_thread_only(void) {
 }
 
 TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
+          TEST(test_hashmap_keyed_by_values),
           TEST(test_list_prepend_remove_foreach),
           TEST(test_hex_lower_and_upper),
           TEST(test_hex_decode_exact),
