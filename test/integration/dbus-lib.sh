@@ -74,7 +74,7 @@ REF_BUS=
 start_reference() {
 	local statedir
 	[ -x "$REFERENCE_MANDOS" ] || skip "needs the reference server $REFERENCE_MANDOS (Debian package mandos)"
-	start_bus reference REF_BUS
+	[ -n "$REF_BUS" ] || start_bus reference REF_BUS # a second reference reuses it
 	REF_PORT=$(free_port)
 	REF_LOG="$SCRATCH/reference.log"
 	statedir=$(new_statedir)
