@@ -31,13 +31,13 @@ struct CheckerManager {
         char *program;               /* the last name is_program() looked up, */
         bool program_found;          /* and whether it was found */
 
-        Checker *checkers;           /* every live checker */
+        LIST_HEAD(Checker, checkers); /* every live checker */
         sd_event_source *queue_runner; /* starts queued checkers, after other work */
 };
 
 struct Checker {
         CheckerManager *manager;
-        Checker *prev, *next;
+        LIST_FIELDS(Checker, checkers);
         CheckerRequest *request;     /* NULL once stopped: nobody hears of the end */
         pid_t pid;                   /* also the process group */
         bool exited;
@@ -56,12 +56,7 @@ static void manager_run_queue(CheckerManager *m);
 static Checker *checker_free(Checker *ch) {
         CheckerManager *m = ch->manager;
 
-        if (ch->prev)
-                ch->prev->next = ch->next;
-        else
-                m->checkers = ch->next;
-        if (ch->next)
-                ch->next->prev = ch->prev;
+        LIST_REMOVE(checkers, m->checkers, ch);
         ch->child_source = sd_event_source_disable_unref(ch->child_source);
         ch->timer = sd_event_source_disable_unref(ch->timer);
         ch->start_slot = sd_bus_slot_unref(ch->start_slot);
@@ -293,7 +288,7 @@ static int on_job_removed(sd_bus_message *message, void *userdata, sd_bus_error 
         assert(m);
         if (sd_bus_message_read(message, "uoss", &id, &job, &unit, &result) < 0)
                 return 0;
-        for (Checker *ch = m->checkers; ch; ch = ch->next)
+        LIST_FOREACH(checkers, ch, m->checkers)
                 if (ch->job && streq(ch->job, job)) {
                         if (!streq(result, "done"))
                                 log_warning("Checker scope %s: %s", unit, result);
@@ -479,10 +474,7 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
                 return r;
         }
         ch->go_fd = pipefd[1];
-        ch->next = m->checkers;
-        if (m->checkers)
-                m->checkers->prev = ch;
-        m->checkers = ch;
+        LIST_PREPEND(checkers, m->checkers, ch);
         m->n_running++;
 
         r = sd_event_add_child(m->event, &ch->child_source, ch->pid, WEXITED, on_checker_exit, ch);
@@ -507,12 +499,7 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
 /* ---------------------------------------------------------------- the queue */
 
 static void queue_push(CheckerManager *m, CheckerRequest *req) {
-        req->queue_prev = m->queue_tail;
-        req->queue_next = NULL;
-        if (m->queue_tail)
-                m->queue_tail->queue_next = req;
-        else
-                m->queue_head = req;
+        LIST_INSERT_AFTER(queue, m->queue_head, m->queue_tail, req);
         m->queue_tail = req;
         m->queue_len++;
         req->queued = true;
@@ -521,15 +508,9 @@ static void queue_push(CheckerManager *m, CheckerRequest *req) {
 static void queue_remove(CheckerManager *m, CheckerRequest *req) {
         if (!req->queued)
                 return;
-        if (req->queue_prev)
-                req->queue_prev->queue_next = req->queue_next;
-        else
-                m->queue_head = req->queue_next;
-        if (req->queue_next)
-                req->queue_next->queue_prev = req->queue_prev;
-        else
+        if (m->queue_tail == req)
                 m->queue_tail = req->queue_prev;
-        req->queue_prev = req->queue_next = NULL;
+        LIST_REMOVE(queue, m->queue_head, req);
         req->queued = false;
         m->queue_len--;
 }

@@ -24,6 +24,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "util.h"
 
 typedef struct Checker Checker;
@@ -48,7 +49,7 @@ struct CheckerRequest {
         /* The manager's. */
         Checker *process;            /* the running checker process, or NULL */
         bool queued;                 /* waiting for a free slot */
-        CheckerRequest *queue_prev, *queue_next;
+        LIST_FIELDS(CheckerRequest, queue);
 };
 
 /* Checker processes at most, by default; mandos.conf max_checkers. */

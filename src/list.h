@@ -37,6 +37,23 @@
                 _item->name##_next = _item->name##_prev = NULL;         \
         } while (0)
 
+/* Put item after after, or at the head when after is NULL: with a tail
+ * pointer kept beside the head, appending to a FIFO is O(1). */
+#define LIST_INSERT_AFTER(name, head, after, item)                              \
+        do {                                                                    \
+                __typeof__(*(head)) **_ia_head = &(head), *_ia_after = (after),   \
+                                    *_ia_item = (item);                         \
+                assert(_ia_item);                                               \
+                if (!_ia_after) {                                               \
+                        LIST_PREPEND(name, *_ia_head, _ia_item);                \
+                        break;                                                  \
+                }                                                               \
+                if ((_ia_item->name##_next = _ia_after->name##_next))           \
+                        _ia_item->name##_next->name##_prev = _ia_item;          \
+                _ia_item->name##_prev = _ia_after;                              \
+                _ia_after->name##_next = _ia_item;                              \
+        } while (0)
+
 /* i may be removed (and freed) in the body. */
 #define LIST_FOREACH(name, i, head)                                                     \
         for (__typeof__(*(head)) *i = (head), *_next_##i = i ? i->name##_next : NULL; i; \

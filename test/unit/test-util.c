@@ -121,6 +121,27 @@ static void test_list_prepend_remove_foreach(void) {
         check(LIST_IS_EMPTY(head));
 }
 
+/* A FIFO: a tail pointer beside the head, appending after it. */
+static void test_list_insert_after_as_fifo(void) {
+        Item a = { .value = 1 }, b = { .value = 2 }, c = { .value = 3 }, d = { .value = 4 };
+        LIST_HEAD(Item, head) = NULL;
+        Item *tail = NULL;
+        int order = 0;
+
+        LIST_INSERT_AFTER(items, head, tail, &a); /* after nothing: the head */
+        tail = &a;
+        LIST_INSERT_AFTER(items, head, tail, &b);
+        tail = &b;
+        LIST_INSERT_AFTER(items, head, tail, &c);
+        tail = &c;
+        LIST_INSERT_AFTER(items, head, &a, &d); /* in the middle */
+        LIST_FOREACH(items, i, head)
+                order = order * 10 + i->value;
+        check_int(order, 1423);
+        check(head == &a && !a.items_prev && d.items_prev == &a && b.items_prev == &d);
+        check(!c.items_next && c.items_prev == &b);
+}
+
 static void *report_mask(void *userdata) {
         sigset_t *mask = userdata;
 
@@ -177,6 +198,7 @@ static void test_thread_start_blocks_signals_in_the_thread_only(void) {
 TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
           TEST(test_hashmap_keyed_by_values),
           TEST(test_list_prepend_remove_foreach),
+          TEST(test_list_insert_after_as_fifo),
           TEST(test_hex_lower_and_upper),
           TEST(test_hex_decode_exact),
           TEST(test_bound_address_ipv4_and_ipv6),
