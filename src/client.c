@@ -706,11 +706,15 @@ void client_config_secret_digest(const Client *c, uint8_t ret[static 32]) {
 
 /* ---------------------------------------------------------------- life */
 
-int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+/* Takes config (freed on failure). */
+static int client_new_owned(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings,
+                            Client **ret) {
         Client *c = calloc(1, sizeof(Client));
 
-        if (!c)
+        if (!c) {
+                client_settings_free(config);
                 return -ENOMEM;
+        }
         if (!settings)
                 settings = config;
         c->n_ref = 1;
@@ -718,10 +722,10 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         c->approved = -1;
         c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
                                             .started = on_checker_started, .finished = on_checker_finished };
-        c->config = client_settings_dup(config);
+        c->config = config;
         /* The secret in force is config's bytes (secret_is_config()), and so
          * are the strings the same as config's (settings_init()). */
-        if (!c->config || settings_init(c, settings) < 0) {
+        if (settings_init(c, settings) < 0) {
                 client_unref(c);
                 return -ENOMEM;
         }
@@ -735,6 +739,26 @@ int client_new(const ClientOwner *owner, const ClientSettings *config, const Cli
         log_debug("  Fingerprint: %s", c->fingerprint);
         *ret = c;
         return 0;
+}
+
+int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+        ClientSettings *copy = client_settings_dup(config);
+
+        if (!copy)
+                return -ENOMEM;
+        return client_new_owned(owner, copy, settings, ret);
+}
+
+int client_new_take(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings, Client **ret) {
+        /* A copy makes NULL strings "": so does this. */
+        FOREACH_CLIENT_SETTING(row) {
+                char **v = CLIENT_SETTING_FIELD(config, row, char *);
+                if (type_is_string(row->type) && !*v && !(*v = strdup(""))) {
+                        client_settings_free(config);
+                        return -ENOMEM;
+                }
+        }
+        return client_new_owned(owner, config, settings, ret);
 }
 
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,

@@ -119,6 +119,9 @@ typedef struct Client {
 /* A client from clients.conf's config, with the settings in force
  * (NULL: the same). */
 int client_new(const ClientOwner *owner, const ClientSettings *config, const ClientSettings *settings, Client **ret);
+/* The same, taking config (freed on failure): a start with 100,000 clients
+ * holds no second copy of their settings (clients_conf_take()). */
+int client_new_take(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings, Client **ret);
 /* Restored run-time values (docs/STATE.md, Merging at start, rule 2,
  * applied by the caller). */
 void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t expires, uint64_t last_checked_ok,

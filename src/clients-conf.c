@@ -653,7 +653,20 @@ fail:
 }
 
 const ClientSettings *clients_conf_find(const ClientsConf *conf, const char *name) {
-        return conf->by_name ? hashmap_get(conf->by_name, name) : NULL;
+        uintptr_t i = conf->by_name ? (uintptr_t) hashmap_get(conf->by_name, name) : 0;
+        return i > 0 ? conf->clients[i - 1] : NULL;
+}
+
+ClientSettings *clients_conf_take(ClientsConf *conf, const char *name) {
+        uintptr_t i = conf->by_name ? (uintptr_t) hashmap_get(conf->by_name, name) : 0;
+
+        if (i == 0)
+                return NULL;
+        /* Both tables borrow its strings: neither may keep them. by_key_id
+         * only serves the parse. */
+        conf->by_key_id = hashmap_free(conf->by_key_id);
+        (void) hashmap_remove(conf->by_name, name);
+        return TAKE_PTR(conf->clients[i - 1]);
 }
 
 /* Hash maps, not scans: a fleet's clients.conf has thousands of sections. */
@@ -665,7 +678,7 @@ static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, 
                 goto nomem;
         if (!conf->by_key_id && !(conf->by_key_id = hashmap_new()))
                 goto nomem;
-        if (hashmap_get(conf->by_name, c->name)) {
+        if (clients_conf_find(conf, c->name)) {
                 client_settings_free(c);
                 return problem(conf, f->path, s->line, s->name, NULL,
                                "client already defined in an earlier file; this one is ignored");
@@ -681,7 +694,7 @@ static int add_client(ClientsConf *conf, const IniFile *f, const IniSection *s, 
 
         if (GREEDY_REALLOC(conf->clients, conf->n_allocated, conf->n_clients + 1) < 0)
                 goto nomem;
-        r = hashmap_put(conf->by_name, c->name, c);
+        r = hashmap_put(conf->by_name, c->name, (void *) (uintptr_t) (conf->n_clients + 1));
         if (r >= 0 && !isempty(c->key_id) && !first)
                 r = hashmap_put(conf->by_key_id, c->key_id, c);
         if (r < 0) {

@@ -24,9 +24,9 @@
 typedef struct Hashmap Hashmap;
 
 typedef struct ClientsConf {
-        ClientSettings **clients;    /* valid clients, in file order */
+        ClientSettings **clients;    /* valid clients, in file order; NULL once taken */
         size_t n_clients, n_allocated;
-        Hashmap *by_name, *by_key_id; /* of clients[]: the first client with a key ID */
+        Hashmap *by_name, *by_key_id; /* name → index + 1 in clients[]; key ID → the first client with it */
         char **problems;           /* "FILE:LINE: [SECTION] KEY: why", one per problem */
         size_t n_problems;
         char **warnings;           /* same shape; the client is still used */
@@ -36,6 +36,9 @@ typedef struct ClientsConf {
 
 /* The client named name, or NULL. */
 const ClientSettings *clients_conf_find(const ClientsConf *conf, const char *name);
+/* The client named name, now the caller's: conf no longer has it (nor
+ * finds it). NULL if none. */
+ClientSettings *clients_conf_take(ClientsConf *conf, const char *name);
 
 /* Read path. A missing file gives no clients and no problem; an unreadable
  * one gives a problem. Returns 0 (problems, if any, inside) or -ENOMEM. */

@@ -345,8 +345,8 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
         if (r >= 0)
                 r = server_add_clients(server, *conf, state);
         state = state_free(state);
-        /* The clients have their own copies: give the parse's memory back
-         * (with ten thousand clients, tens of megabytes). */
+        /* The clients took their settings from it: give the rest of the
+         * parse's memory back (with ten thousand clients, megabytes). */
         *conf = clients_conf_free(*conf);
         (void) malloc_trim(0);
         /* Unlike the reference, whose SIGHUP stops it: reload clients.conf. */
@@ -384,7 +384,7 @@ static int run_server(const Settings *settings, ClientsConf **conf, int listen_f
  * directory, without serving. An existing state of ours is never
  * overwritten (move it away first); FILE is left as it is. The file is
  * opened as the caller, parsed and written as the server's user. */
-static int run_import_pickle(const Settings *settings, const ClientsConf *conf) {
+static int run_import_pickle(const Settings *settings, ClientsConf *conf) {
         _cleanup_(server_freep) Server *server = NULL;
         _cleanup_(state_freep) State *state = NULL;
         _cleanup_free_ char *dir = strdup(!isempty(getenv("STATE_DIRECTORY")) ? getenv("STATE_DIRECTORY")

@@ -410,15 +410,18 @@ static void restore_secret(Server *s, Client *c, const ClientSettings *config, c
         erase_and_free(plain, n);
 }
 
-static int restore_client(Server *s, const ClientSettings *config, const SavedClient *saved) {
+/* Takes config (server_insert_client()). */
+static int restore_client(Server *s, ClientSettings *config, const SavedClient *saved) {
         _cleanup_(client_settings_freep) ClientSettings *merged =
                 client_settings_merge(config, saved->config, saved->runtime, saved->absent);
         ClientTimes times = saved->times;
         Client *c;
         int r;
 
-        if (!merged)
+        if (!merged) {
+                client_settings_free(config);
                 return log_oom();
+        }
         state_check_expiry(merged, &times, now_realtime());
         r = server_insert_client(s, config, merged, &c);
         if (r < 0)
@@ -426,7 +429,7 @@ static int restore_client(Server *s, const ClientSettings *config, const SavedCl
         client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
                        times.last_approval_request, times.last_checker_status);
 
-        restore_secret(s, c, config, saved);
+        restore_secret(s, c, c->config, saved);
         client_start(c);
         return 0;
 }
@@ -439,9 +442,11 @@ static bool config_unchanged(const ClientSettings *config, const SavedClient *th
                memcmp(digest, then->config_secret_digest, sizeof(digest)) == 0;
 }
 
-/* A configured client that is not live yet: new, or removed earlier. */
-static int add_configured(Server *s, const ClientSettings *config) {
+/* A configured client that is not live yet: new, or removed earlier. It
+ * takes its settings from conf. */
+static int add_configured(Server *s, ClientsConf *conf, const ClientSettings *config) {
         ssize_t i = removed_find(s, config->name);
+        ClientSettings *mine;
         Client *c;
         int r;
 
@@ -451,7 +456,10 @@ static int add_configured(Server *s, const ClientSettings *config) {
                         return 0;
                 removed_drop(s, (size_t) i);
         }
-        r = server_insert_client(s, config, NULL, &c);
+        mine = clients_conf_take(conf, config->name);
+        if (!mine)
+                return 0;
+        r = server_insert_client(s, mine, NULL, &c);
         if (r < 0)
                 return r;
         state_writer_client(s->writer, c, true);
@@ -459,7 +467,7 @@ static int add_configured(Server *s, const ClientSettings *config) {
         return 1;
 }
 
-int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
+int server_add_clients(Server *s, ClientsConf *conf, const State *state) {
         int r;
 
         /* Removals persist (rule 6), for clients still configured (rule 7:
@@ -489,15 +497,15 @@ int server_add_clients(Server *s, const ClientsConf *conf, const State *state) {
                 const ClientSettings *config = clients_conf_find(conf, state->clients[i]->config->name);
                 if (!config || hashmap_get(s->by_name, config->name))
                         continue;
-                r = restore_client(s, config, state->clients[i]);
+                r = restore_client(s, clients_conf_take(conf, config->name), state->clients[i]);
                 if (r == -ENOMEM)
                         return r;
         }
         /* …then the new ones (rule 5). */
         for (size_t i = 0; i < conf->n_clients; i++) {
-                if (hashmap_get(s->by_name, conf->clients[i]->name))
+                if (!conf->clients[i] || hashmap_get(s->by_name, conf->clients[i]->name))
                         continue;
-                r = add_configured(s, conf->clients[i]);
+                r = add_configured(s, conf, conf->clients[i]);
                 if (r == -ENOMEM)
                         return r;
         }
@@ -599,15 +607,16 @@ int server_reload_files(Server *s, ConfFiles *files) {
                 removed++;
         }
         for (size_t i = 0; i < conf->n_clients; i++) {
-                if (hashmap_get(s->by_name, conf->clients[i]->name))
+                /* Taken by the client if added: its name is the client's then. */
+                const char *name = conf->clients[i] ? conf->clients[i]->name : NULL;
+                if (!name || hashmap_get(s->by_name, name))
                         continue;
-                r = add_configured(s, conf->clients[i]);
+                r = add_configured(s, conf, conf->clients[i]);
                 if (r < 0)
                         return r;
                 if (r > 0) {
-                        log_struct(LOG_INFO,
-                                   &((LogFields) { .client = conf->clients[i]->name, .message_id = MESSAGE_ID_RELOADED }),
-                                   "Client %s added", conf->clients[i]->name);
+                        log_struct(LOG_INFO, &((LogFields) { .client = name, .message_id = MESSAGE_ID_RELOADED }),
+                                   "Client %s added", name);
                         added++;
                 }
         }

@@ -152,19 +152,24 @@ static bool key_id_usable(const char *key_id) {
         return !isempty(key_id) && !streq(key_id, KEY_ID_BLACKLISTED);
 }
 
-int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret) {
+int server_insert_client(Server *s, ClientSettings *config, const ClientSettings *settings, Client **ret) {
         Client **nv;
         Client *c;
         int r;
 
-        if (hashmap_get(s->by_name, config->name))
-                return log_error_errno(EEXIST, "Client %s is defined twice; ignoring the second", config->name);
+        if (hashmap_get(s->by_name, config->name)) {
+                r = log_error_errno(EEXIST, "Client %s is defined twice; ignoring the second", config->name);
+                client_settings_free(config);
+                return r;
+        }
         nv = reallocarray(s->clients, s->n_clients + 1, sizeof(Client *));
-        if (!nv)
+        if (!nv) {
+                client_settings_free(config);
                 return log_oom();
+        }
         s->clients = nv;
 
-        r = client_new(&s->client_owner, config, settings, &c);
+        r = client_new_take(&s->client_owner, config, settings, &c);
         if (r < 0)
                 return log_oom();
         if (s->bus) {

@@ -74,10 +74,12 @@ static inline void server_freep(Server **s) {
 }
 
 /* Create the configured clients, merged with the saved state (NULL: none)
- * as docs/STATE.md, Merging at start, says (src/server-state.c). */
-int server_add_clients(Server *s, const ClientsConf *conf, const State *state);
-/* Put a new client in the table (and on the bus), not yet started. */
-int server_insert_client(Server *s, const ClientSettings *config, const ClientSettings *settings, Client **ret);
+ * as docs/STATE.md, Merging at start, says (src/server-state.c). The
+ * clients take their settings from conf (clients_conf_take()). */
+int server_add_clients(Server *s, ClientsConf *conf, const State *state);
+/* Put a new client in the table (and on the bus), not yet started; it
+ * takes config (freed on failure; client_new_take()). */
+int server_insert_client(Server *s, ClientSettings *config, const ClientSettings *settings, Client **ret);
 /* What the clients report (src/client.h), fanned out to the bus and the
  * state writer (and so to STATUS=, updated at each save). */
 void server_on_client_event(Client *c, const ClientEvent *event, void *userdata);
