@@ -45,6 +45,7 @@ struct Bus {
 /* Signals queued on the connection, at most, before announcing more clients. */
 #define BUS_ANNOUNCE_QUEUE_MAX 256
 #define BUS_ANNOUNCE_RETRY (2 * USEC_PER_MSEC)
+#define BUS_ANNOUNCE_SLICE (10 * USEC_PER_MSEC)
 
 /* The object of every client, under both interface names (bus-client.c). */
 int bus_export_clients(Bus *b);

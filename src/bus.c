@@ -427,12 +427,17 @@ static void announce(Bus *b, Client *c) {
  * back soon for the rest. */
 static int on_announce(sd_event_source *s, uint64_t usec, void *userdata) {
         Bus *b = userdata;
-        uint64_t queued = 0;
+        uint64_t queued = 0, end = now_monotonic() + BUS_ANNOUNCE_SLICE;
 
         assert(b);
+        loop_note("announcing clients on D-Bus");
 
-        while (b->announced < b->n_pending) {
+        /* Each round also stops after a slice of time: dbus-daemon may read
+         * as fast as we write, and then the queue alone never stops it. */
+        for (size_t i = 0; b->announced < b->n_pending; i++) {
                 if (sd_bus_get_n_queued_write(b->bus, &queued) < 0 || queued >= BUS_ANNOUNCE_QUEUE_MAX)
+                        break;
+                if (i % 64 == 63 && now_monotonic() > end)
                         break;
                 Client *c = b->pending[b->announced++];
                 if (c->bus_pending && client_exported(b, c)) {

@@ -32,8 +32,15 @@ struct CheckerManager {
         bool program_found;          /* and whether it was found */
 
         LIST_HEAD(Checker, checkers); /* every live checker */
-        sd_event_source *queue_runner; /* starts queued checkers, after other work */
+        sd_event_source *queue_runner; /* starts queued checkers, a few each iteration */
+        uint64_t spawn_iteration;    /* the loop iteration spawns_left counts for */
+        unsigned spawns_left;
 };
+
+/* Processes spawned per loop iteration, at most: about a third of a
+ * millisecond each, more while the checkers compete for the CPU; the
+ * rest wait in the queue for the next iterations. */
+#define SPAWNS_PER_ITERATION 8
 
 struct Checker {
         CheckerManager *manager;
@@ -52,6 +59,23 @@ struct Checker {
 /* ---------------------------------------------------------------- processes */
 
 static void manager_run_queue(CheckerManager *m);
+static CheckerRequest *queue_pop(CheckerManager *m);
+static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited);
+
+/* Takes one spawn of this iteration's SPAWNS_PER_ITERATION, if one is left. */
+static bool spawn_budget(CheckerManager *m) {
+        uint64_t iteration = 0;
+
+        (void) sd_event_get_iteration(m->event, &iteration);
+        if (iteration != m->spawn_iteration) {
+                m->spawn_iteration = iteration;
+                m->spawns_left = SPAWNS_PER_ITERATION;
+        }
+        if (m->spawns_left == 0)
+                return false;
+        m->spawns_left--;
+        return true;
+}
 
 static Checker *checker_free(Checker *ch) {
         CheckerManager *m = ch->manager;
@@ -136,6 +160,12 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
         }
         CheckerManager *m = ch->manager;
         checker_free(ch);
+        /* The freed slot goes to the next one waiting, now. */
+        if (m->queue_len > 0 && m->n_running < m->max_running && spawn_budget(m)) {
+                CheckerRequest *next = queue_pop(m);
+                if (next)
+                        (void) checker_spawn(m, next, true);
+        }
         manager_run_queue(m);
         return 0;
 }
@@ -523,9 +553,10 @@ static CheckerRequest *queue_pop(CheckerManager *m) {
         return req;
 }
 
-/* Start queued checkers, a batch at a time: connections and timers come
- * first (this source has idle priority), and a slot counts as free only
- * once its process was reaped. */
+/* Start queued checkers, a few each iteration, and a slot counts as free
+ * only once its process was reaped. The runner has the loop's normal
+ * priority: at idle priority it would wait for a moment with nothing else
+ * to do, which a checker storm never leaves (the exits keep coming). */
 static int on_run_queue(sd_event_source *s, void *userdata) {
         CheckerManager *m = userdata;
 
@@ -533,7 +564,7 @@ static int on_run_queue(sd_event_source *s, void *userdata) {
         loop_note("starting queued checkers");
 
         /* A cancelled request has left the queue already. */
-        for (unsigned batch = 0; batch < 16 && m->n_running < m->max_running; batch++) {
+        while (m->queue_len > 0 && m->n_running < m->max_running && spawn_budget(m)) {
                 CheckerRequest *req = queue_pop(m);
                 if (!req)
                         return 0;
@@ -550,8 +581,6 @@ static void manager_run_queue(CheckerManager *m) {
                 return;
         if (!m->queue_runner) {
                 r = sd_event_add_defer(m->event, &m->queue_runner, on_run_queue, m);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(m->queue_runner, SD_EVENT_PRIORITY_IDLE);
                 if (r < 0) {
                         log_error_errno(r, "Failed to schedule queued checkers: %m");
                         return;
@@ -564,7 +593,7 @@ int checker_request(CheckerManager *m, CheckerRequest *req) {
         if (req->process || req->queued)
                 return 0; /* never two at once for one client */
         /* First come, first served: nobody passes the queue. */
-        if (m->n_running < m->max_running && m->queue_len == 0)
+        if (m->n_running < m->max_running && m->queue_len == 0 && spawn_budget(m))
                 return checker_spawn(m, req, false);
         queue_push(m, req);
         manager_run_queue(m);

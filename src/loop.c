@@ -27,29 +27,22 @@ void loop_note_source(sd_event_source *s) {
                 loop_note("%s", d);
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* One sd_event_run(), with the wait left out of the measure. */
 static int loop_iterate(sd_event *e) {
         uint64_t start, spent;
         int r;
 
         note[0] = 0;
-        start = now_usec();
+        start = now_monotonic();
         r = sd_event_prepare(e);
         if (r == 0) {
-                spent = now_usec() - start;
+                spent = now_monotonic() - start;
                 r = sd_event_wait(e, UINT64_MAX);
-                start = now_usec() - spent;
+                start = now_monotonic() - spent;
         }
         if (r > 0)
                 r = sd_event_dispatch(e);
-        spent = now_usec() - start;
+        spent = now_monotonic() - start;
         if (spent > LOOP_STALL_USEC)
                 log_debug("Event loop stalled for %" PRIu64 " ms by %s", spent / USEC_PER_MSEC,
                           note[0] ? note : "an unnamed source");

@@ -14,6 +14,7 @@
 
 #include "launcher.h"
 #include "log.h"
+#include "loop.h"
 #include "pickle-import.h"
 #include "secret-crypt.h"
 #include "server.h"
@@ -37,6 +38,7 @@ static int on_save(sd_event_source *source, void *userdata) {
         Server *s = userdata;
 
         assert(s);
+        loop_note("saving the state");
         if (s->save_soon)
                 (void) sd_event_source_set_enabled(s->save_soon, SD_EVENT_OFF);
         if (s->save_later)
@@ -62,9 +64,11 @@ void server_state_dirty(Server *s, bool urgent) {
                 return;
         if (urgent) {
                 if (!s->save_soon) {
+                        /* At the loop's normal priority: at idle priority it
+                         * would wait for a moment with nothing else to do,
+                         * which a checker storm never leaves, and the changes
+                         * piled up until only a snapshot could take them. */
                         r = sd_event_add_defer(s->event, &s->save_soon, on_save, s);
-                        if (r >= 0)
-                                r = sd_event_source_set_priority(s->save_soon, SD_EVENT_PRIORITY_IDLE);
                         if (r < 0) {
                                 log_error_errno(r, "Failed to schedule saving the state: %m");
                                 return;

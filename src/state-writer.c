@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "state-journal.h"
 #include "thread-util.h"
@@ -53,6 +54,7 @@ struct StateWriter {
         JournalBuffer records;   /* changes of the set of clients since the last flush */
         Client **dirty;          /* changed clients (referenced), c->state_dirty says how */
         size_t n_dirty, allocated_dirty;
+        size_t n_dirty_full;     /* of those, the ones with more than times changed */
         bool snapshot_due;       /* a write failed or memory ran short: the journal is incomplete */
 
         pid_t child;             /* writing the snapshot that journal child_gen follows */
@@ -73,12 +75,6 @@ struct StateWriter {
 
 #define CLIENT_DIRTY_TIMES 1
 #define CLIENT_DIRTY_FULL 2
-
-static uint64_t now_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* ---------------------------------------------------------------- thread */
 
@@ -254,6 +250,7 @@ static int on_snapshot_done(sd_event_source *source, const siginfo_t *si, void *
         struct stat st;
 
         assert(w);
+        loop_note("the end of a snapshot");
 
         w->child_source = sd_event_source_disable_unref(w->child_source);
         w->child = 0;
@@ -355,6 +352,8 @@ void state_writer_client(StateWriter *w, Client *c, bool full) {
                 }
                 w->dirty[w->n_dirty++] = client_ref(c);
         }
+        if (full && !(c->state_dirty & CLIENT_DIRTY_FULL))
+                w->n_dirty_full++;
         c->state_dirty |= full ? CLIENT_DIRTY_FULL : CLIENT_DIRTY_TIMES;
 }
 
@@ -381,10 +380,13 @@ void state_writer_unremove(StateWriter *w, const char *name) {
 /* Clients formatted per loop iteration: a few microseconds each. */
 #define FLUSH_CHUNK 256
 
-/* More changed clients than this are saved by a snapshot instead: cheaper
- * than their records, which would soon call for one anyway. */
+/* More clients with whole records due than this are saved by a snapshot
+ * instead (a reload that changed them all): a whole record costs about
+ * what the client costs in the snapshot, so their records alone would soon
+ * call for one. A record of times only is a fifth of that or less: those
+ * always go to the journal, a few hundred per iteration. */
 static bool burst(StateWriter *w) {
-        return w->n_dirty > MAX(w->server->n_clients / JOURNAL_SHARE, (size_t) FLUSH_CHUNK * 4);
+        return w->n_dirty_full > MAX(w->server->n_clients / JOURNAL_SHARE, (size_t) FLUSH_CHUNK * 4);
 }
 
 static void drop_dirty(StateWriter *w) {
@@ -393,6 +395,7 @@ static void drop_dirty(StateWriter *w) {
                 client_unref(w->dirty[i]);
         }
         w->n_dirty = 0;
+        w->n_dirty_full = 0;
 }
 
 int state_writer_flush(StateWriter *w, bool all) {
@@ -421,6 +424,8 @@ int state_writer_flush(StateWriter *w, bool all) {
                 if (!c->removed && r >= 0)
                         r = c->state_dirty & CLIENT_DIRTY_FULL ? journal_record_client(&w->records, c)
                                                                : journal_record_times(&w->records, c);
+                if (c->state_dirty & CLIENT_DIRTY_FULL)
+                        w->n_dirty_full--;
                 c->state_dirty = 0;
                 client_unref(c);
         }
