@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
@@ -31,14 +32,15 @@
  * maybe close fd, or delete the journals a new snapshot covers. The thread
  * allocates and frees nothing but under the lock, which the loop holds
  * while it forks: the child never inherits a heap in mid-change. */
-typedef struct Batch {
-        struct Batch *next;
+typedef struct Batch Batch;
+struct Batch {
+        LIST_FIELDS(Batch, batches);
         int fd;
         bool sync_dir;          /* fd is a new file: its name must be durable too */
         bool close_after;
         char **unlink;          /* journals to delete (NULL-terminated), or NULL */
         JournalBuffer data;
-} Batch;
+};
 
 struct StateWriter {
         Server *server;
@@ -66,7 +68,8 @@ struct StateWriter {
         pthread_mutex_t lock;
         pthread_cond_t wake;
         bool running;            /* under lock: the thread waits for work (it is past its start-up) */
-        Batch *head, *tail;      /* under lock */
+        LIST_HEAD(Batch, batches); /* under lock: a FIFO, */
+        Batch *batches_tail;     /* appended to here */
         Batch *current;          /* the one the thread runs (under lock) */
         bool stop;               /* under lock */
         int error;               /* under lock: a failed write or sync since the last flush */
@@ -142,14 +145,14 @@ static void *writer_thread(void *userdata) {
                 Batch *b;
                 int broken, r;
 
-                while (!w->head && !w->stop)
+                while (!w->batches && !w->stop)
                         pthread_cond_wait(&w->wake, &w->lock);
-                b = w->head;
+                b = w->batches;
                 if (!b)
                         break;
-                w->head = b->next;
-                if (!w->head)
-                        w->tail = NULL;
+                LIST_REMOVE(batches, w->batches, b);
+                if (w->batches_tail == b)
+                        w->batches_tail = NULL;
                 /* Kept where a snapshot child (a fork of the loop's thread)
                  * still sees it: to valgrind there it is not lost. */
                 w->current = b;
@@ -181,19 +184,10 @@ static int enqueue(StateWriter *w, int fd, JournalBuffer *data, bool sync_dir, b
         int r = 0;
 
         pthread_mutex_lock(&w->lock);
-        if (data && !sync_dir && !close_after && !unlink_paths && w->tail && w->tail->fd == fd &&
-            !w->tail->close_after && !w->tail->unlink) {
-                Batch *t = w->tail;
-                if (t->data.size + data->size > t->data.allocated) {
-                        size_t m = MAX(t->data.size + data->size, 2 * t->data.allocated);
-                        char *p = realloc(t->data.data, m);
-                        if (!p)
-                                r = -ENOMEM;
-                        else {
-                                t->data.data = p;
-                                t->data.allocated = m;
-                        }
-                }
+        if (data && !sync_dir && !close_after && !unlink_paths && w->batches_tail && w->batches_tail->fd == fd &&
+            !w->batches_tail->close_after && !w->batches_tail->unlink) {
+                Batch *t = w->batches_tail;
+                r = GREEDY_REALLOC(t->data.data, t->data.allocated, t->data.size + data->size);
                 if (r >= 0) {
                         memcpy(t->data.data + t->data.size, data->data, data->size);
                         t->data.size += data->size;
@@ -213,11 +207,8 @@ static int enqueue(StateWriter *w, int fd, JournalBuffer *data, bool sync_dir, b
                                 b->data = *data;
                                 *data = (JournalBuffer) {};
                         }
-                        if (w->tail)
-                                w->tail->next = b;
-                        else
-                                w->head = b;
-                        w->tail = b;
+                        LIST_INSERT_AFTER(batches, w->batches, w->batches_tail, b);
+                        w->batches_tail = b;
                 }
         }
         pthread_cond_signal(&w->wake);
