@@ -640,6 +640,7 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->max_running = max_running ?: 1;
+        m->spawn_iteration = UINT64_MAX; /* not the loop's first iteration, 0 */
         m->keep_stderr = keep_stderr;
         m->launcher = launcher;
         m->use_scopes = use_scopes || launcher;
