@@ -59,8 +59,7 @@ struct Checker {
 /* ---------------------------------------------------------------- processes */
 
 static void manager_run_queue(CheckerManager *m);
-static CheckerRequest *queue_pop(CheckerManager *m);
-static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited);
+static void start_queued(CheckerManager *m);
 
 /* Takes one spawn of this iteration's SPAWNS_PER_ITERATION, if one is left. */
 static bool spawn_budget(CheckerManager *m) {
@@ -161,12 +160,7 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
         CheckerManager *m = ch->manager;
         checker_free(ch);
         /* The freed slot goes to the next one waiting, now. */
-        if (m->queue_len > 0 && m->n_running < m->max_running && spawn_budget(m)) {
-                CheckerRequest *next = queue_pop(m);
-                if (next)
-                        (void) checker_spawn(m, next, true);
-        }
-        manager_run_queue(m);
+        start_queued(m);
         return 0;
 }
 
@@ -553,24 +547,25 @@ static CheckerRequest *queue_pop(CheckerManager *m) {
         return req;
 }
 
-/* Start queued checkers, a few each iteration, and a slot counts as free
- * only once its process was reaped. The runner has the loop's normal
- * priority: at idle priority it would wait for a moment with nothing else
- * to do, which a checker storm never leaves (the exits keep coming). */
+/* Start queued checkers into the free slots, within this iteration's
+ * spawn budget, and leave the rest to the runner; a slot counts as free
+ * only once its process was reaped. A cancelled request has left the queue
+ * already. */
+static void start_queued(CheckerManager *m) {
+        while (m->queue_len > 0 && m->n_running < m->max_running && spawn_budget(m))
+                (void) checker_spawn(m, queue_pop(m), true);
+        manager_run_queue(m);
+}
+
+/* The runner has the loop's normal priority: at idle priority it would
+ * wait for a moment with nothing else to do, which a checker storm never
+ * leaves (the exits keep coming). */
 static int on_run_queue(sd_event_source *s, void *userdata) {
         CheckerManager *m = userdata;
 
         assert(m);
         loop_note("starting queued checkers");
-
-        /* A cancelled request has left the queue already. */
-        while (m->queue_len > 0 && m->n_running < m->max_running && spawn_budget(m)) {
-                CheckerRequest *req = queue_pop(m);
-                if (!req)
-                        return 0;
-                (void) checker_spawn(m, req, true);
-        }
-        manager_run_queue(m);
+        start_queued(m);
         return 0;
 }
 
