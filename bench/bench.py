@@ -304,13 +304,17 @@ class Bench:
                 pass
         return total / 1024
 
-    def kill_tree(self, p):
-        """SIGKILL the server and every descendant, by PID, now."""
-        for q in self.tree(p.pid):
+    @staticmethod
+    def kill_pids(pids):
+        for q in pids:
             try:
                 os.kill(q, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def kill_tree(self, p):
+        """SIGKILL the server and every descendant, by PID, now."""
+        self.kill_pids(self.tree(p.pid))
         p.wait()
 
     def stop(self, p, grace=10):
@@ -324,11 +328,7 @@ class Bench:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-        for q in rest:
-            try:
-                os.kill(q, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self.kill_pids(rest)
 
     @staticmethod
     def gnupg_homes():
