@@ -195,6 +195,7 @@ int server_insert_client(Server *s, ClientSettings *config, const ClientSettings
                 }
         }
         s->clients[s->n_clients++] = c;
+        s->n_enabled_stale = true;
         *ret = c;
         return 0;
 }
@@ -353,6 +354,8 @@ static void client_changed(Server *s, Client *c, ClientProperty p) {
                 server_state_client_dirty(s, c, false);
                 break;
         default:
+                /* Enabled among them: STATUS= counts again. */
+                s->n_enabled_stale = true;
                 server_state_client_dirty(s, c, true);
         }
 }
@@ -455,6 +458,7 @@ void server_forget_client(Server *s, Client *c, bool remember) {
                 return;
         memmove(s->clients + i, s->clients + i + 1, (s->n_clients - i - 1) * sizeof(Client *));
         s->n_clients--;
+        s->n_enabled_stale = true;
         hashmap_remove(s->by_name, c->name);
         /* The next client with the same key ID, if any, takes over. */
         if (hashmap_get(s->by_key_id, c->key_id) == c)

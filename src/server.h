@@ -28,6 +28,8 @@ typedef struct Server {
 
         Client **clients;          /* in configuration order */
         size_t n_clients;
+        size_t n_enabled;          /* for STATUS=; recounted only when n_enabled_stale */
+        bool n_enabled_stale;
         Hashmap *by_key_id;        /* the first client with each key ID */
         Hashmap *by_name;
 

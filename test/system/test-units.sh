@@ -371,6 +371,26 @@ PY
 	fi
 }
 
+# status_says TEXT: the unit's StatusText (the server's STATUS=) begins with TEXT.
+status_says() { [[ $(sd_prop mandos.service StatusText) == "$1"* ]]; }
+
+# status_check WHEN TEXT: StatusText begins with TEXT within 10 s.
+status_check() {
+	wait_until 10 status_says "$2"
+	check "$1: StatusText \"$(sd_prop mandos.service StatusText)\"" status_says "$2"
+}
+
+# STATUS= counts the enabled clients, and follows a change made on the bus.
+part_status() {
+	wait_until 10 eval '[ "$(prop lapsed Enabled)" = "b false" ]'
+	check "lapsed was disabled by expiry ($(prop lapsed Enabled))" test "$(prop lapsed Enabled)" = "b false"
+	status_check "alpha, bravo and gw enabled" "3 of 4 clients enabled; "
+	sd_run busctl --system call se.recompile.Mandos /clients/bravo se.recompile.Mandos.Client Disable
+	status_check "after bravo's Disable on the bus" "2 of 4 clients enabled; "
+	sd_run busctl --system call se.recompile.Mandos /clients/bravo se.recompile.Mandos.Client Enable
+	status_check "after its Enable" "3 of 4 clients enabled; "
+}
+
 # ----------------------------------------------------- 3. fping checker
 
 fping_pid() {
@@ -727,6 +747,7 @@ part_no_secret() {
 
 if part_activation; then
 	part_bus_journal
+	part_status
 	part_checker
 	part_restart
 	part_reload
