@@ -65,7 +65,7 @@ static void arm_timer(Client *c, HeapTimer *timer, uint64_t when, heap_timer_han
 
         if (!client_live(c))
                 return;
-        r = timer_heap_arm(c->owner->timers, timer, when, handler, c);
+        r = timer_heap_arm(c->owner->timers, timer, when, handler);
         if (r < 0)
                 log_error_errno(r, "Failed to arm the %s timer of %s: %m", what, c->name);
 }
@@ -79,10 +79,9 @@ static void disarm_timer(Client *c, HeapTimer *timer) {
 
 static void disable(Client *c);
 
-static void on_expired(HeapTimer *t, void *userdata) {
-        Client *c = userdata;
+static void on_expired(HeapTimer *t) {
+        Client *c = container_of(t, Client, expiry_timer);
 
-        assert(c);
         loop_note("the expiry timer of %s", c->name);
 
         /* Waiting for a free checker slot is our doing, not the host's:
@@ -125,12 +124,11 @@ void client_bump_timeout(Client *c, uint64_t usec) {
 
 /* ---------------------------------------------------------------- checkers */
 
-static void on_checker_timer(HeapTimer *t, void *userdata) {
-        Client *c = userdata;
+static void on_checker_timer(HeapTimer *t) {
+        Client *c = container_of(t, Client, checker_timer);
         ClockNow now = clock_now();
         uint64_t next;
 
-        assert(c);
         next = deadline_after(now.boot, c->interval);
         loop_note("the checker timer of %s", c->name);
         /* Every interval from now on. */
@@ -345,10 +343,9 @@ void client_secret_sent(Client *c) {
 
 /* ---------------------------------------------------------------- approval */
 
-static void on_approval_window_end(HeapTimer *t, void *userdata) {
-        Client *c = userdata;
+static void on_approval_window_end(HeapTimer *t) {
+        Client *c = container_of(t, Client, approval_timer);
 
-        assert(c);
         loop_note("the approval timer of %s", c->name);
         c->approved = -1;
 }

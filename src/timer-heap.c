@@ -14,8 +14,6 @@
 typedef struct Entry {
         uint64_t when;
         HeapTimer *timer;
-        heap_timer_handler_t handler;
-        void *userdata;
 } Entry;
 
 struct TimerHeap {
@@ -93,9 +91,9 @@ static int on_due(sd_event_source *s, uint64_t usec, void *userdata) {
         if (sd_event_now(sd_event_source_get_event(s), CLOCK_BOOTTIME, &now) < 0)
                 now = usec;
         for (unsigned i = 0; i < TIMER_HEAP_BATCH && h->n > 0 && h->entries[0].when <= now; i++) {
-                Entry e = h->entries[0];
+                HeapTimer *t = h->entries[0].timer;
                 remove_at(h, 0);
-                e.handler(e.timer, e.userdata);
+                t->handler(t);
         }
         rearm_source(h);
         return 0;
@@ -130,13 +128,13 @@ TimerHeap *timer_heap_free(TimerHeap *h) {
         return NULL;
 }
 
-int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler_t handler, void *userdata) {
-        Entry e = { .when = when, .timer = t, .handler = handler, .userdata = userdata };
+int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler_t handler) {
+        Entry e = { .when = when, .timer = t };
         HeapTimer *first = h->n ? h->entries[0].timer : NULL;
         uint64_t first_when = h->n ? h->entries[0].when : 0;
         size_t i;
 
-        t->when = when;
+        t->handler = handler;
         if (t->index) {
                 i = t->index - 1;
                 uint64_t old = h->entries[i].when;

@@ -81,6 +81,9 @@ static inline int greedy_realloc(void **array, size_t *allocated, size_t need, s
         return 0;
 }
 
+/* The struct of type that has member at ptr. */
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
 #define GREEDY_REALLOC(array, allocated, need) \
         greedy_realloc((void **) &(array), &(allocated), (need), sizeof((array)[0]))
 

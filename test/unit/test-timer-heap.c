@@ -13,15 +13,21 @@
 #define N_ 1000
 
 typedef struct Owner {
-        HeapTimer timer;
         unsigned fired;
         uint64_t order;
+        uint64_t when;      /* as last armed */
+        HeapTimer timer;    /* not first: the handler finds its owner by container_of */
 } Owner;
+
+static int arm(TimerHeap *h, Owner *o, uint64_t when, heap_timer_handler_t handler) {
+        o->when = when;
+        return timer_heap_arm(h, &o->timer, when, handler);
+}
 
 static uint64_t fire_count;
 
-static void on_fire(HeapTimer *t, void *userdata) {
-        Owner *o = userdata;
+static void on_fire(HeapTimer *t) {
+        Owner *o = container_of(t, Owner, timer);
 
         check(t == &o->timer);
         check(!heap_timer_armed(t));
@@ -48,12 +54,12 @@ static void test_order_move_disarm(void) {
         fire_count = 0;
         /* Deadlines in a scrambled order, up to 50 ms ahead. */
         for (unsigned i = 0; i < N_; i++)
-                check(timer_heap_arm(h, &o[i].timer, now + (i * 7919 % N_) * 50, on_fire, &o[i]) >= 0);
+                check(arm(h, &o[i], now + (i * 7919 % N_) * 50, on_fire) >= 0);
         check_int(timer_heap_size(h), N_);
         /* Move some later and some earlier; disarm every tenth. */
         for (unsigned i = 0; i < N_; i += 3)
-                check(timer_heap_arm(h, &o[i].timer, now + 60 * USEC_PER_MSEC + i, on_fire, &o[i]) >= 0);
-        check(timer_heap_arm(h, &o[1].timer, now, on_fire, &o[1]) >= 0);
+                check(arm(h, &o[i], now + 60 * USEC_PER_MSEC + i, on_fire) >= 0);
+        check(arm(h, &o[1], now, on_fire) >= 0);
         for (unsigned i = 0; i < N_; i += 10) {
                 timer_heap_disarm(h, &o[i].timer);
                 timer_heap_disarm(h, &o[i].timer); /* twice is fine */
@@ -64,7 +70,7 @@ static void test_order_move_disarm(void) {
         /* In deadline order. */
         for (unsigned i = 0; i < N_; i++)
                 for (unsigned j = 0; j < N_; j += 97)
-                        if (o[i].fired && o[j].fired && o[i].timer.when < o[j].timer.when)
+                        if (o[i].fired && o[j].fired && o[i].when < o[j].when)
                                 check(o[i].order < o[j].order);
         check_int(o[1].order, 1);
         timer_heap_free(h);
@@ -75,12 +81,12 @@ static void test_order_move_disarm(void) {
 static Owner again;
 static TimerHeap *again_heap;
 
-static void on_fire_again(HeapTimer *t, void *userdata) {
-        Owner *o = userdata;
+static void on_fire_again(HeapTimer *t) {
+        Owner *o = container_of(t, Owner, timer);
 
         /* Re-armed from its own handler, three times in all. */
         if (++o->fired < 3)
-                check(timer_heap_arm(again_heap, t, clock_now().boot + USEC_PER_MSEC, on_fire_again, o) >= 0);
+                check(arm(again_heap, o, clock_now().boot + USEC_PER_MSEC, on_fire_again) >= 0);
 }
 
 static void test_rearm_from_handler(void) {
@@ -91,11 +97,11 @@ static void test_rearm_from_handler(void) {
         check(timer_heap_new(e, &h) >= 0);
         again = (Owner) {};
         again_heap = h;
-        check(timer_heap_arm(h, &again.timer, clock_now().boot, on_fire_again, &again) >= 0);
+        check(arm(h, &again, clock_now().boot, on_fire_again) >= 0);
         run(e, h);
         check_int(again.fired, 3);
         /* Freed with a timer armed: that timer is disarmed, never called. */
-        check(timer_heap_arm(h, &again.timer, clock_now().boot + USEC_PER_SEC, on_fire_again, &again) >= 0);
+        check(arm(h, &again, clock_now().boot + USEC_PER_SEC, on_fire_again) >= 0);
         timer_heap_free(h);
         check(!heap_timer_armed(&again.timer));
         sd_event_unref(e);
