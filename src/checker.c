@@ -153,9 +153,9 @@ static int on_checker_exit(sd_event_source *s, const siginfo_t *si, void *userda
                 ch->request = NULL;
                 req->process = NULL;
                 if (si->si_code == CLD_EXITED)
-                        req->finished(req->userdata, si->si_status, 0);
+                        req->ops->finished(req, si->si_status, 0);
                 else
-                        req->finished(req->userdata, -1, si->si_status);
+                        req->ops->finished(req, -1, si->si_status);
         }
         CheckerManager *m = ch->manager;
         checker_free(ch);
@@ -473,7 +473,7 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         bool scope;
         Checker *ch;
 
-        r = req->prepare(req->userdata, &command, &name, &runtime_max);
+        r = req->ops->prepare(req, &command, &name, &runtime_max);
         if (r < 0)
                 return r;
         scope = m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0);
@@ -516,7 +516,7 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         }
         ch->request = req;
         req->process = ch;
-        req->started(req->userdata, command, waited);
+        req->ops->started(req, command, waited);
         return 0;
 }
 

@@ -30,21 +30,26 @@
 typedef struct Checker Checker;
 typedef struct CheckerRequest CheckerRequest;
 
-/* One requester's checker runs, embedded in it (a Client); it must cancel
- * (checker_cancel()) before it goes. The callbacks get userdata. */
-struct CheckerRequest {
-        void *userdata;
+/* What a requester does at each step; one table for all its requests (a
+ * request finds its requester with container_of()). */
+typedef struct CheckerRequestOps {
         /* A slot is free (at once, or after a wait in the queue): what to
          * run now, malloc'd, the name its scope unit and messages carry
          * (borrowed until started() returns), and how long it may run at
          * most (the scope's RuntimeMaxUSec). 0, or a negative errno: then
          * nothing runs. */
-        int (*prepare)(void *userdata, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max);
+        int (*prepare)(CheckerRequest *req, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max);
         /* It runs (waited: it had to wait for a slot). */
-        void (*started)(void *userdata, const char *command, bool waited);
+        void (*started)(CheckerRequest *req, const char *command, bool waited);
         /* It exited with exit_code 0–255, or -1 with the signal that
          * killed it. Never after checker_cancel(). */
-        void (*finished)(void *userdata, int exit_code, int signal);
+        void (*finished)(CheckerRequest *req, int exit_code, int signal);
+} CheckerRequestOps;
+
+/* One requester's checker runs, embedded in it (a Client); it must cancel
+ * (checker_cancel()) before it goes. */
+struct CheckerRequest {
+        const CheckerRequestOps *ops;
 
         /* The manager's. */
         Checker *process;            /* the running checker process, or NULL */

@@ -211,11 +211,11 @@ int checker_expand(const Client *c, const char *template, char **ret) {
 }
 
 /* The checker manager's CheckerRequest callbacks (src/checker.h). */
-static int on_checker_prepare(void *userdata, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max) {
-        Client *c = userdata;
+static int on_checker_prepare(CheckerRequest *req, char **ret_command, const char **ret_name,
+                              uint64_t *ret_runtime_max) {
+        Client *c = container_of(req, Client, checker_job);
         int r;
 
-        assert(c);
         r = checker_expand(c, c->checker_command, ret_command);
         if (r < 0) {
                 log_error("Could not format string \"%s\"", c->checker_command);
@@ -227,11 +227,10 @@ static int on_checker_prepare(void *userdata, char **ret_command, const char **r
         return 0;
 }
 
-static void on_checker_started(void *userdata, const char *command, bool waited) {
-        Client *c = userdata;
+static void on_checker_started(CheckerRequest *req, const char *command, bool waited) {
+        Client *c = container_of(req, Client, checker_job);
         char *copy;
 
-        assert(c);
         copy = strdup(command);
         if (copy) {
                 free(c->checker_command_expanded);
@@ -248,10 +247,9 @@ static void on_checker_started(void *userdata, const char *command, bool waited)
         client_event(c, (ClientEvent) { .type = CLIENT_EVENT_CHECKER_STARTED });
 }
 
-static void on_checker_finished(void *userdata, int exit_code, int signal) {
-        assert(userdata);
+static void on_checker_finished(CheckerRequest *req, int exit_code, int signal) {
         /* The handlers it calls may let go of it. */
-        _cleanup_(client_unrefp) Client *c = client_ref(userdata);
+        _cleanup_(client_unrefp) Client *c = client_ref(container_of(req, Client, checker_job));
         LogFields f = { .client = c->name, .key_id = c->key_id };
         int16_t code = (int16_t) exit_code;
         int64_t wait_status;
@@ -701,6 +699,12 @@ void client_config_secret_digest(const Client *c, uint8_t ret[static 32]) {
         secret_digest(c->config->secret, c->config->secret_size, ret);
 }
 
+static const CheckerRequestOps checker_ops = {
+        .prepare = on_checker_prepare,
+        .started = on_checker_started,
+        .finished = on_checker_finished,
+};
+
 /* ---------------------------------------------------------------- life */
 
 /* Takes config (freed on failure). */
@@ -717,8 +721,7 @@ static int client_new_owned(const ClientOwner *owner, ClientSettings *config, co
         c->n_ref = 1;
         c->owner = owner;
         c->approved = -1;
-        c->checker_job = (CheckerRequest) { .userdata = c, .prepare = on_checker_prepare,
-                                            .started = on_checker_started, .finished = on_checker_finished };
+        c->checker_job = (CheckerRequest) { .ops = &checker_ops };
         c->config = config;
         /* The secret in force is config's bytes (secret_is_config()), and so
          * are the strings the same as config's (settings_init()). */
