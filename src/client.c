@@ -295,9 +295,13 @@ void client_checked_ok(Client *c) {
 
 /* ---------------------------------------------------------------- enable/disable */
 
+static int config_split(Client *c);
+
 void client_enable(Client *c) {
         if (c->enabled)
                 return;
+        if (config_split(c) < 0)
+                (void) log_oom(); /* enabled all the same; clients.conf's value is lost */
         c->enabled = true;
         client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_ENABLED));
         set_time(c, &c->last_enabled, now_realtime(), CLIENT_LAST_ENABLED);
@@ -306,6 +310,8 @@ void client_enable(Client *c) {
 }
 
 static void disable(Client *c) {
+        if (config_split(c) < 0)
+                (void) log_oom(); /* disabled all the same; clients.conf's value is lost */
         set_expires_shown(c, 0, 0);
         /* An Approve or Deny given before is for this enabled period only. */
         c->approved = -1;
@@ -496,6 +502,39 @@ static void settings_done(Client *c) {
         client_settings_done(&c->settings);
 }
 
+/* A client whose settings in force are clients.conf's (most of them) keeps
+ * one copy: c->config is NULL, and c->settings owns the strings and the
+ * secret (100 bytes a client less). Before anything in force changes,
+ * clients.conf's values move to a c->config of their own, which then owns
+ * them while the settings in force borrow them (setting_borrowed()). */
+static int config_split(Client *c) {
+        if (c->config)
+                return 0;
+        c->config = malloc(sizeof(ClientSettings));
+        if (!c->config)
+                return -ENOMEM;
+        *c->config = c->settings; /* shallow: the pointers are the same, so borrowed */
+        return 0;
+}
+
+/* The reverse, when nothing in force differs from c->config (the same
+ * strings and secret, not just equal ones). */
+static void config_join(Client *c) {
+        if (!c->config || c->secret != c->config->secret || c->secret_size != c->config->secret_size)
+                return;
+        FOREACH_CLIENT_SETTING(row) {
+                if (row->type == CLIENT_SETTING_TYPE_SECRET)
+                        continue;
+                if (type_is_string(row->type) ? !setting_borrowed(c, row) : !client_setting_equal(row, &c->settings, c->config))
+                        return;
+        }
+        c->config = mfree(c->config);
+}
+
+const ClientSettings *client_config(const Client *c) {
+        return c->config ?: &c->settings;
+}
+
 static int check_setting(Client *c, const ClientSettingInfo *row, const ClientSettings *v, const char **ret_error) {
         const SettingSemantics *sem = &setting_semantics[client_setting_id(row)];
 
@@ -529,7 +568,9 @@ int client_set_setting(Client *c, const ClientSettingInfo *row, const ClientSett
                 return 0;
         }
         if (!client_setting_equal(row, &c->settings, v)) {
-                r = settings_set(c, row, v);
+                r = config_split(c);
+                if (r >= 0)
+                        r = settings_set(c, row, v);
                 if (r < 0)
                         return r;
                 /* Constant ones on D-Bus (fingerprint) change on reload only, unannounced. */
@@ -559,8 +600,13 @@ static bool secret_equal(const uint8_t *a, size_t a_size, const uint8_t *b, size
         return a_size == b_size && (a_size == 0 || memcmp(a, b, a_size) == 0);
 }
 
-/* Takes secret (NULL: the configured one) and encrypted. */
-static void apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encrypted, size_t encrypted_size) {
+/* Takes secret (NULL: the configured one) and encrypted, freeing them on failure. */
+static int apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encrypted, size_t encrypted_size) {
+        if (config_split(c) < 0) {
+                erase_and_free(secret, size);
+                free(encrypted);
+                return -ENOMEM;
+        }
         free(c->encrypted_secret);
         c->encrypted_secret = encrypted;
         c->encrypted_secret_size = encrypted_size;
@@ -568,6 +614,7 @@ static void apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encry
         c->secret = secret ?: c->config->secret;
         c->secret_size = secret ? size : c->config->secret_size;
         client_changed(c, CLIENT_PROPERTY_SETTING(CLIENT_SETTING_SECRET));
+        return 0;
 }
 
 typedef struct SecretSet {
@@ -593,7 +640,9 @@ static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, cons
         else if (set->serial > c->secret_set_applied) {
                 /* A later Set that finished first has already won. */
                 c->secret_set_applied = set->serial;
-                apply_secret(c, TAKE_PTR(set->secret), set->size, TAKE_PTR(cipher), cipher_size);
+                r = apply_secret(c, TAKE_PTR(set->secret), set->size, TAKE_PTR(cipher), cipher_size);
+                if (r < 0)
+                        log_oom();
         }
         free(cipher);
         if (set->done)
@@ -617,12 +666,11 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
                 return -ENOMEM;
         memcpy(copy, secret, size);
         c->secret_sets++;
-        if (size == c->config->secret_size && memcmp(secret, c->config->secret, size) == 0) {
+        if (size == client_config(c)->secret_size && memcmp(secret, client_config(c)->secret, size) == 0) {
                 /* Back to the configured secret: nothing to encrypt. */
                 c->secret_set_applied = c->secret_sets;
                 erase_and_free(copy, size);
-                apply_secret(c, NULL, 0, NULL, 0);
-                return 0;
+                return apply_secret(c, NULL, 0, NULL, 0);
         }
         /* Only the ciphertext may reach the state file. */
         set = malloc(sizeof(SecretSet));
@@ -632,7 +680,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         }
         *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets, .secret = copy, .size = size,
                              .done = done, .userdata = userdata };
-        r = secret_encrypt_async(c->owner->event, c->config->secret, c->config->secret_size, secret, size,
+        r = secret_encrypt_async(c->owner->event, client_config(c)->secret, client_config(c)->secret_size, secret, size,
                                  on_secret_encrypted, set);
         if (r < 0) {
                 erase_and_free(set->secret, size);
@@ -650,8 +698,10 @@ int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
 /* Constant on D-Bus, so no change is announced. */
 int client_set_key_id(Client *c, const char *key_id) {
         char *copy = strdup(key_id);
-        if (!copy)
+        if (!copy || config_split(c) < 0) {
+                free(copy);
                 return -ENOMEM;
+        }
         if (!setting_borrowed(c, client_setting(CLIENT_SETTING_KEY_ID)))
                 free(c->key_id);
         c->key_id = copy;
@@ -661,8 +711,10 @@ int client_set_key_id(Client *c, const char *key_id) {
 int client_set_config(Client *c, const ClientSettings *config) {
         ClientSettings *copy = client_settings_dup(config);
 
-        if (!copy)
+        if (!copy || config_split(c) < 0) {
+                client_settings_free(copy);
                 return -ENOMEM;
+        }
         if (secret_is_config(c)) {
                 /* The secret in force stays what it is: the new file's, if
                  * the same, else a copy of its own. */
@@ -692,11 +744,12 @@ int client_set_config(Client *c, const ClientSettings *config) {
         }
         client_settings_free(c->config);
         c->config = copy;
+        config_join(c);
         return 0;
 }
 
 void client_config_secret_digest(const Client *c, uint8_t ret[static 32]) {
-        secret_digest(c->config->secret, c->config->secret_size, ret);
+        secret_digest(client_config(c)->secret, client_config(c)->secret_size, ret);
 }
 
 static const CheckerRequestOps checker_ops = {
@@ -733,6 +786,7 @@ static int client_new_owned(const ClientOwner *owner, ClientSettings *config, co
         c->secret_size = c->config->secret_size;
         c->created = now_realtime();
         c->last_checker_status = -2;
+        config_join(c);
 
         log_debug("Creating client '%s'", c->name);
         log_debug("  Key ID: %s", c->key_id);
@@ -775,6 +829,11 @@ int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const u
         uint8_t *plain = malloc(size ?: 1), *cipher = malloc(encrypted_size ?: 1);
 
         if (!plain || !cipher) {
+                free(plain);
+                free(cipher);
+                return -ENOMEM;
+        }
+        if (config_split(c) < 0) {
                 free(plain);
                 free(cipher);
                 return -ENOMEM;

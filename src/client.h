@@ -79,7 +79,8 @@ typedef struct Client {
         const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
         char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
-        ClientSettings *config;       /* clients.conf's settings for it, as last read */
+        ClientSettings *config;     /* clients.conf's settings for it, as last read; NULL: the
+                                     * settings in force (client_config()) */
         uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
         size_t encrypted_secret_size;
         uint64_t secret_sets;       /* D-Bus Set(Secret) calls so far; the newest one applied wins */
@@ -195,6 +196,10 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
 int client_set_secret(Client *c, const uint8_t *secret, size_t size);
 /* From clients.conf on reload (the server rehashes the table). */
 int client_set_key_id(Client *c, const char *key_id);
+/* clients.conf's settings for c, as last read: its own copy only once
+ * something in force differs (most clients share one). Valid until c
+ * changes. */
+const ClientSettings *client_config(const Client *c);
 /* Replace the snapshot of clients.conf's settings for c. */
 int client_set_config(Client *c, const ClientSettings *config);
 /* secret_digest() of clients.conf's secret for c, made when asked: 32

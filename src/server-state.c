@@ -184,7 +184,7 @@ void server_remember_removed(Server *s, Client *c) {
         SavedClient *r;
 
         client_config_secret_digest(c, digest);
-        r = saved_removed_new(c->config, digest, NULL, 0);
+        r = saved_removed_new(client_config(c), digest, NULL, 0);
         if (r) {
                 state_writer_removed(s->writer, r);
                 (void) removed_add(s, r);
@@ -438,7 +438,7 @@ static int restore_client(Server *s, ClientSettings *config, const SavedClient *
         client_restore(c, times.created, times.last_enabled, times.expires, times.last_checked_ok,
                        times.last_approval_request, times.last_checker_status);
 
-        restore_secret(s, c, c->config, saved);
+        restore_secret(s, c, client_config(c), saved);
         client_start(c);
         return 0;
 }
@@ -541,7 +541,10 @@ static void note_changed(char *changed, size_t size, const char *name) {
 
 /* Apply what changed in a client's section since it was last read. */
 static int reload_client(Server *s, Client *c, const ClientSettings *now) {
-        const ClientSettings *then = c->config;
+        /* Shallow: clients.conf's values before the setters below change
+         * what is in force (client_config() may be those very settings);
+         * its strings live until client_set_config(). */
+        const ClientSettings then_copy = *client_config(c), *then = &then_copy;
         char changed[256] = "";
         uint8_t digest[32], then_digest[32];
 

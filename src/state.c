@@ -128,7 +128,7 @@ json_object *client_to_json(const Client *c) {
 
         json_object_object_add(o, "name", json_object_new_string(c->name));
         client_config_secret_digest(c, digest);
-        json_object_object_add(o, "config", config_to_json(c->config, digest));
+        json_object_object_add(o, "config", config_to_json(client_config(c), digest));
         json_object_object_add(o, "runtime", r);
         if (c->encrypted_secret) {
                 gnutls_datum_t in = { c->encrypted_secret, (unsigned) c->encrypted_secret_size }, out = {};
