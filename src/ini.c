@@ -469,41 +469,76 @@ static int ini_add_builtin_defaults(IniSection *d, const char *const *defaults) 
         return 0;
 }
 
-int ini_parse_string(const char *path, const char *text, size_t size,
-                     const char *const *defaults, IniFile **ret) {
-        _cleanup_(ini_file_freep) IniFile *f = calloc(1, sizeof(IniFile));
-        _cleanup_(ini_parser_done) IniParser p = { .f = f };
-        size_t i = 0, n, eol;
-        int r;
+/* An IniFile with only [DEFAULT]'s built-in values, and p's state to parse into it. */
+static int ini_parse_begin(IniParser *p, const char *path, const char *const *defaults) {
+        IniFile *f = calloc(1, sizeof(IniFile));
 
         if (!f)
                 return -ENOMEM;
+        *p = (IniParser) { .f = f };
         f->path = path ? strdup(path) : NULL;
         f->defaults.name = strdup(INI_DEFAULT_SECTION);
         if ((path && !f->path) || !f->defaults.name)
                 return -ENOMEM;
         /* [DEFAULT]'s keys are always in the index. */
         f->defaults.keys = hashmap_new();
-        p.sections = hashmap_new();
-        if (!f->defaults.keys || !p.sections)
+        p->sections = hashmap_new();
+        if (!f->defaults.keys || !p->sections)
                 return -ENOMEM;
-        r = ini_add_builtin_defaults(&f->defaults, defaults);
-        if (r < 0)
-                return r;
+        return ini_add_builtin_defaults(&f->defaults, defaults);
+}
+
+/* Parse the whole lines of text; at_end: the text ends there. Returns the
+ * bytes parsed (a line cut short, or a "\r" that a "\n" may follow,
+ * waits for more text), or a negative errno. */
+static ssize_t ini_parse_lines(IniParser *p, const char *text, size_t size, bool at_end) {
+        size_t i = 0, n, eol;
+        int r;
 
         while (i < size) {
-                p.line++;
                 n = ini_line_length(text + i, size - i, &eol);
-                r = ini_parse_line(&p, text + i, n);
+                if (!at_end && (eol == 0 || (eol == 1 && text[i + n] == '\r' && i + n + 1 == size)))
+                        break;
+                p->line++;
+                r = ini_parse_line(p, text + i, n);
                 if (r < 0)
                         return r;
                 i += n + eol;
         }
-        r = ini_value_end(&p);
-        if (r < 0)
+        return (ssize_t) i;
+}
+
+static void ini_parse_abort(IniParser *p) {
+        ini_parser_done(p);
+        p->f = ini_file_free(p->f);
+}
+
+static int ini_parse_end(IniParser *p, IniFile **ret) {
+        int r = ini_value_end(p);
+
+        if (r < 0) {
+                ini_parse_abort(p);
                 return r;
-        *ret = TAKE_PTR(f);
+        }
+        ini_parser_done(p);
+        *ret = TAKE_PTR(p->f);
         return 0;
+}
+
+int ini_parse_string(const char *path, const char *text, size_t size,
+                     const char *const *defaults, IniFile **ret) {
+        IniParser p = {};
+        ssize_t k;
+        int r;
+
+        r = ini_parse_begin(&p, path, defaults);
+        if (r >= 0 && (k = ini_parse_lines(&p, text, size, true)) < 0)
+                r = (int) k;
+        if (r < 0) {
+                ini_parse_abort(&p);
+                return r;
+        }
+        return ini_parse_end(&p, ret);
 }
 
 /* The file may hold secrets (clients.conf): wipe the copy we made. */
@@ -565,14 +600,70 @@ static int ini_read_path(const char *path, IniBuf *text) {
         return ini_read_all(fd, text);
 }
 
+/* Read and parse a chunk at a time: the whole text of a large
+ * clients.conf (130 MB for 100,000 clients) next to its parse would be
+ * the server's peak of memory. */
+static int ini_parse_fd(IniParser *p, int fd) {
+        _cleanup_(ini_erase_bufp) IniBuf b = {};
+        size_t total = 0;
+        ssize_t n, k;
+
+        b.cap = 4 * INI_READ_CHUNK;
+        b.data = malloc(b.cap);
+        if (!b.data)
+                return -ENOMEM;
+        for (;;) {
+                /* A line longer than the room left: make room. */
+                if (b.cap - b.len < INI_READ_CHUNK) {
+                        char *d = malloc(2 * b.cap);
+                        if (!d)
+                                return -ENOMEM;
+                        memcpy(d, b.data, b.len);
+                        erase_and_free(b.data, b.cap);
+                        b.data = d;
+                        b.cap *= 2;
+                }
+                n = read(fd, b.data + b.len, b.cap - b.len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                total += (size_t) n;
+                if (total > INI_MAX_FILE_SIZE)
+                        return -EFBIG;
+                b.len += (size_t) n;
+                k = ini_parse_lines(p, b.data, b.len, n == 0);
+                if (k < 0)
+                        return (int) k;
+                /* What is left: a line not yet whole. */
+                memmove(b.data, b.data + k, b.len - (size_t) k);
+                explicit_bzero(b.data + b.len - (size_t) k, (size_t) k);
+                b.len -= (size_t) k;
+                if (n == 0)
+                        return 0;
+        }
+}
+
 int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret) {
-        _cleanup_(ini_erase_bufp) IniBuf text = {};
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        IniParser p = {};
+        struct stat st;
         int r;
 
-        r = ini_read_path(path, &text);
-        if (r < 0)
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode) && st.st_size > INI_MAX_FILE_SIZE)
+                return -EFBIG;
+        r = ini_parse_begin(&p, path, defaults);
+        if (r >= 0)
+                r = ini_parse_fd(&p, fd);
+        if (r < 0) {
+                ini_parse_abort(&p);
                 return r;
-        return ini_parse_string(path, text.data, text.len, defaults, ret);
+        }
+        return ini_parse_end(&p, ret);
 }
 
 int ini_read_file(const char *path, char **ret, size_t *ret_size) {
@@ -605,6 +696,13 @@ static void ini_section_done(IniSection *s) {
         free(s->entries);
         free(s->name);
         hashmap_free(s->keys);
+}
+
+void ini_section_clear(IniSection *s) {
+        char *name = TAKE_PTR(s->name);
+
+        ini_section_done(s);
+        *s = (IniSection) { .name = name, .line = s->line, .n_problems = s->n_problems };
 }
 
 IniFile *ini_file_free(IniFile *f) {

@@ -61,6 +61,10 @@ int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret)
 int ini_read_file(const char *path, char **ret, size_t *ret_size);
 
 IniFile *ini_file_free(IniFile *f);
+/* Free the entries of s (not [DEFAULT]), keeping its name and line: its
+ * reader is done with them, and the next section's parse takes their
+ * memory rather than more (100,000 clients' sections are some 110 MB). */
+void ini_section_clear(IniSection *s);
 
 static inline void ini_file_freep(IniFile **f) {
         if (*f)

@@ -637,6 +637,52 @@ static void test_parse_file_accepts_pipes(void) {
         (void) close(p[0]);
 }
 
+/* A file is read a chunk at a time: a line, and a "\r\n", cut by a
+ * chunk's end parse as they would in one piece. */
+static void test_parse_file_in_chunks(void) {
+        char path[] = "/tmp/test-ini-XXXXXX";
+        const size_t cut = 4 * 64 * 1024; /* ini.c's first read */
+        const char *head = "k = a\r\n  b\r";
+        int fd = mkstemp(path);
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0;
+        IniFile *f = NULL, *g = NULL;
+
+        check(fd >= 0);
+        text = malloc(2 * cut + 200);
+        check(text != NULL);
+        if (!text)
+                return;
+        n = (size_t) sprintf(text, "[a]\r\n");
+        /* Comments up to where "  b\r" ends the first chunk. */
+        while (n < cut - strlen(head) - 16)
+                n += (size_t) sprintf(text + n, "# padding\r\n");
+        while (n < cut - strlen(head))
+                text[n++] = '\n';
+        n += (size_t) sprintf(text + n, "%s\n  c\r\nlong = ", head);
+        /* A value longer than a chunk. */
+        memset(text + n, 'x', cut + 100);
+        n += cut + 100;
+        n += (size_t) sprintf(text + n, "\rlast = 1");
+        check_int(write(fd, text, n), n);
+        (void) close(fd);
+
+        check_int(ini_parse_file(path, NULL, &f), 0);
+        check_int(ini_parse_string(path, text, n, NULL, &g), 0);
+        if (f && g) {
+                check_streq(raw(f, "a", "k"), "a\nb\nc");
+                check_streq(raw(f, "a", "long"), raw(g, "a", "long"));
+                check_int(strlen(raw(f, "a", "long")), cut + 100);
+                check_streq(raw(f, "a", "last"), "1");
+                check_int(f->sections[0].n_entries, g->sections[0].n_entries);
+                for (size_t i = 0; i < f->sections[0].n_entries; i++)
+                        check_int(f->sections[0].entries[i].line, g->sections[0].entries[i].line);
+        }
+        ini_file_free(f);
+        ini_file_free(g);
+        (void) unlink(path);
+}
+
 static void test_many_sections_parse_quickly(void) {
         /* Duplicate checks must not be quadratic: 20000 sections. */
         char *text = NULL;
@@ -767,6 +813,7 @@ TEST_MAIN(TEST(test_mandos_keygen_output_reads_as_the_reference_does),
           TEST(test_parse_boolean_words),
           TEST(test_parse_file_reads_and_reports_errno),
           TEST(test_parse_file_accepts_pipes),
+          TEST(test_parse_file_in_chunks),
           TEST(test_many_sections_parse_quickly),
           TEST(test_many_keys_in_one_section_read_quickly),
           TEST(test_random_bytes_do_not_crash))
