@@ -595,7 +595,7 @@ static bool is_hex_key_id(const char *s) {
 
 static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientSettings **ret) {
         SectionReader r = { .conf = conf, .file = f, .section = s };
-        ClientSettings *c = calloc(1, sizeof(*c));
+        ClientSettings *c = calloc(1, MAX(sizeof(*c), (size_t) CLIENTS_CONF_SETTINGS_ALLOC));
         _cleanup_free_ const char **keys = NULL;
 
         if (!c)
@@ -708,7 +708,9 @@ nomem:
         return -ENOMEM;
 }
 
-static int convert(const IniFile *f, ClientsConf *conf) {
+/* Each section's entries are freed once read: the next sections' settings
+ * take their memory, and the start's peak is the parse's tree alone. */
+static int convert(IniFile *f, ClientsConf *conf) {
         int r;
 
         for (size_t i = 0; i < f->n_problems; i++) {
@@ -724,7 +726,7 @@ static int convert(const IniFile *f, ClientsConf *conf) {
         }
 
         for (size_t i = 0; i < f->n_sections; i++) {
-                const IniSection *s = &f->sections[i];
+                IniSection *s = &f->sections[i];
                 ClientSettings *c = NULL;
 
                 if (s->n_problems > 0)
@@ -734,6 +736,7 @@ static int convert(const IniFile *f, ClientsConf *conf) {
                         return r;
                 if (c && (r = add_client(conf, f, s, c)) < 0)
                         return r;
+                ini_section_clear(s);
         }
         return 0;
 }
