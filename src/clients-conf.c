@@ -708,8 +708,9 @@ nomem:
         return -ENOMEM;
 }
 
-/* Each section's entries are freed once read: the next sections' settings
- * take their memory, and the start's peak is the parse's tree alone. */
+/* Each section is released once read (ini_sections_release()): the parse's
+ * memory goes back to the system as convert() goes, so the start's peak is
+ * about the parse's tree, and the settings kept are allocated packed. */
 static int convert(IniFile *f, ClientsConf *conf) {
         int r;
 
@@ -736,7 +737,7 @@ static int convert(IniFile *f, ClientsConf *conf) {
                         return r;
                 if (c && (r = add_client(conf, f, s, c)) < 0)
                         return r;
-                ini_section_clear(s);
+                ini_sections_release(f, i);
         }
         return 0;
 }

@@ -43,6 +43,8 @@ typedef struct IniFile {
         size_t n_sections;
         IniProblem *problems;  /* in the order found */
         size_t n_problems;
+        struct IniArena *arena; /* ini.c's own: the sections' keys, values and entries */
+        size_t n_released;     /* ini.c's own: sections[0..n_released) are released */
 } IniFile;
 
 /* Parse text. defaults is NULL or a NULL-terminated list "key", "value", ...
@@ -61,10 +63,12 @@ int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret)
 int ini_read_file(const char *path, char **ret, size_t *ret_size);
 
 IniFile *ini_file_free(IniFile *f);
-/* Free the entries of s (not [DEFAULT]), keeping its name and line: its
- * reader is done with them, and the next section's parse takes their
- * memory rather than more (100,000 clients' sections are some 110 MB). */
-void ini_section_clear(IniSection *s);
+
+/* Sections [0, through] have been read and are needed no more: their keys
+ * and values are wiped, their memory given back (the names stay, and their
+ * problems), so that a reader going through a big file in order does not
+ * hold it all. Idempotent. */
+void ini_sections_release(IniFile *f, size_t through);
 
 static inline void ini_file_freep(IniFile **f) {
         if (*f)

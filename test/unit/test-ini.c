@@ -736,6 +736,63 @@ static void test_many_keys_in_one_section_read_quickly(void) {
         ini_file_free(f);
 }
 
+static long rss_kib(void) {
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        long v = -1;
+
+        while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line, "VmRSS:", 6) == 0)
+                        v = atol(line + 6);
+        if (f)
+                fclose(f);
+        return v;
+}
+
+static void test_release_gives_sections_back_in_order(void) {
+        /* 20,000 sections of some 1 KiB: what a reader has released is
+         * wiped and no longer resident; the rest reads as before, and a
+         * section's problems and [DEFAULT] stay. */
+        _cleanup_free_ char *text = NULL, *big = malloc(1001);
+        size_t size = 0;
+        FILE *m = open_memstream(&text, &size);
+        IniFile *f = NULL;
+        long before, after;
+
+        check(big != NULL);
+        memset(big, 'S', 1000);
+        big[1000] = 0;
+        fputs("[DEFAULT]\nshared = d\n", m);
+        for (unsigned i = 0; i < 20000; i++)
+                fprintf(m, "[c%u]\nkey_id = %u\nsecret = %s\n%s", i, i, big, i == 5 ? "key_id = again\n" : "");
+        fclose(m);
+        check_int(ini_parse_string("big", text, size, client_defaults, &f), 0);
+        explicit_bzero(text, size);
+        check_int(f->n_problems, 1);
+        const IniEntry *e = ini_lookup(f, section(f, "c10"), "secret");
+        check(e && e->value);
+        char *c10_secret = e->value;
+        before = rss_kib();
+        for (size_t i = 0; i < 15000; i++)
+                ini_sections_release(f, i);
+        ini_sections_release(f, 100); /* again, and backwards: nothing */
+        after = rss_kib();
+        check_int(f->n_released, 15000);
+        printf("# RSS %ld KiB before the release, %ld KiB after\n", before, after);
+        check(before > 0 && after > 0 && before - after > 10000);
+        check_streq(f->sections[10].name, "c10");
+        check_int(f->sections[10].n_entries, 0);
+        check(!ini_lookup(f, section(f, "c10"), "key_id"));
+        check_streq(get(f, "c10", "shared"), "d");
+        check_int(section(f, "c5")->n_problems, 1);
+        check_streq(raw(f, "c15000", "key_id"), "15000");
+        check_streq(raw(f, "c19999", "secret"), big);
+        (void) c10_secret; /* unmapped now: not read */
+        ini_sections_release(f, SIZE_MAX);
+        check_int(f->n_released, 20000);
+        ini_file_free(f);
+}
+
 static void test_random_bytes_do_not_crash(void) {
         static const char alphabet[] = "[]=:;# \t\r\n%()sabAB\0\xc2\xa0\xe3\x80";
         uint32_t seed = 12345;
@@ -816,4 +873,5 @@ TEST_MAIN(TEST(test_mandos_keygen_output_reads_as_the_reference_does),
           TEST(test_parse_file_in_chunks),
           TEST(test_many_sections_parse_quickly),
           TEST(test_many_keys_in_one_section_read_quickly),
+          TEST(test_release_gives_sections_back_in_order),
           TEST(test_random_bytes_do_not_crash))
