@@ -683,15 +683,23 @@ static int ini_reserve_chunk(IniBuf *b, size_t expected) {
         return 0;
 }
 
+/* fstat() of fd, and -EFBIG for a file over the limit (a pipe is checked as it is read). */
+static int ini_stat(int fd, struct stat *ret) {
+        if (fstat(fd, ret) < 0)
+                return -errno;
+        if (S_ISREG(ret->st_mode) && ret->st_size > INI_MAX_FILE_SIZE)
+                return -EFBIG;
+        return 0;
+}
+
 static int ini_read_all(int fd, IniBuf *b) {
         struct stat st;
         ssize_t n;
         int r;
 
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISREG(st.st_mode) && st.st_size > INI_MAX_FILE_SIZE)
-                return -EFBIG;
+        r = ini_stat(fd, &st);
+        if (r < 0)
+                return r;
         for (;;) {
                 r = ini_reserve_chunk(b, S_ISREG(st.st_mode) ? (size_t) st.st_size : 0);
                 if (r < 0)
@@ -725,23 +733,14 @@ static int ini_parse_fd(IniParser *p, int fd) {
         _cleanup_(ini_erase_bufp) IniBuf b = {};
         size_t total = 0;
         ssize_t n, k;
+        int r;
 
-        b.cap = 4 * INI_READ_CHUNK;
-        b.data = malloc(b.cap);
-        if (!b.data)
-                return -ENOMEM;
         for (;;) {
-                /* A line longer than the room left: make room. */
-                if (b.cap - b.len < INI_READ_CHUNK) {
-                        char *d = malloc(2 * b.cap);
-                        if (!d)
-                                return -ENOMEM;
-                        memcpy(d, b.data, b.len);
-                        erase_and_free(b.data, b.cap);
-                        b.data = d;
-                        b.cap *= 2;
-                }
-                n = read(fd, b.data + b.len, b.cap - b.len);
+                /* Room for a chunk more (more than that only for a line longer than the rest). */
+                r = ini_reserve_chunk(&b, 0);
+                if (r < 0)
+                        return r;
+                n = read(fd, b.data + b.len, INI_READ_CHUNK);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
@@ -770,10 +769,9 @@ int ini_parse_file(const char *path, const char *const *defaults, IniFile **ret)
 
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISREG(st.st_mode) && st.st_size > INI_MAX_FILE_SIZE)
-                return -EFBIG;
+        r = ini_stat(fd, &st);
+        if (r < 0)
+                return r;
         r = ini_parse_begin(&p, path, defaults);
         if (r >= 0)
                 r = ini_parse_fd(&p, fd);
