@@ -28,7 +28,7 @@ typedef struct Hashmap Hashmap;
  * that keeps no copy of it (src/client.h, client_config()) frees it, and
  * the next client takes its place among what the parse leaves, rather
  * than more memory (with 100,000 clients, 12 MB). */
-#define CLIENTS_CONF_SETTINGS_ALLOC 328
+#define CLIENTS_CONF_SETTINGS_ALLOC 304
 
 typedef struct ClientsConf {
         ClientSettings **clients;    /* valid clients, in file order; NULL once taken */

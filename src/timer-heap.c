@@ -19,6 +19,8 @@ typedef struct Entry {
 struct TimerHeap {
         Entry *entries;
         size_t n, size;
+        heap_timer_handler_t handlers[TIMER_HEAP_HANDLERS_MAX];
+        unsigned n_handlers;
         sd_event_source *source;   /* CLOCK_BOOTTIME, at entries[0].when */
 };
 
@@ -28,7 +30,7 @@ struct TimerHeap {
 
 static void place(TimerHeap *h, size_t i, Entry e) {
         h->entries[i] = e;
-        e.timer->index = i + 1;
+        e.timer->index = (uint32_t) (i + 1);
 }
 
 static void sift_up(TimerHeap *h, size_t i) {
@@ -93,7 +95,7 @@ static int on_due(sd_event_source *s, uint64_t usec, void *userdata) {
         for (unsigned i = 0; i < TIMER_HEAP_BATCH && h->n > 0 && h->entries[0].when <= now; i++) {
                 HeapTimer *t = h->entries[0].timer;
                 remove_at(h, 0);
-                t->handler(t);
+                h->handlers[t->handler](t);
         }
         rearm_source(h);
         return 0;
@@ -128,13 +130,29 @@ TimerHeap *timer_heap_free(TimerHeap *h) {
         return NULL;
 }
 
+/* handler's number in h's table, added if new. */
+static int handler_id(TimerHeap *h, heap_timer_handler_t handler) {
+        for (unsigned i = 0; i < h->n_handlers; i++)
+                if (h->handlers[i] == handler)
+                        return (int) i;
+        if (h->n_handlers >= TIMER_HEAP_HANDLERS_MAX)
+                return -E2BIG;
+        h->handlers[h->n_handlers] = handler;
+        return (int) h->n_handlers++;
+}
+
 int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler_t handler) {
         Entry e = { .when = when, .timer = t };
         HeapTimer *first = h->n ? h->entries[0].timer : NULL;
         uint64_t first_when = h->n ? h->entries[0].when : 0;
+        int id = handler_id(h, handler);
         size_t i;
 
-        t->handler = handler;
+        if (id < 0)
+                return id;
+        if (!t->index && h->n >= UINT32_MAX - 1)
+                return -ENOMEM;
+        t->handler = (uint32_t) id;
         if (t->index) {
                 i = t->index - 1;
                 uint64_t old = h->entries[i].when;

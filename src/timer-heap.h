@@ -6,7 +6,8 @@
  * A client has three timers (expiry, next checker, approval window); as
  * sd-event sources they cost some 300 bytes each, and 100,000 clients'
  * sources made every re-arm a walk through sd-event's two priority queues.
- * Here a timer is two words inside its owner, the heap an array of
+ * Here a timer is eight bytes inside its owner (its place in the heap and
+ * which of the heap's few handlers it calls), the heap an array of
  * (deadline, timer) pairs: 16 bytes an armed timer. The handler finds its
  * owner with container_of(). */
 
@@ -20,9 +21,13 @@ typedef struct HeapTimer HeapTimer;
 typedef void (*heap_timer_handler_t)(HeapTimer *t);
 
 struct HeapTimer {
-        heap_timer_handler_t handler;
-        size_t index;             /* position in the heap + 1; 0: not armed */
+        uint32_t index;           /* position in the heap + 1; 0: not armed */
+        uint32_t handler;         /* in the heap's table of handlers (TIMER_HEAP_HANDLERS_MAX) */
 };
+
+/* The different handlers one heap calls, at most: a kind of timer each
+ * (a client has three), not one per timer. */
+#define TIMER_HEAP_HANDLERS_MAX 16
 
 int timer_heap_new(sd_event *event, TimerHeap **ret);
 /* Every timer still armed is forgotten (none is called). */
@@ -30,7 +35,8 @@ TimerHeap *timer_heap_free(TimerHeap *h);
 
 /* Arm (or move) t to fire at when (CLOCK_BOOTTIME µs), calling handler(t)
  * once; a deadline already past fires at the next loop iteration. Returns
- * 0 or -ENOMEM. The handler gets t disarmed, and may arm it again. */
+ * 0, -ENOMEM, or -E2BIG for a handler beyond the TIMER_HEAP_HANDLERS_MAX
+ * different ones. The handler gets t disarmed, and may arm it again. */
 int timer_heap_arm(TimerHeap *h, HeapTimer *t, uint64_t when, heap_timer_handler_t handler);
 /* Disarm t, if armed. */
 void timer_heap_disarm(TimerHeap *h, HeapTimer *t);

@@ -107,5 +107,47 @@ static void test_rearm_from_handler(void) {
         sd_event_unref(e);
 }
 
+/* A timer keeps a handler's number in its heap's table: each calls its
+ * own, a timer moved to another handler calls the new one, and a heap
+ * refuses one handler more than the table holds. */
+static unsigned kind_calls[TIMER_HEAP_HANDLERS_MAX + 1];
+
+#define KIND(k) \
+        static void on_kind_##k(HeapTimer *t) { \
+                (void) t; \
+                kind_calls[k]++; \
+        }
+KIND(0) KIND(1) KIND(2) KIND(3) KIND(4) KIND(5) KIND(6) KIND(7) KIND(8)
+KIND(9) KIND(10) KIND(11) KIND(12) KIND(13) KIND(14) KIND(15) KIND(16)
+static const heap_timer_handler_t kinds[] = {
+        on_kind_0, on_kind_1, on_kind_2, on_kind_3, on_kind_4, on_kind_5, on_kind_6, on_kind_7, on_kind_8,
+        on_kind_9, on_kind_10, on_kind_11, on_kind_12, on_kind_13, on_kind_14, on_kind_15, on_kind_16,
+};
+
+static void test_handlers(void) {
+        sd_event *e = NULL;
+        TimerHeap *h = NULL;
+        Owner o[TIMER_HEAP_HANDLERS_MAX + 1] = {};
+        uint64_t now = clock_now().boot;
+
+        check_int(ELEMENTSOF(kinds), TIMER_HEAP_HANDLERS_MAX + 1);
+        check_int(sizeof(HeapTimer), 8);
+        check(sd_event_new(&e) >= 0);
+        check(timer_heap_new(e, &h) >= 0);
+        /* Timer i calls handler i; timer 0 is moved from handler 1 to 0. */
+        check(arm(h, &o[0], now, kinds[1]) >= 0);
+        for (unsigned i = 0; i < TIMER_HEAP_HANDLERS_MAX; i++)
+                check(arm(h, &o[i], now + i, kinds[i]) >= 0);
+        check_int(arm(h, &o[TIMER_HEAP_HANDLERS_MAX], now, kinds[TIMER_HEAP_HANDLERS_MAX]), -E2BIG);
+        check(!heap_timer_armed(&o[TIMER_HEAP_HANDLERS_MAX].timer));
+        run(e, h);
+        for (unsigned i = 0; i < TIMER_HEAP_HANDLERS_MAX; i++)
+                check_int(kind_calls[i], 1);
+        check_int(kind_calls[TIMER_HEAP_HANDLERS_MAX], 0);
+        timer_heap_free(h);
+        sd_event_unref(e);
+}
+
 TEST_MAIN(TEST(test_order_move_disarm),
-          TEST(test_rearm_from_handler))
+          TEST(test_rearm_from_handler),
+          TEST(test_handlers))
