@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "duration.h"
+#include "shared-str.h"
 #include "util.h"
 
 static int validate_checker(const void *field, const char **ret_error) {
@@ -72,7 +73,7 @@ static size_t *secret_size_field(ClientSettings *s, const ClientSettingInfo *row
 
 static void setting_done(const ClientSettingInfo *row, ClientSettings *s) {
         if (type_is_string(row->type))
-                *CLIENT_SETTING_FIELD(s, row, char *) = mfree(*CLIENT_SETTING_FIELD(s, row, char *));
+                *CLIENT_SETTING_FIELD(s, row, char *) = shared_str_free(*CLIENT_SETTING_FIELD(s, row, char *));
         else if (row->type == CLIENT_SETTING_TYPE_SECRET) {
                 uint8_t **secret = CLIENT_SETTING_FIELD(s, row, uint8_t *);
                 size_t *size = secret_size_field(s, row);
@@ -98,10 +99,10 @@ int client_setting_copy(const ClientSettingInfo *row, ClientSettings *dest, cons
         switch (row->type) {
         case CLIENT_SETTING_TYPE_STRING:
         case CLIENT_SETTING_TYPE_KEY: {
-                char *v = strdup(strempty(*CLIENT_SETTING_CFIELD(src, row, char *)));
+                char *v = shared_str_dup(strempty(*CLIENT_SETTING_CFIELD(src, row, char *)));
                 if (!v)
                         return -ENOMEM;
-                free(*CLIENT_SETTING_FIELD(dest, row, char *));
+                shared_str_free(*CLIENT_SETTING_FIELD(dest, row, char *));
                 *CLIENT_SETTING_FIELD(dest, row, char *) = v;
                 return 0;
         }

@@ -9,6 +9,7 @@
 #include "deadline.h"
 #include "duration.h"
 #include "log.h"
+#include "shared-str.h"
 #include "loop.h"
 #include "secret-crypt.h"
 #include "util.h"
@@ -231,9 +232,12 @@ static void on_checker_started(CheckerRequest *req, const char *command, bool wa
         Client *c = container_of(req, Client, checker_job);
         char *copy;
 
-        copy = strdup(command);
+        /* Without a %(name)s field, every client's command is the same
+         * shared string: so is what it expands to. */
+        copy = shared_str_is(c->checker_command) && streq(command, c->checker_command) ? c->checker_command
+                                                                                         : strdup(command);
         if (copy) {
-                free(c->checker_command_expanded);
+                shared_str_free(c->checker_command_expanded);
                 c->checker_command_expanded = copy;
         }
         log_info("Starting checker '%s' for %s", command, c->name);
@@ -470,7 +474,7 @@ static bool setting_borrowed(const Client *c, const ClientSettingInfo *row) {
 /* row's value in force from v, leaving a borrowed string to c->config. */
 static int settings_set(Client *c, const ClientSettingInfo *row, const ClientSettings *v) {
         if (setting_borrowed(c, row)) {
-                char *copy = strdup(strempty(*CLIENT_SETTING_CFIELD(v, row, char *)));
+                char *copy = shared_str_dup(strempty(*CLIENT_SETTING_CFIELD(v, row, char *)));
                 if (!copy)
                         return -ENOMEM;
                 *CLIENT_SETTING_FIELD(&c->settings, row, char *) = copy;
@@ -607,9 +611,9 @@ static int apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encryp
                 free(encrypted);
                 return -ENOMEM;
         }
-        free(c->encrypted_secret);
-        c->encrypted_secret = encrypted;
-        c->encrypted_secret_size = encrypted_size;
+        free(c->secret_sets->encrypted);
+        c->secret_sets->encrypted = encrypted;
+        c->secret_sets->encrypted_size = encrypted_size;
         secret_release(c);
         c->secret = secret ?: c->config->secret;
         c->secret_size = secret ? size : c->config->secret_size;
@@ -637,9 +641,9 @@ static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, cons
                                 strempty(why));
         else if (c->removed)
                 r = -ESRCH;
-        else if (set->serial > c->secret_set_applied) {
+        else if (set->serial > c->secret_sets->applied) {
                 /* A later Set that finished first has already won. */
-                c->secret_set_applied = set->serial;
+                c->secret_sets->applied = set->serial;
                 r = apply_secret(c, TAKE_PTR(set->secret), set->size, TAKE_PTR(cipher), cipher_size);
                 if (r < 0)
                         log_oom();
@@ -662,13 +666,15 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
                 free(copy);
                 return -ESRCH;
         }
-        if (!copy)
+        if (!copy || (!c->secret_sets && !(c->secret_sets = calloc(1, sizeof(ClientSecretSets))))) {
+                free(copy);
                 return -ENOMEM;
+        }
         memcpy(copy, secret, size);
-        c->secret_sets++;
+        c->secret_sets->calls++;
         if (size == client_config(c)->secret_size && memcmp(secret, client_config(c)->secret, size) == 0) {
                 /* Back to the configured secret: nothing to encrypt. */
-                c->secret_set_applied = c->secret_sets;
+                c->secret_sets->applied = c->secret_sets->calls;
                 erase_and_free(copy, size);
                 return apply_secret(c, NULL, 0, NULL, 0);
         }
@@ -678,7 +684,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
                 erase_and_free(copy, size);
                 return -ENOMEM;
         }
-        *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets, .secret = copy, .size = size,
+        *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets->calls, .secret = copy, .size = size,
                              .done = done, .userdata = userdata };
         r = secret_encrypt_async(c->owner->event, client_config(c)->secret, client_config(c)->secret_size, secret, size,
                                  on_secret_encrypted, set);
@@ -697,13 +703,13 @@ int client_set_secret(Client *c, const uint8_t *secret, size_t size) {
 
 /* Constant on D-Bus, so no change is announced. */
 int client_set_key_id(Client *c, const char *key_id) {
-        char *copy = strdup(key_id);
+        char *copy = shared_str_dup(key_id);
         if (!copy || config_split(c) < 0) {
-                free(copy);
+                shared_str_free(copy);
                 return -ENOMEM;
         }
         if (!setting_borrowed(c, client_setting(CLIENT_SETTING_KEY_ID)))
-                free(c->key_id);
+                shared_str_free(c->key_id);
         c->key_id = copy;
         return 0;
 }
@@ -737,7 +743,7 @@ int client_set_config(Client *c, const ClientSettings *config) {
                         continue;
                 char **was = CLIENT_SETTING_FIELD(c->config, row, char *), **now = CLIENT_SETTING_FIELD(copy, row, char *);
                 if (streq(*was, *now)) {
-                        free(*now);
+                        shared_str_free(*now);
                         *now = TAKE_PTR(*was);
                 } else if (setting_borrowed(c, row))
                         *was = NULL;
@@ -807,7 +813,7 @@ int client_new_take(const ClientOwner *owner, ClientSettings *config, const Clie
         /* A copy makes NULL strings "": so does this. */
         FOREACH_CLIENT_SETTING(row) {
                 char **v = CLIENT_SETTING_FIELD(config, row, char *);
-                if (type_is_string(row->type) && !*v && !(*v = strdup(""))) {
+                if (type_is_string(row->type) && !*v && !(*v = shared_str_dup(""))) {
                         client_settings_free(config);
                         return -ENOMEM;
                 }
@@ -828,7 +834,7 @@ void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t
 int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const uint8_t *encrypted, size_t encrypted_size) {
         uint8_t *plain = malloc(size ?: 1), *cipher = malloc(encrypted_size ?: 1);
 
-        if (!plain || !cipher) {
+        if (!plain || !cipher || (!c->secret_sets && !(c->secret_sets = calloc(1, sizeof(ClientSecretSets))))) {
                 free(plain);
                 free(cipher);
                 return -ENOMEM;
@@ -843,9 +849,9 @@ int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const u
         secret_release(c);
         c->secret = plain;
         c->secret_size = size;
-        free(c->encrypted_secret);
-        c->encrypted_secret = cipher;
-        c->encrypted_secret_size = encrypted_size;
+        free(c->secret_sets->encrypted);
+        c->secret_sets->encrypted = cipher;
+        c->secret_sets->encrypted_size = encrypted_size;
         return 0;
 }
 
@@ -880,9 +886,11 @@ Client *client_unref(Client *c) {
         client_detach(c);
         secret_release(c);
         settings_done(c);
-        free(c->checker_command_expanded);
+        shared_str_free(c->checker_command_expanded);
         free(c->object_path);
-        free(c->encrypted_secret);
+        if (c->secret_sets)
+                free(c->secret_sets->encrypted);
+        free(c->secret_sets);
         client_settings_free(c->config);
         free(c);
         return NULL;

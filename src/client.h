@@ -70,6 +70,15 @@ typedef struct ClientOwner {
         void *userdata;
 } ClientOwner;
 
+/* What only a client whose secret was set at run time needs (D-Bus
+ * Set(Secret), or the state file's encrypted_secret): most have none. */
+typedef struct ClientSecretSets {
+        uint64_t calls;             /* D-Bus Set(Secret) calls so far; the newest one applied wins */
+        uint64_t applied;
+        uint8_t *encrypted;         /* the run-time secret, encrypted for the state file; NULL if none */
+        size_t encrypted_size;
+} ClientSecretSets;
+
 typedef struct Client {
         unsigned n_ref;
         bool removed;               /* no longer in the server's table */
@@ -81,10 +90,7 @@ typedef struct Client {
 
         ClientSettings *config;     /* clients.conf's settings for it, as last read; NULL: the
                                      * settings in force (client_config()) */
-        uint8_t *encrypted_secret;  /* a run-time secret, encrypted for the state file; NULL if none */
-        size_t encrypted_secret_size;
-        uint64_t secret_sets;       /* D-Bus Set(Secret) calls so far; the newest one applied wins */
-        uint64_t secret_set_applied;
+        ClientSecretSets *secret_sets; /* NULL until a secret is set at run time */
 
         /* The settings in force (clients.conf's, changeable at run time):
          * c->settings.host and c->host are one field. The secret is
@@ -107,7 +113,8 @@ typedef struct Client {
         uint64_t last_approval_request;
         int last_checker_status;    /* exit code, -1 killed by a signal, -2 never ran */
         int last_checker_signal;    /* when last_checker_status is -1 */
-        char *checker_command_expanded; /* checker_command expanded, of the running or last checker process */
+        char *checker_command_expanded; /* checker_command expanded, of the running or last checker
+                                         * process; shared with it when the same (src/shared-str.h) */
         unsigned approvals_pending; /* connections waiting for approval */
         int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 

@@ -13,6 +13,7 @@
 #include "duration.h"
 #include "hashmap.h"
 #include "ini.h"
+#include "shared-str.h"
 #include "util.h"
 
 /* The ConfFiles of the load under way (clients_conf_load_all_files), or
@@ -143,6 +144,8 @@ ClientsConf *clients_conf_free(ClientsConf *c) {
         free(c->clients);
         strv_free(c->problems, c->n_problems);
         strv_free(c->warnings, c->n_warnings);
+        for (size_t i = 0; i < ELEMENTSOF(c->last); i++)
+                shared_str_free(c->last[i]);
         free(c);
         return NULL;
 }
@@ -574,11 +577,14 @@ static int read_setting(SectionReader *r, const ClientSettingInfo *row, ClientSe
                 get_secret(r, c);
                 return 0;
         case CLIENT_SETTING_TYPE_STRING:
-                *field = get_value(r, row->name) ?: strdup("");
+                /* A fleet's clients mostly have one checker command: one copy. */
+                v = get_value(r, row->name);
+                *field = shared_str_read(v ? TAKE_PTR(v) : shared_str_dup(""),
+                                         &r->conf->last[client_setting_id(row)]);
                 return *field ? 0 : -ENOMEM;
         case CLIENT_SETTING_TYPE_KEY:
                 v = get_value(r, row->name);
-                *field = normalize_key_id(strempty(v));
+                *field = shared_str_dedup(normalize_key_id(strempty(v)));
                 return *field ? 0 : -ENOMEM;
         }
         return 0;

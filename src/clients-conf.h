@@ -28,7 +28,7 @@ typedef struct Hashmap Hashmap;
  * that keeps no copy of it (src/client.h, client_config()) frees it, and
  * the next client takes its place among what the parse leaves, rather
  * than more memory (with 100,000 clients, 12 MB). */
-#define CLIENTS_CONF_SETTINGS_ALLOC 304
+#define CLIENTS_CONF_SETTINGS_ALLOC 280
 
 typedef struct ClientsConf {
         ClientSettings **clients;    /* valid clients, in file order; NULL once taken */
@@ -39,6 +39,8 @@ typedef struct ClientsConf {
         char **warnings;           /* same shape; the client is still used */
         size_t n_warnings;
         bool unreadable;           /* a file could not be read: the set of clients is incomplete */
+        char *last[_CLIENT_SETTING_MAX]; /* each string setting's value in the last section read
+                                          * (shared_str_read()) */
 } ClientsConf;
 
 /* The client named name, or NULL. */

@@ -22,6 +22,7 @@
 #include "hashmap.h"
 #include "pickle-import.h"
 #include "pickle.h"
+#include "shared-str.h"
 #include "util.h"
 
 typedef struct Import {
@@ -57,10 +58,10 @@ static int apply_setting(Import *im, ClientSettings *c, const ClientSettingInfo 
         case CLIENT_SETTING_TYPE_KEY:
                 if (!pickle_is_cstr(v))
                         return wrong_type(im, where, c->name, key, v, "str without NUL");
-                str = strdup(v->str.data);
+                str = shared_str_dedup(strdup(v->str.data));
                 if (!str)
                         return -ENOMEM;
-                free(*CLIENT_SETTING_FIELD(c, row, char *));
+                shared_str_free(*CLIENT_SETTING_FIELD(c, row, char *));
                 *CLIENT_SETTING_FIELD(c, row, char *) = str;
                 return 0;
         case CLIENT_SETTING_TYPE_DURATION:

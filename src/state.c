@@ -13,6 +13,7 @@
 #include "client.h"
 #include "log.h"
 #include "hex.h"
+#include "shared-str.h"
 #include "state-json.h"
 #include "util.h"
 
@@ -130,8 +131,8 @@ json_object *client_to_json(const Client *c) {
         client_config_secret_digest(c, digest);
         json_object_object_add(o, "config", config_to_json(client_config(c), digest));
         json_object_object_add(o, "runtime", r);
-        if (c->encrypted_secret) {
-                gnutls_datum_t in = { c->encrypted_secret, (unsigned) c->encrypted_secret_size }, out = {};
+        if (c->secret_sets && c->secret_sets->encrypted) {
+                gnutls_datum_t in = { c->secret_sets->encrypted, (unsigned) c->secret_sets->encrypted_size }, out = {};
                 if (gnutls_base64_encode2(&in, &out) >= 0) {
                         json_object_object_add(o, "encrypted_secret",
                                                json_object_new_string_len((const char *) out.data, (int) out.size));
@@ -276,7 +277,7 @@ json_object *member(Reader *rd, json_object *o, const char *key, json_type type)
 
 static char *get_string(Reader *rd, json_object *o, const char *key) {
         json_object *v = member(rd, o, key, json_type_string);
-        return strdup(v ? json_object_get_string(v) : "");
+        return shared_str_dedup(strdup(v ? json_object_get_string(v) : ""));
 }
 
 uint64_t get_u64(Reader *rd, json_object *o, const char *key) {
@@ -308,7 +309,7 @@ static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char
                 if ((row->flags & CLIENT_SETTING_LATER) && !json_object_object_get_ex(o, row->name, NULL)) {
                         *absent |= CLIENT_SETTING_BIT(client_setting_id(row));
                         if (row->type == CLIENT_SETTING_TYPE_STRING || row->type == CLIENT_SETTING_TYPE_KEY) {
-                                *CLIENT_SETTING_FIELD(c, row, char *) = strdup("");
+                                *CLIENT_SETTING_FIELD(c, row, char *) = shared_str_dup("");
                                 if (!*CLIENT_SETTING_FIELD(c, row, char *))
                                         fail(rd, "out of memory");
                         }

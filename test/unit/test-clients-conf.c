@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "clients-conf.h"
+#include "shared-str.h"
 #include "test.h"
 #include "util.h"
 
@@ -285,6 +286,30 @@ static void test_missing_file_gives_no_clients(void) {
         clients_conf_free(c);
 }
 
+/* A fleet's one checker command, inherited or written out in each section,
+ * and an unset host are one shared string (src/shared-str.h), not a copy a
+ * client; a checker of its own stays its own. */
+static void test_same_strings_are_shared(void) {
+        _cleanup_(clients_conf_freep) ClientsConf *c = parse(
+                "[DEFAULT]\nchecker = ping -c1 %%(host)s\n\n"
+                "[a]\nkey_id = " KEY_ID "\nsecret = c2VjcmV0\n\n"
+                "[b]\nkey_id = " KEY_ID "\nsecret = c2VjcmV0\n\n"
+                "[c]\nkey_id = " KEY_ID "\nsecret = c2VjcmV0\nchecker = ping -c1 %%(host)s\n\n"
+                "[d]\nkey_id = " KEY_ID "\nsecret = c2VjcmV0\nchecker = true\n");
+        const ClientSettings *a = find(c, "a"), *b = find(c, "b"), *cc = find(c, "c"), *d = find(c, "d");
+
+        check(a && b && cc && d);
+        check_streq(a->checker_command, "ping -c1 %(host)s");
+        check(b->checker_command == cc->checker_command);
+        check(shared_str_is(b->checker_command));
+        check(a->checker_command != b->checker_command); /* the first one read keeps its own */
+        check_streq(d->checker_command, "true");
+        check(!shared_str_is(d->checker_command));
+        check(a->host == d->host);
+        check_streq(a->host, "");
+        check(a->fingerprint == b->fingerprint);
+}
+
 TEST_MAIN(TEST(test_keygen_output_is_accepted),
           TEST(test_defaults_are_the_reference_ones),
           TEST(test_default_section_is_inherited_and_overridden),
@@ -298,4 +323,5 @@ TEST_MAIN(TEST(test_keygen_output_is_accepted),
           TEST(test_malformed_key_id_warns),
           TEST(test_duration_improvements_apply_to_clients),
           TEST(test_secfile_is_read_and_bad_ones_are_named),
-          TEST(test_missing_file_gives_no_clients))
+          TEST(test_missing_file_gives_no_clients),
+          TEST(test_same_strings_are_shared))
