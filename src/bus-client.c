@@ -44,9 +44,10 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", strempty(*(char **) userdata));
 }
 
+/* The object's own path: the one it was asked at, or announced with. */
 static int property_get_object_path(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "o", *(char **) userdata);
+        return sd_bus_message_append(reply, "o", path);
 }
 
 static int property_get_checker_status(sd_bus *bus, const char *path, const char *interface,
@@ -311,8 +312,7 @@ static const sd_bus_vtable client_runtime_properties[] = {
         SD_BUS_PROPERTY("LastCheckerStatus", "n", property_get_checker_status, offsetof(Client, last_checker_status),
                         EMITS_CHANGE),
         SD_BUS_PROPERTY("LastEnabled", "s", property_get_time, offsetof(Client, last_enabled), EMITS_CHANGE),
-        SD_BUS_PROPERTY("ObjectPath", "o", property_get_object_path, offsetof(Client, object_path),
-                        CONST | DEPRECATED),
+        SD_BUS_PROPERTY("ObjectPath", "o", property_get_object_path, 0, CONST | DEPRECATED),
 };
 
 /* A setting's property, as its row says. */
@@ -412,7 +412,7 @@ static int append_property_value(sd_bus_message *m, Client *c, const sd_bus_vtab
         r = sd_bus_message_open_container(m, 'v', v->x.property.signature);
         if (r < 0)
                 return r;
-        r = v->x.property.get(sd_bus_message_get_bus(m), c->object_path, BUS_CLIENT_INTERFACE,
+        r = v->x.property.get(sd_bus_message_get_bus(m), client_object_path(c->name), BUS_CLIENT_INTERFACE,
                               v->x.property.member, m, (uint8_t *) c + v->x.property.offset, &error);
         if (r < 0)
                 return r;
@@ -503,7 +503,7 @@ static int client_set_property(sd_bus_message *m, Client *c, sd_bus_error *error
         vtable = find_interface(interface);
         if (!vtable)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_INTERFACE, "No interface %s on %s", interface,
-                                         c->object_path);
+                                         sd_bus_message_get_path(m));
         v = find_property(vtable, name);
         if (!v)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s.%s", interface, name);
@@ -524,7 +524,7 @@ static int client_set_property(sd_bus_message *m, Client *c, sd_bus_error *error
         r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
         if (r < 0)
                 return r;
-        r = v->x.property.set(sd_bus_message_get_bus(m), c->object_path, interface, name, m, c, error);
+        r = v->x.property.set(sd_bus_message_get_bus(m), sd_bus_message_get_path(m), interface, name, m, c, error);
         if (r != 0)
                 return r; /* failed, or (Secret) answered later */
         r = sd_bus_message_exit_container(m);
@@ -558,9 +558,9 @@ static int client_object_handler(sd_bus_message *m, void *userdata, sd_bus_error
         int r;
 
         assert(b);
-        c = hashmap_get(b->clients, path);
+        c = path ? bus_client_at(b, path) : NULL;
         if (!c) {
-                if (streq(path, BUS_CLIENTS_PATH))
+                if (streq_ptr(path, BUS_CLIENTS_PATH))
                         return 0; /* sd-bus lists the children */
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No client has the object path %s",
                                          path);
@@ -591,7 +591,7 @@ static int client_find(sd_bus *bus, const char *path, const char *interface, voi
         Client *c;
 
         assert(b);
-        c = hashmap_get(b->clients, path);
+        c = bus_client_at(b, path);
         if (!c)
                 return 0;
         *ret_found = c;
@@ -611,11 +611,12 @@ static int client_enumerate(sd_bus *bus, const char *prefix, void *userdata, cha
         if (!nodes)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_clients; i++) {
-                const char *path = s->clients[i]->object_path;
+                const char *path;
 
-                if (!path || hashmap_get(b->clients, path) != s->clients[i])
+                if (!s->clients[i]->bus_exported)
                         continue;
-                nodes[n] = strdup(path);
+                path = client_object_path(s->clients[i]->name);
+                nodes[n] = path ? strdup(path) : NULL;
                 if (!nodes[n]) {
                         while (n > 0)
                                 free(nodes[--n]);
@@ -646,28 +647,25 @@ int bus_export_clients(Bus *b) {
 
 /* ------------------------------------------------------------ object path */
 
+Client *bus_client_at(Bus *b, const char *path) {
+        Client *c;
+
+        if (!startswith(path, BUS_CLIENTS_PATH "/"))
+                return NULL;
+        c = server_find_client_by_name(b->server, path + strlen(BUS_CLIENTS_PATH "/"));
+        if (c && c->bus_exported)
+                return c; /* its name is its path's last element */
+        return hashmap_get(b->escaped, path);
+}
+
 int bus_client_object_path(const char *name, char **ret) {
-        char *path, *p;
+        const char *path;
 
         if (isempty(name))
                 return -EINVAL;
-        path = malloc(strlen(BUS_CLIENTS_PATH "/") + 3 * strlen(name) + 1);
-        if (!path)
+        path = client_object_path(name);
+        if (!path || !(*ret = strdup(path)))
                 return -ENOMEM;
-        p = stpcpy(path, BUS_CLIENTS_PATH "/");
-        for (const unsigned char *s = (const unsigned char *) name; *s; s++) {
-                if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')
-                        *p++ = (char) *s;
-                else if (*s == '.' || *s == '-')
-                        *p++ = '_';
-                else {
-                        *p++ = '_';
-                        *p++ = hexchar(*s >> 4, false);
-                        *p++ = hexchar(*s, false);
-                }
-        }
-        *p = '\0';
-        *ret = path;
         return 0;
 }
 
@@ -678,10 +676,10 @@ static void emit_client_signal(Bus *b, Client *c, const char *member, const char
         va_list ap;
 
         /* Not announced yet: InterfacesAdded will carry the news. */
-        if (!c->object_path || c->bus_pending || hashmap_get(b->clients, c->object_path) != c)
+        if (!c->bus_exported || c->bus_pending || !client_object_path(c->name))
                 return;
         va_start(ap, types);
-        bus_emit_twice(b, c->object_path, interfaces, member, types, ap);
+        bus_emit_twice(b, client_object_path(c->name), interfaces, member, types, ap);
         va_end(ap);
 }
 
@@ -690,7 +688,7 @@ static void emit_property_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
                 int r;
 
-                r = sd_bus_message_new_signal(b->bus, &m, c->object_path, client_interfaces[i].name,
+                r = sd_bus_message_new_signal(b->bus, &m, client_object_path(c->name), client_interfaces[i].name,
                                               "PropertyChanged");
                 if (r >= 0)
                         r = sd_bus_message_append(m, "s", v->x.property.member);
@@ -710,7 +708,8 @@ static void emit_properties_changed(Bus *b, Client *c, const sd_bus_vtable *v) {
         bool invalidate = v->flags & SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION;
         int r;
 
-        r = sd_bus_message_new_signal(b->bus, &m, c->object_path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged");
+        r = sd_bus_message_new_signal(b->bus, &m, client_object_path(c->name), DBUS_INTERFACE_PROPERTIES,
+                                      "PropertiesChanged");
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", BUS_CLIENT_INTERFACE);
         if (r >= 0)
@@ -733,7 +732,7 @@ void bus_client_changed(Bus *b, Client *c, ClientProperty p) {
         const sd_bus_vtable *v;
         const char *name;
 
-        if (!b || !c->object_path || c->bus_pending || hashmap_get(b->clients, c->object_path) != c)
+        if (!b || !c->bus_exported || c->bus_pending)
                 return;
         name = client_property_name(p);
         if (!name)

@@ -28,7 +28,12 @@
 struct Bus {
         sd_bus *bus;
         Server *server;
-        Hashmap *clients;            /* object path → exported Client */
+        /* Exported clients are found by path (bus_client_at()): one named
+         * as its path's last element, "/clients/NAME", by the server's
+         * table of names; any other in this one, object path → Client,
+         * which computes each path from the name (client_object_path()). */
+        Hashmap *escaped;
+        size_t n_exported;
 
         sd_bus_slot *root_slots[4];  /* "/": handler, three interfaces */
         sd_bus_slot *client_slots[4];/* "/clients": handler, enumerator, two interfaces */
@@ -54,6 +59,8 @@ int bus_export_clients(Bus *b);
  * "foo.bar" (mandos-dbus-api(7), VALUES); bytes outside [A-Za-z0-9_.-] become
  * "_xx". */
 int bus_client_object_path(const char *name, char **ret);
+/* The exported client whose object path is path, or NULL. */
+Client *bus_client_at(Bus *b, const char *path);
 
 /* a{sv}: every readable property of the client interface. */
 int bus_client_append_properties(sd_bus_message *m, Client *c);

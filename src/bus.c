@@ -4,6 +4,7 @@
  * interface under both names, the ObjectManager in the reference's layout, and
  * our read-only server facts. The client objects are in bus-client.c. */
 #include <assert.h>
+#include <malloc.h>
 #include <stdarg.h>
 
 #include "bus-internal.h"
@@ -63,7 +64,7 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return r;
-        c = hashmap_get(b->clients, path);
+        c = bus_client_at(b, path);
         if (!c)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No client with object path %s", path);
         log_info("Removing client %s (D-Bus RemoveClient)", c->name);
@@ -72,7 +73,7 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
 }
 
 static bool client_exported(Bus *b, Client *c) {
-        return c->object_path && hashmap_get(b->clients, c->object_path) == c;
+        return c->bus_exported;
 }
 
 static int method_get_all_clients(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -89,7 +90,7 @@ static int method_get_all_clients(sd_bus_message *m, void *userdata, sd_bus_erro
                 r = sd_bus_message_open_container(reply, 'a', "o");
         for (size_t i = 0; r >= 0 && i < s->n_clients; i++)
                 if (client_exported(b, s->clients[i]))
-                        r = sd_bus_message_append(reply, "o", s->clients[i]->object_path);
+                        r = sd_bus_message_append(reply, "o", client_object_path(s->clients[i]->name));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -116,7 +117,7 @@ static int reply_with_clients(sd_bus_message *m, Bus *b, const char *entry_signa
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', entry_signature);
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "o", c->object_path);
+                        r = sd_bus_message_append(reply, "o", client_object_path(c->name));
                 if (r >= 0)
                         r = append(reply, c);
                 if (r >= 0)
@@ -210,7 +211,7 @@ static int property_get_client_count(sd_bus *bus, const char *path, const char *
 
         assert(b);
 
-        return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(b->clients));
+        return sd_bus_message_append(reply, "u", (uint32_t) b->n_exported);
 }
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -274,7 +275,7 @@ static int root_introspect(sd_bus_message *m, Bus *b) {
         bus_introspect_interface(&i, BUS_SERVER_INTERFACE, server_vtable);
         bus_introspect_interface(&i, BUS_SERVER_INTERFACE_DEPRECATED, server_vtable_deprecated);
         bus_introspect_interface(&i, BUS_SERVER_INFO_INTERFACE, server_info_vtable);
-        if (hashmap_size(b->clients) > 0)
+        if (b->n_exported > 0)
                 bus_introspect_child(&i, &BUS_CLIENTS_PATH[1]); /* without the leading slash */
         return bus_introspect_reply(&i, m);
 }
@@ -337,6 +338,10 @@ static void bus_freep(Bus **b) {
                 bus_free(*b);
 }
 
+static const char *client_path_key(const void *client) {
+        return client_object_path(((const Client *) client)->name);
+}
+
 int bus_new(Server *server, Bus **ret) {
         static const char *const names[] = { BUS_NAME, BUS_NAME_DEPRECATED };
         _cleanup_(bus_freep) Bus *b = calloc(1, sizeof(Bus));
@@ -345,8 +350,8 @@ int bus_new(Server *server, Bus **ret) {
         if (!b)
                 return log_oom();
         b->server = server;
-        b->clients = hashmap_new_keyed(offsetof(Client, object_path));
-        if (!b->clients)
+        b->escaped = hashmap_new_computed(client_path_key);
+        if (!b->escaped)
                 return log_oom();
 
         r = sd_bus_open_system(&b->bus);
@@ -399,7 +404,7 @@ Bus *bus_free(Bus *b) {
                 client_unref(b->pending[i]);
         free(b->pending);
         b->announcer = sd_event_source_disable_unref(b->announcer);
-        hashmap_free(b->clients);
+        hashmap_free(b->escaped);
         free(b);
         return NULL;
 }
@@ -412,14 +417,14 @@ static void announce(Bus *b, Client *c) {
 
         r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesAdded");
         if (r >= 0)
-                r = sd_bus_message_append(m, "o", c->object_path);
+                r = sd_bus_message_append(m, "o", client_object_path(c->name));
         if (r >= 0)
                 r = bus_client_append_interfaces(m, c);
         if (r >= 0)
                 bus_send(b, m);
         else
                 log_error_errno(r, "Failed to build InterfacesAdded for %s: %m", c->name);
-        emit_server_signal(b, "ClientAdded", "o", c->object_path);
+        emit_server_signal(b, "ClientAdded", "o", client_object_path(c->name));
         emit_client_count_changed(b);
 }
 
@@ -451,6 +456,10 @@ static int on_announce(sd_event_source *s, uint64_t usec, void *userdata) {
         b->pending = mfree(b->pending);
         b->n_pending = b->pending_size = b->announced = 0;
         b->announcer = sd_event_source_disable_unref(b->announcer);
+        /* The messages of a start's announcements (with 100,000 clients,
+         * a few hundred megabytes through the heap) leave free pages:
+         * give them back. */
+        (void) malloc_trim(0);
         return 0;
 }
 
@@ -470,6 +479,7 @@ void bus_announce_later(Bus *b) {
 int bus_add_client(Bus *b, Client *c) {
         _cleanup_free_ char *path = NULL;
         Client *other;
+        bool escaped;
         int r;
 
         r = bus_client_object_path(c->name, &path);
@@ -477,16 +487,16 @@ int bus_add_client(Bus *b, Client *c) {
                 return log_oom();
         if (r < 0)
                 return log_error_errno(r, "Client '%s' has no name usable on D-Bus; ignoring it", c->name);
-        other = hashmap_get(b->clients, path);
+        other = bus_client_at(b, path);
         if (other)
                 return log_error_errno(EEXIST, "Clients '%s' and '%s' would share the D-Bus object %s; ignoring '%s'",
                                        other->name, c->name, path, c->name);
-        /* The table is keyed by c->object_path itself. */
-        free(c->object_path);
-        c->object_path = TAKE_PTR(path);
-        r = hashmap_put(b->clients, c->object_path, c);
-        if (r < 0)
+        /* A name that is its path's last element needs no entry: the server's table finds it. */
+        escaped = !streq(path + strlen(BUS_CLIENTS_PATH "/"), c->name);
+        if (escaped && hashmap_put(b->escaped, path, c) < 0)
                 return log_oom();
+        c->bus_exported = true;
+        b->n_exported++;
 
         if (!b->announcer) {
                 announce(b, c);
@@ -494,7 +504,10 @@ int bus_add_client(Bus *b, Client *c) {
         }
         /* Behind the others, in order. */
         if (GREEDY_REALLOC(b->pending, b->pending_size, b->n_pending + 1) < 0) {
-                (void) hashmap_remove(b->clients, c->object_path);
+                if (escaped)
+                        (void) hashmap_remove(b->escaped, path);
+                c->bus_exported = false;
+                b->n_exported--;
                 return log_oom();
         }
         b->pending[b->n_pending++] = client_ref(c);
@@ -504,11 +517,20 @@ int bus_add_client(Bus *b, Client *c) {
 
 void bus_remove_client(Bus *b, Client *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = NULL;
         int r;
 
         if (!b || !client_exported(b, c))
                 return;
-        (void) hashmap_remove(b->clients, c->object_path);
+        /* A copy: the table computes its keys in client_object_path()'s buffer. */
+        if (bus_client_object_path(c->name, &path) < 0) {
+                log_oom();
+                return;
+        }
+        if (!streq(path + strlen(BUS_CLIENTS_PATH "/"), c->name))
+                (void) hashmap_remove(b->escaped, path);
+        c->bus_exported = false;
+        b->n_exported--;
         if (c->bus_pending) {
                 /* Never announced: nothing to take back. */
                 c->bus_pending = false;
@@ -519,14 +541,14 @@ void bus_remove_client(Bus *b, Client *c) {
          * (mandos-dbus-api(7), THE SERVER OBJECT /). */
         r = sd_bus_message_new_signal(b->bus, &m, "/", DBUS_INTERFACE_OBJECT_MANAGER, "InterfacesRemoved");
         if (r >= 0)
-                r = sd_bus_message_append(m, "o", c->object_path);
+                r = sd_bus_message_append(m, "o", path);
         if (r >= 0)
                 r = bus_client_append_interface_names(m);
         if (r >= 0)
                 bus_send(b, m);
         else
                 log_error_errno(r, "Failed to build InterfacesRemoved for %s: %m", c->name);
-        emit_server_signal(b, "ClientRemoved", "os", c->object_path, c->name);
+        emit_server_signal(b, "ClientRemoved", "os", path, c->name);
         emit_client_count_changed(b);
 }
 

@@ -522,20 +522,35 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
 
 /* ---------------------------------------------------------------- the queue */
 
+/* The queue_prev of the first in line: not NULL, so that queue_prev alone
+ * says whether a request waits (no flag in each of 100,000 clients). */
+static CheckerRequest queue_first;
+
 static void queue_push(CheckerManager *m, CheckerRequest *req) {
-        LIST_INSERT_AFTER(queue, m->queue_head, m->queue_tail, req);
+        req->queue_next = NULL;
+        req->queue_prev = m->queue_tail ?: &queue_first;
+        if (m->queue_tail)
+                m->queue_tail->queue_next = req;
+        else
+                m->queue_head = req;
         m->queue_tail = req;
         m->queue_len++;
-        req->queued = true;
 }
 
 static void queue_remove(CheckerManager *m, CheckerRequest *req) {
-        if (!req->queued)
+        CheckerRequest *prev = req->queue_prev == &queue_first ? NULL : req->queue_prev, *next = req->queue_next;
+
+        if (!checker_request_queued(req))
                 return;
-        if (m->queue_tail == req)
-                m->queue_tail = req->queue_prev;
-        LIST_REMOVE(queue, m->queue_head, req);
-        req->queued = false;
+        if (prev)
+                prev->queue_next = next;
+        else
+                m->queue_head = next;
+        if (next)
+                next->queue_prev = req->queue_prev;
+        else
+                m->queue_tail = prev;
+        req->queue_next = req->queue_prev = NULL;
         m->queue_len--;
 }
 
@@ -585,7 +600,7 @@ static void manager_run_queue(CheckerManager *m) {
 }
 
 int checker_request(CheckerManager *m, CheckerRequest *req) {
-        if (req->process || req->queued)
+        if (req->process || checker_request_queued(req))
                 return 0; /* never two at once for one client */
         /* First come, first served: nobody passes the queue. */
         if (m->n_running < m->max_running && m->queue_len == 0 && spawn_budget(m))

@@ -53,9 +53,13 @@ struct CheckerRequest {
 
         /* The manager's. */
         Checker *process;            /* the running checker process, or NULL */
-        bool queued;                 /* waiting for a free slot */
-        LIST_FIELDS(CheckerRequest, queue);
+        CheckerRequest *queue_next;  /* waiting for a free slot (checker_request_queued()) */
+        CheckerRequest *queue_prev;  /* never NULL while it waits, even first in line */
 };
+
+static inline bool checker_request_queued(const CheckerRequest *req) {
+        return req->queue_prev != NULL;
+}
 
 /* Checker processes at most, by default; mandos.conf max_checkers. */
 #define CHECKER_MAX_RUNNING_DEFAULT 64

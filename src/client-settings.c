@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "duration.h"
+#include "secret-mem.h"
 #include "shared-str.h"
 #include "util.h"
 
@@ -77,7 +78,7 @@ static void setting_done(const ClientSettingInfo *row, ClientSettings *s) {
         else if (row->type == CLIENT_SETTING_TYPE_SECRET) {
                 uint8_t **secret = CLIENT_SETTING_FIELD(s, row, uint8_t *);
                 size_t *size = secret_size_field(s, row);
-                *secret = erase_and_free(*secret, *size);
+                *secret = secret_free(*secret, *size);
                 *size = 0;
         }
 }
@@ -109,11 +110,9 @@ int client_setting_copy(const ClientSettingInfo *row, ClientSettings *dest, cons
         case CLIENT_SETTING_TYPE_SECRET: {
                 const uint8_t *from = *CLIENT_SETTING_CFIELD(src, row, uint8_t *);
                 size_t size = *secret_size_field((ClientSettings *) src, row);
-                uint8_t *v = malloc(size ?: 1);
+                uint8_t *v = secret_new(from, size);
                 if (!v)
                         return -ENOMEM;
-                if (size)
-                        memcpy(v, from, size);
                 setting_done(row, dest);
                 *CLIENT_SETTING_FIELD(dest, row, uint8_t *) = v;
                 *secret_size_field(dest, row) = size;

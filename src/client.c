@@ -8,8 +8,11 @@
 
 #include "deadline.h"
 #include "duration.h"
+#include "hex.h"
 #include "log.h"
+#include "secret-mem.h"
 #include "shared-str.h"
+#include "slab.h"
 #include "loop.h"
 #include "secret-crypt.h"
 #include "util.h"
@@ -87,7 +90,7 @@ static void on_expired(HeapTimer *t) {
 
         /* Waiting for a free checker slot is our doing, not the host's:
          * look again shortly (on_checker_started() extends expiry). */
-        if (c->checker_job.queued) {
+        if (checker_request_queued(&c->checker_job)) {
                 arm_timer(c, &c->expiry_timer, deadline_after(clock_now().boot, USEC_PER_SEC), on_expired,
                           "expiry");
                 return;
@@ -172,7 +175,7 @@ void client_start_checker(Client *c) {
 void client_stop_checker(Client *c) {
         bool running = client_checker_running(c);
 
-        if (!client_live(c) || (!running && !c->checker_job.queued))
+        if (!client_live(c) || (!running && !checker_request_queued(&c->checker_job)))
                 return;
         log_debug("Stopping checker for %s", c->name);
         checker_cancel(c->owner->checkers, &c->checker_job);
@@ -202,7 +205,7 @@ static void template_runtime_value(const char *name, char buf[static 64], const 
                         return;
                 }
         if (streq(name, "dbus_object_path"))
-                *ret = c->object_path ?: "None";
+                *ret = c->bus_exported ? client_object_path(c->name) ?: "None" : "None";
         else
                 *ret = "";
 }
@@ -235,7 +238,7 @@ static void on_checker_started(CheckerRequest *req, const char *command, bool wa
         /* Without a %(name)s field, every client's command is the same
          * shared string: so is what it expands to. */
         copy = shared_str_is(c->checker_command) && streq(command, c->checker_command) ? c->checker_command
-                                                                                         : strdup(command);
+                                                                                         : shared_str_dup(command);
         if (copy) {
                 shared_str_free(c->checker_command_expanded);
                 c->checker_command_expanded = copy;
@@ -595,7 +598,7 @@ static bool secret_is_config(const Client *c) {
 
 static void secret_release(Client *c) {
         if (!secret_is_config(c))
-                erase_and_free(c->secret, c->secret_size);
+                secret_free(c->secret, c->secret_size);
         c->secret = NULL;
         c->secret_size = 0;
 }
@@ -607,7 +610,7 @@ static bool secret_equal(const uint8_t *a, size_t a_size, const uint8_t *b, size
 /* Takes secret (NULL: the configured one) and encrypted, freeing them on failure. */
 static int apply_secret(Client *c, uint8_t *secret, size_t size, uint8_t *encrypted, size_t encrypted_size) {
         if (config_split(c) < 0) {
-                erase_and_free(secret, size);
+                secret_free(secret, size);
                 free(encrypted);
                 return -ENOMEM;
         }
@@ -651,37 +654,35 @@ static void on_secret_encrypted(int r, uint8_t *cipher, size_t cipher_size, cons
         free(cipher);
         if (set->done)
                 set->done(r, set->userdata);
-        erase_and_free(set->secret, set->size);
+        secret_free(set->secret, set->size);
         client_unref(c);
         free(set);
 }
 
 int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, client_secret_done_t done,
                             void *userdata) {
-        uint8_t *copy = malloc(size ?: 1);
+        uint8_t *copy;
         SecretSet *set;
         int r;
 
-        if (!client_live(c)) {
-                free(copy);
+        if (!client_live(c))
                 return -ESRCH;
-        }
+        copy = secret_new(secret, size);
         if (!copy || (!c->secret_sets && !(c->secret_sets = calloc(1, sizeof(ClientSecretSets))))) {
-                free(copy);
+                secret_free(copy, size);
                 return -ENOMEM;
         }
-        memcpy(copy, secret, size);
         c->secret_sets->calls++;
         if (size == client_config(c)->secret_size && memcmp(secret, client_config(c)->secret, size) == 0) {
                 /* Back to the configured secret: nothing to encrypt. */
                 c->secret_sets->applied = c->secret_sets->calls;
-                erase_and_free(copy, size);
+                secret_free(copy, size);
                 return apply_secret(c, NULL, 0, NULL, 0);
         }
         /* Only the ciphertext may reach the state file. */
         set = malloc(sizeof(SecretSet));
         if (!set) {
-                erase_and_free(copy, size);
+                secret_free(copy, size);
                 return -ENOMEM;
         }
         *set = (SecretSet) { .client = client_ref(c), .serial = c->secret_sets->calls, .secret = copy, .size = size,
@@ -689,7 +690,7 @@ int client_set_secret_async(Client *c, const uint8_t *secret, size_t size, clien
         r = secret_encrypt_async(c->owner->event, client_config(c)->secret, client_config(c)->secret_size, secret, size,
                                  on_secret_encrypted, set);
         if (r < 0) {
-                erase_and_free(set->secret, size);
+                secret_free(set->secret, size);
                 client_unref(c);
                 free(set);
                 return log_error_errno(r, "Could not encrypt the new secret of %s for the state file: %m", c->name);
@@ -727,12 +728,11 @@ int client_set_config(Client *c, const ClientSettings *config) {
                 if (secret_equal(c->secret, c->secret_size, copy->secret, copy->secret_size))
                         c->secret = copy->secret;
                 else {
-                        uint8_t *own = malloc(c->secret_size ?: 1);
+                        uint8_t *own = secret_new(c->secret, c->secret_size);
                         if (!own) {
                                 client_settings_free(copy);
                                 return -ENOMEM;
                         }
-                        memcpy(own, c->secret, c->secret_size);
                         c->secret = own;
                 }
         }
@@ -766,10 +766,46 @@ static const CheckerRequestOps checker_ops = {
 
 /* ---------------------------------------------------------------- life */
 
+const char *client_object_path(const char *name) {
+        static char *buf;
+        static size_t size;
+        size_t need;
+        char *p;
+
+        if (isempty(name))
+                return NULL;
+        need = strlen("/clients/") + 3 * strlen(name) + 1;
+        if (need > size) {
+                char *bigger = realloc(buf, need);
+                if (!bigger)
+                        return NULL;
+                buf = bigger;
+                size = need;
+        }
+        p = stpcpy(buf, "/clients/");
+        for (const unsigned char *s = (const unsigned char *) name; *s; s++) {
+                if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')
+                        *p++ = (char) *s;
+                else if (*s == '.' || *s == '-')
+                        *p++ = '_';
+                else {
+                        *p++ = '_';
+                        *p++ = hexchar(*s >> 4, false);
+                        *p++ = hexchar(*s, false);
+                }
+        }
+        *p = '\0';
+        return buf;
+}
+
+/* Clients, packed (src/slab.h): 100,000 of them, each kept from start-up
+ * to its removal. */
+static Slab clients = SLAB_INIT(sizeof(Client));
+
 /* Takes config (freed on failure). */
 static int client_new_owned(const ClientOwner *owner, ClientSettings *config, const ClientSettings *settings,
                             Client **ret) {
-        Client *c = calloc(1, sizeof(Client));
+        Client *c = slab_alloc(&clients);
 
         if (!c) {
                 client_settings_free(config);
@@ -832,19 +868,18 @@ void client_restore(Client *c, uint64_t created, uint64_t last_enabled, uint64_t
 }
 
 int client_restore_secret(Client *c, const uint8_t *secret, size_t size, const uint8_t *encrypted, size_t encrypted_size) {
-        uint8_t *plain = malloc(size ?: 1), *cipher = malloc(encrypted_size ?: 1);
+        uint8_t *plain = secret_new(secret, size), *cipher = malloc(encrypted_size ?: 1);
 
         if (!plain || !cipher || (!c->secret_sets && !(c->secret_sets = calloc(1, sizeof(ClientSecretSets))))) {
-                free(plain);
+                secret_free(plain, size);
                 free(cipher);
                 return -ENOMEM;
         }
         if (config_split(c) < 0) {
-                free(plain);
+                secret_free(plain, size);
                 free(cipher);
                 return -ENOMEM;
         }
-        memcpy(plain, secret, size);
         memcpy(cipher, encrypted, encrypted_size);
         secret_release(c);
         c->secret = plain;
@@ -887,17 +922,16 @@ Client *client_unref(Client *c) {
         secret_release(c);
         settings_done(c);
         shared_str_free(c->checker_command_expanded);
-        free(c->object_path);
         if (c->secret_sets)
                 free(c->secret_sets->encrypted);
         free(c->secret_sets);
         client_settings_free(c->config);
-        free(c);
+        slab_free(&clients, c);
         return NULL;
 }
 
 void client_detach(Client *c) {
-        if (client_live(c) && (c->checker_job.process || c->checker_job.queued))
+        if (client_live(c) && (c->checker_job.process || checker_request_queued(&c->checker_job)))
                 checker_cancel(c->owner->checkers, &c->checker_job);
         disarm_timer(c, &c->expiry_timer);
         disarm_timer(c, &c->checker_timer);

@@ -81,12 +81,13 @@ typedef struct ClientSecretSets {
 
 typedef struct Client {
         unsigned n_ref;
-        bool removed;               /* no longer in the server's table */
-        bool bus_pending;           /* exported, not yet announced (bus_announce_later) */
-        bool checker_randomized;    /* the first, randomly delayed, run is still ahead */
+        bool removed : 1;           /* no longer in the server's table */
+        bool bus_pending : 1;       /* exported, not yet announced (bus_announce_later) */
+        bool checker_randomized : 1; /* the first, randomly delayed, run is still ahead */
+        bool bus_exported : 1;      /* a D-Bus object (client_object_path()), set by the bus */
         uint8_t state_dirty;        /* owned by src/state-writer.c */
+        int8_t approved;            /* -1 none, 0 denied, 1 approved: the approval window */
         const ClientOwner *owner;   /* NULL: not live (nothing armed, nothing reported) */
-        char *object_path;          /* D-Bus path, set by the bus; NULL without D-Bus */
 
         ClientSettings *config;     /* clients.conf's settings for it, as last read; NULL: the
                                      * settings in force (client_config()) */
@@ -111,14 +112,14 @@ typedef struct Client {
         uint64_t expires_deadline;  /* CLOCK_BOOTTIME µs, 0 = none (src/deadline.h) */
         uint64_t last_checked_ok;
         uint64_t last_approval_request;
-        int last_checker_status;    /* exit code, -1 killed by a signal, -2 never ran */
-        int last_checker_signal;    /* when last_checker_status is -1 */
+        int16_t last_checker_status; /* exit code, -1 killed by a signal, -2 never ran */
+        int16_t last_checker_signal; /* when last_checker_status is -1 */
+        unsigned approvals_pending; /* connections waiting for approval */
         char *checker_command_expanded; /* checker_command expanded, of the running or last checker
                                          * process; shared with it when the same (src/shared-str.h) */
-        unsigned approvals_pending; /* connections waiting for approval */
-        int approved;               /* -1 none, 0 denied, 1 approved: the approval window */
 
-        CheckerRequest checker_job; /* its checker process (.process, or NULL) or its wait for a slot (.queued) */
+        CheckerRequest checker_job; /* its checker process (.process, or NULL) or its wait for a slot
+                                     * (checker_request_queued()) */
         HeapTimer expiry_timer;           /* on the server's timer heap (src/timer-heap.h) */
         HeapTimer checker_timer;          /* next checker run */
         HeapTimer approval_timer;         /* end of the approval window */
@@ -167,6 +168,13 @@ void client_stop_checker(Client *c);
 static inline bool client_checker_running(const Client *c) {
         return c->checker_job.process != NULL;
 }
+/* The D-Bus object path of a client name (mandos-dbus-api(7), VALUES):
+ * "/clients/foo_bar" for "foo.bar"; bytes outside [A-Za-z0-9_.-] become
+ * "_xx". Not stored: 100,000 clients would hold 100,000 copies. In a
+ * buffer that the next call reuses (copy it before calling again); NULL
+ * for "" or on ENOMEM. */
+const char *client_object_path(const char *name);
+
 /* The checker command template expanded for c: its settings and run-time
  * values (mandos-clients.conf(5), EXPANSION). */
 int checker_expand(const Client *c, const char *template, char **ret);

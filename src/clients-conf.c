@@ -13,6 +13,7 @@
 #include "duration.h"
 #include "hashmap.h"
 #include "ini.h"
+#include "secret-mem.h"
 #include "shared-str.h"
 #include "util.h"
 
@@ -575,16 +576,19 @@ static int read_setting(SectionReader *r, const ClientSettingInfo *row, ClientSe
                 return 0;
         case CLIENT_SETTING_TYPE_SECRET:
                 get_secret(r, c);
+                /* Read into malloc()'d memory; kept in src/secret-mem.h's. */
+                if (c->secret && !(c->secret = secret_take(c->secret, c->secret_size)))
+                        return -ENOMEM;
                 return 0;
         case CLIENT_SETTING_TYPE_STRING:
                 /* A fleet's clients mostly have one checker command: one copy. */
                 v = get_value(r, row->name);
-                *field = shared_str_read(v ? TAKE_PTR(v) : shared_str_dup(""),
+                *field = shared_str_read(v ? TAKE_PTR(v) : strdup(""),
                                          &r->conf->last[client_setting_id(row)]);
                 return *field ? 0 : -ENOMEM;
         case CLIENT_SETTING_TYPE_KEY:
                 v = get_value(r, row->name);
-                *field = shared_str_dedup(normalize_key_id(strempty(v)));
+                *field = shared_str_take(normalize_key_id(strempty(v)));
                 return *field ? 0 : -ENOMEM;
         }
         return 0;
@@ -601,12 +605,12 @@ static bool is_hex_key_id(const char *s) {
 
 static int read_section(ClientsConf *conf, const IniFile *f, const IniSection *s, ClientSettings **ret) {
         SectionReader r = { .conf = conf, .file = f, .section = s };
-        ClientSettings *c = calloc(1, MAX(sizeof(*c), (size_t) CLIENTS_CONF_SETTINGS_ALLOC));
+        ClientSettings *c = calloc(1, sizeof(*c));
         _cleanup_free_ const char **keys = NULL;
 
         if (!c)
                 return -ENOMEM;
-        c->name = strdup(s->name);
+        c->name = shared_str_dup(s->name);
         keys = ini_keys(f, s);
         if (!c->name || !keys) {
                 client_settings_free(c);

@@ -23,13 +23,6 @@
 
 typedef struct Hashmap Hashmap;
 
-/* The bytes allocated for each section's ClientSettings: the size of the
- * server's Client (src/server.c checks it). A client made from a section
- * that keeps no copy of it (src/client.h, client_config()) frees it, and
- * the next client takes its place among what the parse leaves, rather
- * than more memory (with 100,000 clients, 12 MB). */
-#define CLIENTS_CONF_SETTINGS_ALLOC 280
-
 typedef struct ClientsConf {
         ClientSettings **clients;    /* valid clients, in file order; NULL once taken */
         size_t n_clients, n_allocated;

@@ -15,6 +15,7 @@ struct Hashmap {
         size_t n_entries;
         size_t width;         /* pointers a bucket: 2, or 1 when keyed */
         size_t key_offset;
+        hashmap_key_fn key_fn; /* keyed by what it computes, not by key_offset */
 };
 
 static uint64_t hash_string(const char *s) {
@@ -45,6 +46,14 @@ Hashmap *hashmap_new_keyed(size_t key_offset) {
         return new_map(1, key_offset);
 }
 
+Hashmap *hashmap_new_computed(hashmap_key_fn key) {
+        Hashmap *h = new_map(1, 0);
+
+        if (h)
+                h->key_fn = key;
+        return h;
+}
+
 Hashmap *hashmap_free(Hashmap *h) {
         if (h) {
                 free(h->slots);
@@ -57,7 +66,11 @@ static const char *key_at(const Hashmap *h, size_t i) {
         void **b = h->slots + i * h->width;
         if (h->width == 2)
                 return b[0];
-        return b[0] ? *(const char *const *) ((const uint8_t *) b[0] + h->key_offset) : NULL;
+        if (!b[0])
+                return NULL;
+        if (h->key_fn)
+                return h->key_fn(b[0]);
+        return *(const char *const *) ((const uint8_t *) b[0] + h->key_offset);
 }
 
 static void *value_at(const Hashmap *h, size_t i) {
@@ -88,10 +101,17 @@ static int grow(Hashmap *h) {
         bigger.slots = calloc(bigger.n_buckets * h->width, sizeof(void *));
         if (!bigger.slots)
                 return -ENOMEM;
+        /* The keys are distinct: each goes to the first empty bucket from
+         * its hash, without comparing keys (a computed key would be
+         * overwritten by the next one computed). */
         for (size_t i = 0; i < h->n_buckets; i++) {
                 const char *k = key_at(h, i);
-                if (k)
-                        set_at(&bigger, find(&bigger, k), k, value_at(h, i));
+                if (!k)
+                        continue;
+                size_t mask = bigger.n_buckets - 1, j = hash_string(k) & mask;
+                while (bigger.slots[j * bigger.width])
+                        j = (j + 1) & mask;
+                set_at(&bigger, j, k, value_at(h, i));
         }
         free(h->slots);
         h->slots = bigger.slots;
@@ -103,7 +123,8 @@ int hashmap_put(Hashmap *h, const char *key, void *value) {
         size_t i;
 
         /* Keyed: the key is the value's own. */
-        assert(h->width == 2 || (value && *(const char *const *) ((const uint8_t *) value + h->key_offset) == key));
+        assert(h->width == 2 || h->key_fn ||
+               (value && *(const char *const *) ((const uint8_t *) value + h->key_offset) == key));
         /* Keep the load factor at or below one half. */
         if ((h->n_entries + 1) * 2 > h->n_buckets && grow(h) < 0)
                 return -ENOMEM;

@@ -12,6 +12,12 @@ Hashmap *hashmap_new(void);
 /* A map of values that hold their own key, the char * at key_offset in
  * each (put's key must be that one): a bucket is one pointer, not two. */
 Hashmap *hashmap_new_keyed(size_t key_offset);
+/* A map of values whose key key() computes (a D-Bus path from a client's
+ * name): one pointer a bucket, no key stored anywhere. key() may return
+ * a buffer it reuses; the key given to put, get and remove must not be
+ * that buffer. */
+typedef const char *(*hashmap_key_fn)(const void *value);
+Hashmap *hashmap_new_computed(hashmap_key_fn key);
 Hashmap *hashmap_free(Hashmap *h);
 
 /* Returns 0, -EEXIST if key is present (the old value stays), or -ENOMEM. */

@@ -22,6 +22,7 @@
 #include "hashmap.h"
 #include "pickle-import.h"
 #include "pickle.h"
+#include "secret-mem.h"
 #include "shared-str.h"
 #include "util.h"
 
@@ -58,7 +59,7 @@ static int apply_setting(Import *im, ClientSettings *c, const ClientSettingInfo 
         case CLIENT_SETTING_TYPE_KEY:
                 if (!pickle_is_cstr(v))
                         return wrong_type(im, where, c->name, key, v, "str without NUL");
-                str = shared_str_dedup(strdup(v->str.data));
+                str = shared_str_dup(v->str.data);
                 if (!str)
                         return -ENOMEM;
                 shared_str_free(*CLIENT_SETTING_FIELD(c, row, char *));
@@ -115,7 +116,7 @@ static int settings_from(Import *im, const ClientSettings *now, const PickleValu
 
         if (!c)
                 return -ENOMEM;
-        c->secret = erase_and_free(c->secret, c->secret_size);
+        c->secret = secret_free(c->secret, c->secret_size);
         c->secret_size = 0;
         if (d && (r = apply_settings(im, c, d, where)) < 0)
                 return r;

@@ -17,6 +17,7 @@
 #include "loop.h"
 #include "pickle-import.h"
 #include "secret-crypt.h"
+#include "secret-mem.h"
 #include "server.h"
 #include "state-journal.h"
 #include "state-writer.h"
@@ -147,7 +148,7 @@ static SavedClient *saved_removed_new(const ClientSettings *config, const uint8_
                     client_setting_copy(row, r->config, now) < 0)
                         return saved_client_free(r);
         /* Only the digest of the secret is kept. */
-        r->config->secret = erase_and_free(r->config->secret, r->config->secret_size);
+        r->config->secret = secret_free(r->config->secret, r->config->secret_size);
         r->config->secret_size = 0;
         memcpy(r->config_secret_digest, digest, 32);
         return r;

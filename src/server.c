@@ -148,9 +148,6 @@ void server_reload(Server *s) {
         }
 }
 
-_Static_assert(sizeof(Client) <= CLIENTS_CONF_SETTINGS_ALLOC && sizeof(Client) + 16 > CLIENTS_CONF_SETTINGS_ALLOC,
-               "a client takes the place of a section's settings (src/clients-conf.h)");
-
 static bool key_id_usable(const char *key_id) {
         return !isempty(key_id) && !streq(key_id, KEY_ID_BLACKLISTED);
 }

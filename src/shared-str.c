@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "shared-str.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "slab.h"
 #include "util.h"
+
+/* ---------------------------------------------------------------- registered */
 
 /* "" first; then copies, in the order they were registered. */
 static char empty[1];
@@ -25,34 +29,68 @@ static char *find(const char *s) {
         return NULL;
 }
 
+/* ---------------------------------------------------------------- small */
+
+#define SLOT 8
+#define N_CLASSES (SHARED_STR_SMALL / SLOT)
+
+/* By size class: (size + 7) / 8 - 1. */
+static Slab classes[N_CLASSES] = {
+#define CLASS(i) [i] = SLAB_INIT((i + 1) * SLOT)
+        CLASS(0), CLASS(1), CLASS(2), CLASS(3), CLASS(4), CLASS(5), CLASS(6), CLASS(7),
+        CLASS(8), CLASS(9), CLASS(10), CLASS(11), CLASS(12), CLASS(13), CLASS(14), CLASS(15),
+#undef CLASS
+};
+_Static_assert(N_CLASSES == 16, "one initializer a class");
+
+static size_t class_of(size_t size) {
+        return (size + SLOT - 1) / SLOT - 1;
+}
+
+/* ---------------------------------------------------------------- the API */
+
+static char *copy(const char *s, size_t size) {
+        char *r = size <= SHARED_STR_SMALL ? slab_alloc(&classes[class_of(size)]) : malloc(size);
+
+        if (r)
+                memcpy(r, s, size);
+        return r;
+}
+
 char *shared_str_dup(const char *s) {
-        if (shared_str_is(s))
-                return (char *) s;
-        if (!*s)
-                return empty;
-        return strdup(s);
-}
-
-char *shared_str_free(char *s) {
-        if (s && !shared_str_is(s))
-                free(s);
-        return NULL;
-}
-
-char *shared_str_dedup(char *s) {
         char *r;
 
-        if (!s || shared_str_is(s))
-                return s;
+        if (shared_str_is(s))
+                return (char *) s;
         r = find(s);
-        if (!r)
-                return s;
+        return r ?: copy(s, strlen(s) + 1);
+}
+
+char *shared_str_take(char *s) {
+        char *r;
+
+        if (!s)
+                return NULL;
+        r = shared_str_dup(s);
         free(s);
         return r;
 }
 
+char *shared_str_free(char *s) {
+        size_t size;
+
+        if (!s || shared_str_is(s))
+                return NULL;
+        size = strlen(s) + 1;
+        if (size <= SHARED_STR_SMALL)
+                slab_free(&classes[class_of(size)], s);
+        else
+                free(s);
+        return NULL;
+}
+
 char *shared_str_read(char *s, char **last) {
-        s = shared_str_dedup(s);
+        s = shared_str_take(s);
         if (s && !shared_str_is(s) && *last && streq(*last, s) && n_registered < SHARED_STR_MAX) {
                 /* The second client in a row with this value: from now on
                  * they share one copy (the previous one keeps its own). */
@@ -60,7 +98,7 @@ char *shared_str_read(char *s, char **last) {
         }
         if (s && *last != s) {
                 shared_str_free(*last);
-                *last = s && !shared_str_is(s) ? strdup(s) : s;
+                *last = shared_str_dup(s);
                 if (!*last) {
                         shared_str_free(s);
                         return NULL;

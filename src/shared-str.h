@@ -1,32 +1,41 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
-/* One copy of a string that many clients' settings hold the same: "" (an
- * unset host, key ID or fingerprint) and a value two clients read in a row
- * both have (the checker command of a whole fleet, from clients.conf's
- * [DEFAULT]). Such a string is registered once and never freed; at most
- * SHARED_STR_MAX are, so the registry stays a few hundred bytes, and what
- * it holds lives as long as the process.
+/* The strings of clients' settings (src/client-settings.h), and the
+ * checker command and D-Bus path a client keeps: at 100,000 clients,
+ * half a million small strings, which malloc() would round up and give
+ * a header each (a 7-byte name takes 32 bytes, a 65-byte key ID 80).
  *
- * Every string setting of a ClientSettings (src/client-settings.h) is
- * released with shared_str_free() and copied with shared_str_dup(): a
- * registered one is shared, any other is the caller's own as before.
- * Main thread only. */
+ * - One copy of a string many hold the same: "" (an unset host, key ID or
+ *   fingerprint) and a value two clients read in a row both have (the
+ *   checker command of a whole fleet, from clients.conf's [DEFAULT]). Such
+ *   a string is registered once and never freed; at most SHARED_STR_MAX
+ *   are, and what they hold lives as long as the process.
+ * - Any other string up to SHARED_STR_SMALL bytes (its NUL included) is
+ *   carved out of pages in slots of a multiple of 8 bytes, with no header;
+ *   a freed slot goes to the next string of its size. Longer ones are
+ *   malloc()'s. Which of the two a string is follows from its length.
+ *
+ * So every such string is made with shared_str_dup() or shared_str_take()
+ * and released with shared_str_free(), never strdup() or free(). Main
+ * thread only. */
 #include <stdbool.h>
+#include <stddef.h>
 
 #define SHARED_STR_MAX 32
+#define SHARED_STR_SMALL 128
 
 /* Is s one of the registered strings? */
 bool shared_str_is(const char *s);
-/* s itself if registered, else a copy of it; NULL on ENOMEM. */
+/* s itself if registered, the registered one if equal, else a copy; NULL
+ * on ENOMEM. */
 char *shared_str_dup(const char *s);
-/* Frees s unless it is registered; returns NULL. */
+/* The same from a malloc()'d s, which it frees (NULL stays NULL). */
+char *shared_str_take(char *s);
+/* Releases s (NULL is fine); returns NULL. */
 char *shared_str_free(char *s);
-/* Takes s (freed if NULL is returned): the registered string equal to it,
- * or s. */
-char *shared_str_dedup(char *s);
-/* Takes s, a value read for one setting, and *last, the
- * one the previous client had for it: the registered copy when both are
- * the same (registered now if there is room), else s; *last becomes the
- * value returned. The reader frees what *last keeps with
- * shared_str_free(). NULL (s freed) on ENOMEM. */
+/* Takes s (malloc()'d), a value read for one setting, and *last, what the
+ * previous client read had for it: as shared_str_take(), and when both
+ * are the same the value is registered now, if there is room. *last then
+ * holds the value (the reader releases it with shared_str_free()). NULL
+ * on ENOMEM. */
 char *shared_str_read(char *s, char **last);

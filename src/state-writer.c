@@ -380,6 +380,18 @@ static bool burst(StateWriter *w) {
         return w->n_dirty_full > MAX(w->server->n_clients / JOURNAL_SHARE, (size_t) FLUSH_CHUNK * 4);
 }
 
+/* Once empty, a list that a start or a reload made long goes: 100,000
+ * clients all saved once would keep a megabyte for the few a checker
+ * storm dirties at a time. */
+#define DIRTY_KEEP 4096
+
+static void dirty_shrink(StateWriter *w) {
+        if (w->n_dirty == 0 && w->allocated_dirty > DIRTY_KEEP) {
+                w->dirty = mfree(w->dirty);
+                w->allocated_dirty = 0;
+        }
+}
+
 static void drop_dirty(StateWriter *w) {
         for (size_t i = 0; i < w->n_dirty; i++) {
                 w->dirty[i]->state_dirty = 0;
@@ -387,6 +399,7 @@ static void drop_dirty(StateWriter *w) {
         }
         w->n_dirty = 0;
         w->n_dirty_full = 0;
+        dirty_shrink(w);
 }
 
 int state_writer_flush(StateWriter *w, bool all) {
@@ -424,6 +437,7 @@ int state_writer_flush(StateWriter *w, bool all) {
         if (w->n_dirty > n)
                 memmove(w->dirty, w->dirty + n, (w->n_dirty - n) * sizeof(Client *));
         w->n_dirty -= n;
+        dirty_shrink(w);
         queued(w, r);
         bytes = w->records.size;
         if (bytes > 0 && w->fd >= 0 && enqueue(w, w->fd, &w->records, false, false, NULL) >= 0)

@@ -277,7 +277,7 @@ json_object *member(Reader *rd, json_object *o, const char *key, json_type type)
 
 static char *get_string(Reader *rd, json_object *o, const char *key) {
         json_object *v = member(rd, o, key, json_type_string);
-        return shared_str_dedup(strdup(v ? json_object_get_string(v) : ""));
+        return shared_str_dup(v ? json_object_get_string(v) : "");
 }
 
 uint64_t get_u64(Reader *rd, json_object *o, const char *key) {
@@ -302,7 +302,7 @@ static ClientSettings *settings_from_json(Reader *rd, json_object *o, const char
 
         if (!c)
                 return NULL;
-        c->name = strdup(name);
+        c->name = shared_str_dup(name);
         if (!c->name)
                 fail(rd, "out of memory");
         FOREACH_CLIENT_SETTING_WITH(row, CLIENT_SETTING_SAVED) {

@@ -19,7 +19,6 @@ static char name[] = "fuzz client";
 static char key_id[] = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
 static char fingerprint[] = "'; rm -rf / #";
 static char default_host[] = "h'o\"s`t $(x) ${y} \\ ; | & \n*?[";
-static char object_path[] = "/clients/fuzz_client";
 
 /* How /bin/sh reads a word made of '…' and "…" runs and bare characters,
  * for the shapes shell_quote() makes: a "…" run may hold only a single
@@ -75,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .key_id = key_id,
                 .fingerprint = fingerprint,
                 .host = host,
-                .object_path = object_path,
+                .bus_exported = true,
                 .timeout = UINT64_MAX,
                 .extended_timeout = 15 * 60 * USEC_PER_SEC,
                 .interval = 1,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The small shared helpers: hex text (src/hex.h), the address a socket
  * is bound to (src/socket-util.h), on loopback sockets, and the hash
- * tables keyed by their values (src/hashmap.h). */
+ * tables keyed by their values (src/hashmap.h), slabs (src/slab.h). */
 
 #include <errno.h>
 #include <signal.h>
@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "hashmap.h"
+#include "slab.h"
+#include "util.h"
 #include "hex.h"
 #include "list.h"
 #include "socket-util.h"
@@ -181,6 +183,79 @@ static void test_hashmap_keyed_by_values(void) {
                 free(items[i].key);
 }
 
+/* The same with keys computed from the values into one reused buffer (as
+ * the bus's table of D-Bus paths from client names): growing, probing
+ * and the backward shift never compare two computed keys. */
+static char computed[64];
+
+static const char *item_path(const void *value) {
+        snprintf(computed, sizeof(computed), "/clients/c%d", ((const KeyedItem *) value)->n);
+        return computed;
+}
+
+static void test_hashmap_computed_keys(void) {
+        Hashmap *h = hashmap_new_computed(item_path);
+        KeyedItem items[300];
+        char key[64];
+
+        check(h != NULL);
+        if (!h)
+                return;
+        for (int i = 0; i < 300; i++) {
+                items[i] = (KeyedItem) { .n = i };
+                snprintf(key, sizeof(key), "/clients/c%d", i);
+                check_int(hashmap_put(h, key, &items[i]), 0);
+        }
+        check_int(hashmap_put(h, "/clients/c7", &items[7]), -EEXIST);
+        check_int(hashmap_size(h), 300);
+        for (int i = 0; i < 300; i += 3) {
+                snprintf(key, sizeof(key), "/clients/c%d", i);
+                check(hashmap_remove(h, key) == &items[i]);
+        }
+        check(hashmap_remove(h, "/clients/nosuch") == NULL);
+        check_int(hashmap_size(h), 200);
+        for (int i = 0; i < 300; i++) {
+                snprintf(key, sizeof(key), "/clients/c%d", i);
+                check(hashmap_get(h, key) == (i % 3 ? &items[i] : NULL));
+        }
+        hashmap_free(h);
+}
+
+/* Objects of one size (src/slab.h): zeroed, 8-aligned, distinct; a freed
+ * slot is the next one given; many fill several pages. */
+static void test_slab_reuses_slots(void) {
+        Slab s = SLAB_INIT(44);
+        uint8_t *a = slab_alloc(&s), *b = slab_alloc(&s), *c;
+        uint8_t *many[5000];
+
+        check_int(s.size, 48);
+        check(a && b && a != b);
+        check_int((uintptr_t) a % 8, 0);
+        for (size_t i = 0; i < s.size; i++)
+                check_int(a[i], 0);
+        memset(a, 0xAA, s.size);
+        slab_free(&s, a);
+        c = slab_alloc(&s);
+        check(c == a);
+        for (size_t i = 0; i < s.size; i++)
+                check_int(c[i], 0); /* zeroed again */
+        for (size_t i = 0; i < ELEMENTSOF(many); i++) {
+                many[i] = slab_alloc(&s);
+                check(many[i] != NULL);
+                memset(many[i], (int) i, s.size);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                check_int(many[i][s.size - 1], (uint8_t) i);
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                slab_free(&s, many[i]);
+        slab_free(&s, b);
+        slab_free(&s, c);
+        /* Pages stay (linked from s.pages) for the next ones. */
+        check(s.pages != NULL && *(void **) s.pages != NULL);
+        slab_done(&s);
+        check(s.pages == NULL && s.free == NULL);
+}
+
 static void test_thread_start_blocks_signals_in_the_thread_only(void) {
         sigset_t inside, before, after;
         pthread_t t;
@@ -197,6 +272,8 @@ static void test_thread_start_blocks_signals_in_the_thread_only(void) {
 
 TEST_MAIN(TEST(test_thread_start_blocks_signals_in_the_thread_only),
           TEST(test_hashmap_keyed_by_values),
+          TEST(test_hashmap_computed_keys),
+          TEST(test_slab_reuses_slots),
           TEST(test_list_prepend_remove_foreach),
           TEST(test_list_insert_after_as_fifo),
           TEST(test_hex_lower_and_upper),
