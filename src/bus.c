@@ -468,8 +468,12 @@ void bus_announce_later(Bus *b) {
 
         if (!b || b->announcer)
                 return;
-        r = sd_event_add_time_relative(sd_bus_get_event(b->bus), &b->announcer, CLOCK_MONOTONIC, 0, 0, on_announce,
-                                       b);
+        /* A millisecond of slack, not sd-event's default 250 ms: the
+         * announcer comes back BUS_ANNOUNCE_RETRY after each round, and
+         * with 250 ms its rounds of some hundred clients would take a
+         * minute for 100,000. */
+        r = sd_event_add_time_relative(sd_bus_get_event(b->bus), &b->announcer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC,
+                                       on_announce, b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->announcer, SD_EVENT_ON);
         if (r < 0)

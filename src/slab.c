@@ -4,14 +4,22 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+/* Pages are mapped, not malloc()'d: the leak checker must look in them
+ * for the pointers the objects hold. */
+#define ROOT_REGION(p, n) __lsan_register_root_region(p, n)
+#define UNROOT_REGION(p, n) __lsan_unregister_root_region(p, n)
 #else
 #define POISON(p, n) ((void) (p), (void) (n))
 #define UNPOISON(p, n) ((void) (p), (void) (n))
+#define ROOT_REGION(p, n) ((void) (p), (void) (n))
+#define UNROOT_REGION(p, n) ((void) (p), (void) (n))
 #endif
 
 /* A page's first bytes: the page before it (leak checkers then see every
@@ -28,10 +36,15 @@ void *slab_alloc(Slab *s) {
                 s->free = *(void **) p;
         } else {
                 if (s->left < s->size) {
-                        /* The rest of the page, less than a slot, stays unused. */
-                        void **page = malloc(SLAB_PAGE_SIZE);
-                        if (!page)
+                        /* The rest of the page, less than a slot, stays unused.
+                         * Mapped, outside the heap: malloc()'d pages would sit
+                         * among the start-up's short-lived allocations, and the
+                         * holes those leave between them would stay resident. */
+                        void **page = mmap(NULL, SLAB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                        if (page == MAP_FAILED)
                                 return NULL;
+                        ROOT_REGION(page, SLAB_PAGE_SIZE);
                         page[0] = s->pages;
                         s->pages = page;
                         s->next = (uint8_t *) page + PAGE_HEADER;
@@ -52,7 +65,8 @@ void slab_done(Slab *s) {
                 void **page = s->pages;
                 s->pages = page[0];
                 UNPOISON(page, SLAB_PAGE_SIZE);
-                free(page);
+                UNROOT_REGION(page, SLAB_PAGE_SIZE);
+                (void) munmap(page, SLAB_PAGE_SIZE);
         }
         *s = (Slab) { .size = s->size };
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
-/* Objects of one size, carved out of 64 KiB pages with no header each: for
- * what a server holds 100,000 of (clients, their strings), which malloc()
- * would give 8 to 23 bytes more each, and mix among the start-up's
- * short-lived allocations, leaving holes when those are freed. A freed
- * slot goes to the next object of the same slab; pages are never given
- * back. Not thread-safe. Under AddressSanitizer a free slot is poisoned. */
+/* Objects of one size, carved out of 64 KiB mapped pages with no header
+ * each: for what a server holds 100,000 of (clients, their strings and
+ * secrets), which malloc() would give 8 to 23 bytes more each, and mix
+ * among the start-up's short-lived allocations, leaving holes that stay
+ * resident when those are freed. A freed slot goes to the next object of
+ * the same slab; pages are never given back (slab_done() aside). Not
+ * thread-safe. Under AddressSanitizer a free slot is poisoned, and the
+ * pages are roots for the leak checker. */
 #include <stddef.h>
 #include <stdint.h>
 
