@@ -338,8 +338,13 @@ static void bus_freep(Bus **b) {
                 bus_free(*b);
 }
 
+/* The escaped table's keys: in a buffer of its own, so that a path from
+ * client_object_path() may be looked up in it. */
 static const char *client_path_key(const void *client) {
-        return client_object_path(((const Client *) client)->name);
+        static char *buf;
+        static size_t size;
+
+        return client_object_path_in(((const Client *) client)->name, &buf, &size);
 }
 
 int bus_new(Server *server, Bus **ret) {
@@ -522,19 +527,21 @@ int bus_add_client(Bus *b, Client *c) {
 void bus_remove_client(Bus *b, Client *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_free_ char *path = NULL;
+        const char *p;
         int r;
 
         if (!b || !client_exported(b, c))
                 return;
-        /* A copy: the table computes its keys in client_object_path()'s buffer. */
+        p = client_object_path(c->name);
+        if (p && !streq(p + strlen(BUS_CLIENTS_PATH "/"), c->name))
+                (void) hashmap_remove(b->escaped, p);
+        c->bus_exported = false;
+        b->n_exported--;
+        /* A copy for the signals: client_object_path()'s buffer is reused. */
         if (bus_client_object_path(c->name, &path) < 0) {
                 log_oom();
                 return;
         }
-        if (!streq(path + strlen(BUS_CLIENTS_PATH "/"), c->name))
-                (void) hashmap_remove(b->escaped, path);
-        c->bus_exported = false;
-        b->n_exported--;
         if (c->bus_pending) {
                 /* Never announced: nothing to take back. */
                 c->bus_pending = false;

@@ -236,9 +236,8 @@ static void on_checker_started(CheckerRequest *req, const char *command, bool wa
         char *copy;
 
         /* Without a %(name)s field, every client's command is the same
-         * shared string: so is what it expands to. */
-        copy = shared_str_is(c->checker_command) && streq(command, c->checker_command) ? c->checker_command
-                                                                                         : shared_str_dup(command);
+         * shared string: so is what it expands to (shared_str_dup()). */
+        copy = shared_str_dup(command);
         if (copy) {
                 shared_str_free(c->checker_command_expanded);
                 c->checker_command_expanded = copy;
@@ -766,23 +765,21 @@ static const CheckerRequestOps checker_ops = {
 
 /* ---------------------------------------------------------------- life */
 
-const char *client_object_path(const char *name) {
-        static char *buf;
-        static size_t size;
+const char *client_object_path_in(const char *name, char **buf, size_t *size) {
         size_t need;
         char *p;
 
         if (isempty(name))
                 return NULL;
         need = strlen("/clients/") + 3 * strlen(name) + 1;
-        if (need > size) {
-                char *bigger = realloc(buf, need);
+        if (need > *size) {
+                char *bigger = realloc(*buf, need);
                 if (!bigger)
                         return NULL;
-                buf = bigger;
-                size = need;
+                *buf = bigger;
+                *size = need;
         }
-        p = stpcpy(buf, "/clients/");
+        p = stpcpy(*buf, "/clients/");
         for (const unsigned char *s = (const unsigned char *) name; *s; s++) {
                 if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')
                         *p++ = (char) *s;
@@ -795,7 +792,14 @@ const char *client_object_path(const char *name) {
                 }
         }
         *p = '\0';
-        return buf;
+        return *buf;
+}
+
+const char *client_object_path(const char *name) {
+        static char *buf;
+        static size_t size;
+
+        return client_object_path_in(name, &buf, &size);
 }
 
 /* Clients, packed (src/slab.h): 100,000 of them, each kept from start-up

@@ -174,6 +174,9 @@ static inline bool client_checker_running(const Client *c) {
  * buffer that the next call reuses (copy it before calling again); NULL
  * for "" or on ENOMEM. */
 const char *client_object_path(const char *name);
+/* The same in *buf, of *size bytes, grown as needed (another buffer: a
+ * table that computes its keys must not share client_object_path()'s). */
+const char *client_object_path_in(const char *name, char **buf, size_t *size);
 
 /* The checker command template expanded for c: its settings and run-time
  * values (mandos-clients.conf(5), EXPANSION). */

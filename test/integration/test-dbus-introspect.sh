@@ -118,6 +118,18 @@ else
 fi
 check "mandos-ctl --remove" ctl --remove alpha
 check "ClientCount follows a removal" test "$(server_prop ClientCount)" = "u 3"
+# Paths are computed from names, not stored: an escaped one is found, named
+# by ObjectPath, and removed like any other.
+check "ObjectPath of an escaped object is its path" \
+	test "$(bctl get-property "$BUS_NAME" /clients/odd_20name_2b1 "$CLIENT_IFACE" ObjectPath 2>&1)" = 'o "/clients/odd_20name_2b1"'
+check "mandos-ctl --remove of an escaped name" ctl --remove bravo.x-y
+check "ClientCount follows (u 2)" test "$(server_prop ClientCount)" = "u 2"
+if bctl introspect "$BUS_NAME" /clients/bravo_x_y >"$SCRATCH/removed.out" 2>&1; then
+	not_ok "the removed escaped object is gone"
+else
+	check "the removed escaped object is gone" grep -qi 'unknown object\|No client has' "$SCRATCH/removed.out"
+fi
+expect_prop "...the other escaped one stays" a.b Name 's "a.b"'
 
 stop_mandos TERM
 finish

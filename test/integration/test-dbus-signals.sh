@@ -154,6 +154,18 @@ check "a successful checker: ..., LastCheckerStatus, LastCheckedOK, Expires, Che
 	'CheckerStarted("true")' 'prop CheckerRunning=false' 'prop LastCheckerStatus=0' \
 	'prop LastCheckedOK=<time>' 'prop Expires=<time>' 'CheckerCompleted(0, 0, "true")'
 
+# A checker's %(dbus_object_path)s is the object's path (computed from the
+# name, not stored).
+start_monitor "$SCRATCH/expand.txt" || bail "no dbus-monitor"
+check "Set Checker 'true %(dbus_object_path)s'" \
+	bctl set-property "$BUS_NAME" /clients/alpha "$CLIENT_IFACE" Checker s 'true %(dbus_object_path)s'
+check "StartChecker()" bctl call "$BUS_NAME" /clients/alpha "$CLIENT_IFACE" StartChecker
+wait_file_has "$SCRATCH/expand.txt" "member=CheckerCompleted" 5
+stop_monitor
+check "%(dbus_object_path)s expanded to /clients/alpha" \
+	has_sequence "$SCRATCH/expand.txt" 'CheckerStarted("true /clients/alpha")'
+check "Set Checker 'true' again" bctl set-property "$BUS_NAME" /clients/alpha "$CLIENT_IFACE" Checker s true
+
 # ---------------------------------------------- enable, Secret, unchanged values
 
 start_monitor "$SCRATCH/misc.txt" || bail "no dbus-monitor"
