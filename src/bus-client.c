@@ -44,10 +44,12 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", strempty(*(char **) userdata));
 }
 
-/* The object's own path: the one it was asked at, or announced with. */
+/* Computed from the name, here only: the other getters ignore their path. */
 static int property_get_object_path(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "o", path);
+        const char *p = client_object_path(((const Client *) userdata)->name);
+
+        return p ? sd_bus_message_append(reply, "o", p) : -ENOMEM;
 }
 
 static int property_get_checker_status(sd_bus *bus, const char *path, const char *interface,
@@ -412,7 +414,7 @@ static int append_property_value(sd_bus_message *m, Client *c, const sd_bus_vtab
         r = sd_bus_message_open_container(m, 'v', v->x.property.signature);
         if (r < 0)
                 return r;
-        r = v->x.property.get(sd_bus_message_get_bus(m), client_object_path(c->name), BUS_CLIENT_INTERFACE,
+        r = v->x.property.get(sd_bus_message_get_bus(m), sd_bus_message_get_path(m), BUS_CLIENT_INTERFACE,
                               v->x.property.member, m, (uint8_t *) c + v->x.property.offset, &error);
         if (r < 0)
                 return r;
@@ -673,13 +675,14 @@ int bus_client_object_path(const char *name, char **ret) {
 
 static void emit_client_signal(Bus *b, Client *c, const char *member, const char *types, ...) {
         static const char *const interfaces[2] = { BUS_CLIENT_INTERFACE, BUS_CLIENT_INTERFACE_DEPRECATED };
+        const char *path;
         va_list ap;
 
         /* Not announced yet: InterfacesAdded will carry the news. */
-        if (!c->bus_exported || c->bus_pending || !client_object_path(c->name))
+        if (!c->bus_exported || c->bus_pending || !(path = client_object_path(c->name)))
                 return;
         va_start(ap, types);
-        bus_emit_twice(b, client_object_path(c->name), interfaces, member, types, ap);
+        bus_emit_twice(b, path, interfaces, member, types, ap);
         va_end(ap);
 }
 

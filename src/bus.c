@@ -338,6 +338,11 @@ static void bus_freep(Bus **b) {
                 bus_free(*b);
 }
 
+/* Whether path is not "/clients/" + the name: then the escaped table has it. */
+static bool path_escaped(const char *path, const Client *c) {
+        return !streq(path + strlen(BUS_CLIENTS_PATH "/"), c->name);
+}
+
 /* The escaped table's keys: in a buffer of its own, so that a path from
  * client_object_path() may be looked up in it. */
 static const char *client_path_key(const void *client) {
@@ -501,7 +506,7 @@ int bus_add_client(Bus *b, Client *c) {
                 return log_error_errno(EEXIST, "Clients '%s' and '%s' would share the D-Bus object %s; ignoring '%s'",
                                        other->name, c->name, path, c->name);
         /* A name that is its path's last element needs no entry: the server's table finds it. */
-        escaped = !streq(path + strlen(BUS_CLIENTS_PATH "/"), c->name);
+        escaped = path_escaped(path, c);
         if (escaped && hashmap_put(b->escaped, path, c) < 0)
                 return log_oom();
         c->bus_exported = true;
@@ -533,12 +538,13 @@ void bus_remove_client(Bus *b, Client *c) {
         if (!b || !client_exported(b, c))
                 return;
         p = client_object_path(c->name);
-        if (p && !streq(p + strlen(BUS_CLIENTS_PATH "/"), c->name))
+        if (p && path_escaped(p, c))
                 (void) hashmap_remove(b->escaped, p);
         c->bus_exported = false;
         b->n_exported--;
         /* A copy for the signals: client_object_path()'s buffer is reused. */
-        if (bus_client_object_path(c->name, &path) < 0) {
+        path = p ? strdup(p) : NULL;
+        if (!path) {
                 log_oom();
                 return;
         }

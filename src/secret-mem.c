@@ -8,26 +8,13 @@
 #include "util.h"
 
 #define STEP 16
-#define N_CLASSES (SECRET_MEM_SMALL / STEP)
 
-/* By size class, (size + 15) / 16 - 1; a slab's slot size is set when
- * its first secret comes. */
-static Slab classes[N_CLASSES];
-
-static size_t class_of(size_t size) {
-        return (MAX(size, (size_t) 1) + STEP - 1) / STEP - 1;
-}
+/* By size class (slab_sized_alloc()). */
+static Slab classes[SECRET_MEM_SMALL / STEP];
 
 uint8_t *secret_new(const void *data, size_t size) {
-        uint8_t *p;
+        uint8_t *p = size <= SECRET_MEM_SMALL ? slab_sized_alloc(classes, STEP, size) : malloc(size);
 
-        if (size <= SECRET_MEM_SMALL) {
-                Slab *s = &classes[class_of(size)];
-                if (s->size == 0)
-                        s->size = (class_of(size) + 1) * STEP;
-                p = slab_alloc(s);
-        } else
-                p = malloc(size);
         if (p && size > 0)
                 memcpy(p, data, size);
         return p;
@@ -48,7 +35,7 @@ uint8_t *secret_free(uint8_t *p, size_t size) {
                 return NULL;
         if (size <= SECRET_MEM_SMALL) {
                 explicit_bzero(p, size);
-                slab_free(&classes[class_of(size)], p);
+                slab_sized_free(classes, STEP, p, size);
         } else
                 erase_and_free(p, size);
         return NULL;

@@ -32,25 +32,14 @@ static char *find(const char *s) {
 /* ---------------------------------------------------------------- small */
 
 #define SLOT 8
-#define N_CLASSES (SHARED_STR_SMALL / SLOT)
 
-/* By size class: (size + 7) / 8 - 1. */
-static Slab classes[N_CLASSES] = {
-#define CLASS(i) [i] = SLAB_INIT((i + 1) * SLOT)
-        CLASS(0), CLASS(1), CLASS(2), CLASS(3), CLASS(4), CLASS(5), CLASS(6), CLASS(7),
-        CLASS(8), CLASS(9), CLASS(10), CLASS(11), CLASS(12), CLASS(13), CLASS(14), CLASS(15),
-#undef CLASS
-};
-_Static_assert(N_CLASSES == 16, "one initializer a class");
-
-static size_t class_of(size_t size) {
-        return (size + SLOT - 1) / SLOT - 1;
-}
+/* By size class (slab_sized_alloc()). */
+static Slab classes[SHARED_STR_SMALL / SLOT];
 
 /* ---------------------------------------------------------------- the API */
 
 static char *copy(const char *s, size_t size) {
-        char *r = size <= SHARED_STR_SMALL ? slab_alloc(&classes[class_of(size)]) : malloc(size);
+        char *r = size <= SHARED_STR_SMALL ? slab_sized_alloc(classes, SLOT, size) : malloc(size);
 
         if (r)
                 memcpy(r, s, size);
@@ -83,7 +72,7 @@ char *shared_str_free(char *s) {
                 return NULL;
         size = strlen(s) + 1;
         if (size <= SHARED_STR_SMALL)
-                slab_free(&classes[class_of(size)], s);
+                slab_sized_free(classes, SLOT, s, size);
         else
                 free(s);
         return NULL;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "util.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/lsan_interface.h>
@@ -58,6 +60,22 @@ void *slab_alloc(Slab *s) {
         }
         memset(p, 0, s->size);
         return p;
+}
+
+static size_t class_of(size_t step, size_t size) {
+        return (MAX(size, (size_t) 1) + step - 1) / step - 1;
+}
+
+void *slab_sized_alloc(Slab classes[], size_t step, size_t size) {
+        Slab *s = &classes[class_of(step, size)];
+
+        if (s->size == 0)
+                s->size = (class_of(step, size) + 1) * step;
+        return slab_alloc(s);
+}
+
+void slab_sized_free(Slab classes[], size_t step, void *p, size_t size) {
+        slab_free(&classes[class_of(step, size)], p);
 }
 
 void slab_done(Slab *s) {

@@ -26,6 +26,13 @@ typedef struct Slab {
 void *slab_alloc(Slab *s);
 /* Gives p (from slab_alloc(s), or NULL) back to s. */
 void slab_free(Slab *s, void *p);
+/* Objects of many sizes, by class: classes[i] holds the sizes up to
+ * (i + 1) * step bytes (step a multiple of 8), its slot size set when its
+ * first object comes. The caller keeps the size (a string its length, a
+ * secret its size) and gives the same one back to free it. */
+void *slab_sized_alloc(Slab classes[], size_t step, size_t size);
+void slab_sized_free(Slab classes[], size_t step, void *p, size_t size);
+
 /* Frees every page of s, which must hold no object any more (the slabs
  * of a process live as long as it; a test's do not). */
 void slab_done(Slab *s);
