@@ -28,8 +28,11 @@ server, on the same generated clients (the same keys and secrets):
                  that minute (their CheckerCompleted signals);
                - another server on the same clients with an interval that
                  asks for more checkers than two cores can spawn: checkers
-                 completed per second, then bench/spawn-limit (posix_spawn
-                 and reap `sh -c true`, 64 at a time: the limit) on its own.
+                 completed per second (bench/signal-count counts the
+                 signals) and the CPU a checker run took in each process
+                 (server, checkers, bus daemon, counter), then
+                 bench/spawn-limit (posix_spawn and reap `sh -c true`, 64 at
+                 a time: the limit) on its own, with its CPU a run.
 
 Prints a table with the ratios and writes everything as JSON. Both servers
 run as root here and drop privileges as they do in production, with D-Bus on
@@ -45,6 +48,8 @@ import json
 import os
 import platform
 import pwd
+import queue
+import resource
 import shutil
 import signal
 import socket
@@ -105,6 +110,18 @@ def mem_available_mb():
 
 MANDOS_CLIENT = next(iter(sorted(glob.glob("/usr/lib/*/mandos/plugins.d/mandos-client"))),
                      "/usr/lib/mandos/plugins.d/mandos-client")
+
+
+def cpu_seconds(pid, children=False):
+    """CPU seconds (user + system) a process has used, its threads included;
+    with children, those of its reaped children. 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        i = 13 if children else 11
+        return (int(fields[i]) + int(fields[i + 1])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return 0.0
 
 
 def log(msg):
@@ -199,7 +216,8 @@ class Bench:
             f.write(conf + "</busconfig>\n")
         out = subprocess.run(["dbus-daemon", "--config-file=" + os.path.join(d, "bus.conf"), "--fork",
                               "--print-pid"], check=True, capture_output=True, text=True).stdout
-        self.pids.append(int(out.split()[0]))
+        self.bus_pid = int(out.split()[0])
+        self.pids.append(self.bus_pid)
         for _ in range(100):
             if os.path.exists(os.path.join(d, "system_bus_socket")):
                 break
@@ -234,7 +252,6 @@ class Bench:
             env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address = self.start_bus(name)
             if watch:
                 self.counter = self.checker_counter(watch)
-                time.sleep(0.5)  # dbus-monitor has subscribed
             # The reference's temporary files (pymp-*) stay in its own directory.
             env["TMPDIR"] = state
         logpath = os.path.join(self.work, name + ".log")
@@ -505,39 +522,42 @@ class Bench:
 
     def checker_counter(self, last_path=None):
         """Counts the server's CheckerCompleted signals (one per completed
-        checker, on the current interface) from now on: returns a function
-        giving how many arrived between two monotonic times, and a stop.
-        With last_path, also a function that waits (at most a timeout) for
-        the ClientAdded of that object: the server announces its clients
-        on D-Bus after start-up, and one not yet announced sends no signal."""
-        times, lock, added, added_at = [], threading.Lock(), threading.Event(), []
-        p = subprocess.Popen(["dbus-monitor", "--address", self.bus_address,
-                              "type='signal',interface='se.recompile.Mandos.Client',member='CheckerCompleted'",
-                              "type='signal',interface='se.recompile.Mandos',member='ClientAdded'"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True, start_new_session=True)
+        checker, on the current interface) with bench/signal-count, which
+        takes little CPU from the checkers it counts: returns a function giving the count
+        so far, a stop, and a function that waits (at most a timeout) for
+        the ClientAdded of last_path: the server announces its clients on
+        D-Bus after start-up, and one not yet announced sends no signal."""
+        cmd = [os.path.join(self.build, "bench", "signal-count"), "--address", self.bus_address]
+        if last_path:
+            cmd += ["--announced", last_path]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, bufsize=1, start_new_session=True)
         self.pids.append(p.pid)
+        self.counter_pid = p.pid
+        counts, added, added_at, ready = queue.Queue(), threading.Event(), [], threading.Event()
 
         def reader():
-            announced = False
             for line in p.stdout:
-                if line.startswith("signal ") and "member=CheckerCompleted" in line:
-                    with lock:
-                        times.append(time.monotonic())
-                elif line.startswith("signal ") and "member=ClientAdded" in line:
-                    announced = True
-                elif announced and last_path and '"%s"' % last_path in line and not added.is_set():
-                    added_at.append(time.monotonic())
+                w = line.split()
+                if w[:1] == ["ready"]:
+                    ready.set()
+                elif w[:1] == ["announced"]:
+                    added_at.append(float(w[1]))
                     added.set()
-                elif not line.startswith(" "):
-                    announced = False
+                elif w[:1] == ["count"]:
+                    counts.put(int(w[1]))
+            counts.put(None)
 
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
+        threading.Thread(target=reader, daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("signal-count did not subscribe")
 
-        def count(t0, t1):
-            with lock:
-                return sum(1 for t in times if t0 <= t < t1)
+        def count():
+            p.stdin.write("\n")
+            n = counts.get(timeout=10)
+            if n is None:
+                raise RuntimeError("signal-count ended")
+            return n
 
         def stop():
             p.kill()
@@ -606,7 +626,7 @@ class Bench:
             log("mandos    %d clients: all announced on D-Bus after %s s" % (
                 n, "%.1f" % out["announced_s"] if announced else "(not within %d s)" % z["start_timeout"]))
             time.sleep(1)
-            w0 = time.monotonic()
+            n0, w0 = count(), time.monotonic()
             out["latency"] = {}
             for c in (1, 50):
                 r = self.fetch_load(port, z["scale_fetch_clients"], c, seconds=z["scale_latency_seconds"], timeout=5)
@@ -614,8 +634,8 @@ class Bench:
                 log("mandos    %d clients, c=%-2d while checkers run: p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
                     "%.1f fetches/s, failed %d, wrong %d" % (n, c, r["p50_ms"], r["p99_ms"], r["max_ms"],
                                                             r["per_second"], r["failed"], r["wrong"]))
-            w1 = time.monotonic()
-            out["checkers_per_min"] = count(w0, w1) * 60 / (w1 - w0)
+            n1, w1 = count(), time.monotonic()
+            out["checkers_per_min"] = (n1 - n0) * 60 / (w1 - w0)
             log("mandos    %d clients: %.0f checkers completed a minute meanwhile" % (n, out["checkers_per_min"]))
         finally:
             stop_counter()
@@ -632,18 +652,38 @@ class Bench:
                 return out
             wait_announced(z["start_timeout"])
             time.sleep(max(2, z["scale_spawn_seconds"] // 6))
-            w0 = time.monotonic()
+            # CPU a checker run, by process: the server (its threads), the
+            # checkers it reaped, the bus daemon, the signal counter.
+            who = {"server": p.pid, "bus": self.bus_pid, "counter": self.counter_pid}
+            c0 = {k: cpu_seconds(q) for k, q in who.items()}
+            k0 = cpu_seconds(p.pid, children=True)
+            n0, w0 = count(), time.monotonic()
             time.sleep(z["scale_spawn_seconds"])
-            w1 = time.monotonic()
-            out["checkers_per_s"] = count(w0, w1) / (w1 - w0)
+            n1, w1 = count(), time.monotonic()
+            done = n1 - n0
+            out["checkers_per_s"] = done / (w1 - w0)
+            ms = {k: (cpu_seconds(q) - c0[k]) * 1000 / done for k, q in who.items()} if done else {}
+            if done:
+                ms["checkers"] = (cpu_seconds(p.pid, children=True) - k0) * 1000 / done
+            out["cpu_ms_per_checker"] = ms
         finally:
             stop_counter()
             self.stop(p, grace=30)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = self.run_json([os.path.join(self.build, "bench", "spawn-limit"), "--seconds",
                            str(z["scale_spawn_seconds"]), "--parallel", "64"], timeout=z["scale_spawn_seconds"] + 60)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         out["spawn_limit_per_s"] = r["per_second"]
+        out["spawn_limit_cpu_ms"] = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000 / r["completed"]
         log("mandos    %d clients: %.1f checkers completed/s; the posix_spawn loop: %.1f/s" % (
             n, out["checkers_per_s"], r["per_second"]))
+        if ms:
+            total = sum(ms.values())
+            out["cpu_bound_ratio"] = out["spawn_limit_cpu_ms"] / total
+            log("mandos    CPU a checker run: %.3f ms (%s); the posix_spawn loop: %.3f ms; "
+                "on saturated cores at most %.2f of its rate" % (
+                    total, ", ".join("%s %.3f" % kv for kv in ms.items()), out["spawn_limit_cpu_ms"],
+                    out["cpu_bound_ratio"]))
         return out
 
     def handshake_rate(self):
@@ -711,6 +751,8 @@ def flat(res, which):
             out[("scale_max_ms", c)] = t["max_ms"]
         out[("scale_checkers_per_min", None)] = sc.get("checkers_per_min")
         out[("scale_checkers_per_s", None)] = sc.get("checkers_per_s")
+        if sc.get("cpu_ms_per_checker"):
+            out[("scale_checker_cpu_ms", None)] = sum(sc["cpu_ms_per_checker"].values())
     return out
 
 
@@ -729,7 +771,8 @@ LABELS = {"fetches_per_s": "fetches/s, concurrency %s", "p50_ms": "p50 ms, concu
           "scale_p99_ms": "100,000 clients, checkers running: p99 ms, concurrency %s",
           "scale_max_ms": "100,000 clients, checkers running: max ms, concurrency %s",
           "scale_checkers_per_min": "100,000 clients: checkers completed a minute, meanwhile",
-          "scale_checkers_per_s": "100,000 clients: checkers completed/s (limit: posix_spawn loop)"}
+          "scale_checkers_per_s": "100,000 clients: checkers completed/s (limit: posix_spawn loop)",
+          "scale_checker_cpu_ms": "100,000 clients: CPU ms a checker run, all processes (limit: the loop's)"}
 
 
 def fmt(v):
@@ -745,6 +788,8 @@ def report(res):
     sc = res.get("mandos", {}).get("scale")
     if sc and sc.get("spawn_limit_per_s"):
         lim[("scale_checkers_per_s", None)] = sc["spawn_limit_per_s"]
+    if sc and sc.get("spawn_limit_cpu_ms"):
+        lim[("scale_checker_cpu_ms", None)] = sc["spawn_limit_cpu_ms"]
     scale_key = "{:,}".format(sc["clients"]) if sc else None
     rows, ratios = [], {}
     for key in ours:

@@ -20,16 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
-def cpu(pid, children=False):
-    """Seconds of CPU (user + system) the process has used, its threads
-    included; with children, that of its reaped children."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        i = 13 if children else 11
-        return (int(fields[i]) + int(fields[i + 1])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return 0.0
+def machine_busy():
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
 
 
 def comm(pid):
@@ -74,15 +69,15 @@ def main():
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
             watched = [q for q in b.pids if q != p.pid] + [p.pid]
-            c0 = {q: cpu(q) for q in watched}
-            k0 = cpu(p.pid, True)
+            c0 = {q: bench.cpu_seconds(q) for q in watched}
+            k0 = bench.cpu_seconds(p.pid, True)
             names = {q: comm(q) for q in watched}
-            w0 = time.monotonic()
+            n0, w0, m0 = count(), time.monotonic(), machine_busy()
             time.sleep(args.seconds)
-            w1 = time.monotonic()
-            cpus = {names[q]: (cpu(q) - c0[q]) / (w1 - w0) for q in watched}
-            cpus["checkers"] = (cpu(p.pid, True) - k0) / (w1 - w0)
-            rate = count(w0, w1) / (w1 - w0)
+            n1, w1, m1 = count(), time.monotonic(), machine_busy()
+            cpus = {names[q]: (bench.cpu_seconds(q) - c0[q]) / (w1 - w0) for q in watched}
+            cpus["checkers"] = (bench.cpu_seconds(p.pid, True) - k0) / (w1 - w0)
+            rate = (n1 - n0) / (w1 - w0)
             if args.hook:
                 subprocess.run([args.hook, str(p.pid)], timeout=60)
             if perf:
@@ -99,7 +94,8 @@ def main():
         ours_ms = sum(cpus.values()) * 1000 / rate if rate else 0
         print("CPU ms a checker: ours %.3f (all processes above), spawn-limit %.3f: CPU-bound ratio %.2f" % (
             ours_ms, lim_ms, lim_ms / ours_ms if ours_ms else 0))
-        print("CPU (cores) " + ", ".join("%s %.2f" % (q, c) for q, c in cpus.items()))
+        print("CPU (cores) " + ", ".join("%s %.2f" % (q, c) for q, c in cpus.items()) +
+              "; machine busy %.0f%% of %d cores" % ((m1[0] - m0[0]) * 100 / (m1[1] - m0[1]), os.cpu_count()))
         print("checkers/s %.1f  spawn-limit/s %.1f  ratio %.2f  (%d clients, %s)" % (
             rate, r["per_second"], rate / r["per_second"], n, args.interval), flush=True)
     finally:
