@@ -537,13 +537,17 @@ void bus_remove_client(Bus *b, Client *c) {
 
         if (!b || !client_exported(b, c))
                 return;
+        /* Computed when the client was exported: client_object_path()'s
+         * buffer, which never shrinks, has room for it, so this cannot fail
+         * and the escaped table's entry always goes. */
         p = client_object_path(c->name);
-        if (p && path_escaped(p, c))
+        assert(p);
+        if (path_escaped(p, c))
                 (void) hashmap_remove(b->escaped, p);
         c->bus_exported = false;
         b->n_exported--;
         /* A copy for the signals: client_object_path()'s buffer is reused. */
-        path = p ? strdup(p) : NULL;
+        path = strdup(p);
         if (!path) {
                 log_oom();
                 return;

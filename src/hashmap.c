@@ -125,6 +125,9 @@ int hashmap_put(Hashmap *h, const char *key, void *value) {
         /* Keyed: the key is the value's own. */
         assert(h->width == 2 || h->key_fn ||
                (value && *(const char *const *) ((const uint8_t *) value + h->key_offset) == key));
+        /* Its key computed once now: every later computation of it succeeds. */
+        if (h->key_fn && !h->key_fn(value))
+                return -ENOMEM;
         /* Keep the load factor at or below one half. */
         if ((h->n_entries + 1) * 2 > h->n_buckets && grow(h) < 0)
                 return -ENOMEM;

@@ -15,7 +15,9 @@ Hashmap *hashmap_new_keyed(size_t key_offset);
 /* A map of values whose key key() computes (a D-Bus path from a client's
  * name): one pointer a bucket, no key stored anywhere. key() may return
  * a buffer it reuses; the key given to put, get and remove must not be
- * that buffer. */
+ * that buffer. key() may fail (NULL) only the first time for a value
+ * (growing its buffer): put computes the new value's key once and fails
+ * with -ENOMEM if it cannot, so a stored value's key is always found. */
 typedef const char *(*hashmap_key_fn)(const void *value);
 Hashmap *hashmap_new_computed(hashmap_key_fn key);
 Hashmap *hashmap_free(Hashmap *h);

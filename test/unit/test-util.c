@@ -189,6 +189,9 @@ static void test_hashmap_keyed_by_values(void) {
 static char computed[64];
 
 static const char *item_path(const void *value) {
+        /* A negative number stands for a value whose key cannot be computed. */
+        if (((const KeyedItem *) value)->n < 0)
+                return NULL;
         snprintf(computed, sizeof(computed), "/clients/c%d", ((const KeyedItem *) value)->n);
         return computed;
 }
@@ -207,6 +210,11 @@ static void test_hashmap_computed_keys(void) {
                 check_int(hashmap_put(h, key, &items[i]), 0);
         }
         check_int(hashmap_put(h, "/clients/c7", &items[7]), -EEXIST);
+        /* A value whose key cannot be computed is refused, not stored where
+         * no lookup would find it again. */
+        KeyedItem keyless = { .n = -1 };
+        check_int(hashmap_put(h, "/clients/keyless", &keyless), -ENOMEM);
+        check(hashmap_get(h, "/clients/keyless") == NULL);
         check_int(hashmap_size(h), 300);
         for (int i = 0; i < 300; i += 3) {
                 snprintf(key, sizeof(key), "/clients/c%d", i);
