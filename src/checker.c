@@ -3,15 +3,33 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 
 #include "launcher.h"
 #include "log.h"
 #include "loop.h"
+#include "thread-util.h"
 #include "util.h"
+
+/* One process for the spawner thread to start, and its outcome. */
+typedef struct SpawnJob SpawnJob;
+struct SpawnJob {
+        SpawnJob *next;
+        Checker *checker;            /* the loop's; the thread never touches it */
+        char *argv2;                 /* what "/bin/sh -c" runs */
+        int go_fd;                   /* the child's fd 3 (scope backend), or -1 */
+        bool keep_stderr;
+        pid_t pid;                   /* set by the thread, */
+        int error;                   /* or this, -errno */
+        /* For the loop, once spawned: */
+        char *name;                  /* the client's name, for its scope */
+        uint64_t runtime_max;
+};
 
 struct CheckerManager {
         sd_event *event;
@@ -35,18 +53,31 @@ struct CheckerManager {
         sd_event_source *queue_runner; /* starts queued checkers, a few each iteration */
         uint64_t spawn_iteration;    /* the loop iteration spawns_left counts for */
         unsigned spawns_left;
+
+        /* The spawner thread: posix_spawn() returns once the child has
+         * exec'd (a vfork), which on a busy machine takes a good part of a
+         * millisecond, and the loop must not wait for it. */
+        bool spawner_started;
+        pthread_t spawner;
+        pthread_mutex_t lock;
+        pthread_cond_t wake;         /* todo went non-empty, or stopping */
+        SpawnJob *todo, **todo_tail; /* under lock */
+        SpawnJob *done, **done_tail; /* under lock */
+        bool stopping;               /* under lock */
+        int done_fd;                 /* eventfd: done went non-empty */
+        sd_event_source *done_source;
 };
 
-/* Processes spawned per loop iteration, at most: about a third of a
- * millisecond each, more while the checkers compete for the CPU; the
- * rest wait in the queue for the next iterations. */
+/* Checkers started per loop iteration, at most: the loop's part of each
+ * (the command expanded, the client's signals) is tens of microseconds;
+ * the rest wait in the queue for the next iterations. */
 #define SPAWNS_PER_ITERATION 8
 
 struct Checker {
         CheckerManager *manager;
         LIST_FIELDS(Checker, checkers);
         CheckerRequest *request;     /* NULL once stopped: nobody hears of the end */
-        pid_t pid;                   /* also the process group */
+        pid_t pid;                   /* also the process group; 0 while the spawner starts it */
         bool exited;
         int go_fd;                   /* write end: one byte lets the child exec */
         char *scope;                 /* unit name, scope backend */
@@ -60,6 +91,7 @@ struct Checker {
 
 static void manager_run_queue(CheckerManager *m);
 static void start_queued(CheckerManager *m);
+static void checker_stop(Checker *ch);
 
 /* Takes one spawn of this iteration's SPAWNS_PER_ITERATION, if one is left. */
 static bool spawn_budget(CheckerManager *m) {
@@ -236,10 +268,9 @@ static char *exec_form(CheckerManager *m, const char *command) {
 }
 
 /* posix_spawn (a vfork underneath): forking a copy of the server for each
- * checker costs far more, in page-table copies, at thousands of checkers. */
-static int spawn_process(CheckerManager *m, const char *command, int go_fd, pid_t *ret) {
-        _cleanup_free_ char *exec_command = exec_form(m, command);
-        const char *cmd = exec_command ?: command;
+ * checker costs far more, in page-table copies, at thousands of checkers.
+ * Runs in the spawner thread: it reads nothing but its arguments. */
+static int spawn_process(const char *cmd, int go_fd, bool keep_stderr, pid_t *ret) {
         char *argv_plain[] = { "sh", "-c", (char *) cmd, NULL };
         char *argv_scope[] = { "sh", "-c", (char *) scope_wrapper, "mandos-checker", (char *) cmd, NULL };
         posix_spawn_file_actions_t actions;
@@ -268,7 +299,7 @@ static int spawn_process(CheckerManager *m, const char *command, int go_fd, pid_
         r = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
         if (r == 0)
                 r = posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        if (r == 0 && !m->keep_stderr)
+        if (r == 0 && !keep_stderr)
                 r = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
         if (r == 0 && go_fd >= 0)
                 r = posix_spawn_file_actions_adddup2(&actions, go_fd, 3);
@@ -281,6 +312,100 @@ static int spawn_process(CheckerManager *m, const char *command, int go_fd, pid_
         posix_spawn_file_actions_destroy(&actions);
         posix_spawnattr_destroy(&attr);
         return -r;
+}
+
+static SpawnJob *spawn_job_free(SpawnJob *job) {
+        if (!job)
+                return NULL;
+        if (job->go_fd >= 0)
+                (void) close(job->go_fd);
+        free(job->argv2);
+        free(job->name);
+        free(job);
+        return NULL;
+}
+
+/* The spawner thread: starts the jobs in order, hands each back. */
+static void *spawner_main(void *userdata) {
+        CheckerManager *m = userdata;
+
+        pthread_mutex_lock(&m->lock);
+        for (;;) {
+                SpawnJob *job = m->todo;
+
+                if (m->stopping)
+                        break;
+                if (!job) {
+                        pthread_cond_wait(&m->wake, &m->lock);
+                        continue;
+                }
+                m->todo = job->next;
+                if (!m->todo)
+                        m->todo_tail = &m->todo;
+                pthread_mutex_unlock(&m->lock);
+
+                job->error = spawn_process(job->argv2, job->go_fd, job->keep_stderr, &job->pid);
+
+                pthread_mutex_lock(&m->lock);
+                job->next = NULL;
+                *m->done_tail = job;
+                m->done_tail = &job->next;
+                /* The loop takes the whole list when woken: one wake-up for
+                 * as many as are done by then. */
+                if (m->done == job)
+                        (void) eventfd_write(m->done_fd, 1);
+        }
+        pthread_mutex_unlock(&m->lock);
+        return NULL;
+}
+
+static int on_spawned(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static int spawner_start(CheckerManager *m) {
+        int r;
+
+        if (m->spawner_started)
+                return 0;
+        m->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->done_fd < 0)
+                return -errno;
+        r = sd_event_add_io(m->event, &m->done_source, m->done_fd, EPOLLIN, on_spawned, m);
+        if (r >= 0)
+                r = thread_start(&m->spawner, spawner_main, m);
+        if (r < 0) {
+                m->done_source = sd_event_source_disable_unref(m->done_source);
+                (void) close(m->done_fd);
+                m->done_fd = -1;
+                return r;
+        }
+        m->spawner_started = true;
+        return 0;
+}
+
+static void spawner_push(CheckerManager *m, SpawnJob *job) {
+        pthread_mutex_lock(&m->lock);
+        job->next = NULL;
+        *m->todo_tail = job;
+        m->todo_tail = &job->next;
+        if (m->todo == job)
+                pthread_cond_signal(&m->wake);
+        pthread_mutex_unlock(&m->lock);
+}
+
+/* Stops the thread after the process it is starting, if any; the jobs
+ * it did not start stay in m->todo, those it did in m->done. */
+static void spawner_stop(CheckerManager *m) {
+        if (!m->spawner_started)
+                return;
+        pthread_mutex_lock(&m->lock);
+        m->stopping = true;
+        pthread_cond_signal(&m->wake);
+        pthread_mutex_unlock(&m->lock);
+        (void) pthread_join(m->spawner, NULL);
+        m->spawner_started = false;
+        m->done_source = sd_event_source_disable_unref(m->done_source);
+        (void) close(m->done_fd);
+        m->done_fd = -1;
 }
 
 static int on_start_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -465,57 +590,126 @@ static int start_scope(Checker *ch, const char *name, uint64_t runtime_max) {
         return arm_scope_timer(ch);
 }
 
+/* Stops a checker that never ran, as if /bin/sh could not run it: exit
+ * status 127 (posix_spawn's child exits so when its exec fails). */
+static void spawn_failed(CheckerManager *m, Checker *ch) {
+        CheckerRequest *req = ch->request;
+
+        if (req) {
+                ch->request = NULL;
+                req->process = NULL;
+                req->ops->finished(req, 127, 0);
+        }
+        checker_free(ch);
+        start_queued(m);
+}
+
+/* The spawner's outcome for one checker: watch it and put it in its scope;
+ * or, if it was stopped meanwhile, stop it. */
+static void spawn_finished(CheckerManager *m, SpawnJob *job) {
+        Checker *ch = job->checker;
+        int r;
+
+        if (job->error < 0) {
+                log_error_errno(job->error, "Failed to start a checker: %m");
+                spawn_failed(m, ch);
+                return;
+        }
+        ch->pid = job->pid;
+        r = sd_event_add_child(m->event, &ch->child_source, ch->pid, WEXITED, on_checker_exit, ch);
+        if (r < 0) {
+                /* Cannot watch it: do not leave it behind either. */
+                log_error_errno(r, "Failed to watch checker process %d: %m", (int) ch->pid);
+                (void) kill(-ch->pid, SIGKILL);
+                (void) waitpid(ch->pid, NULL, 0);
+                spawn_failed(m, ch);
+                return;
+        }
+        if (!ch->request) {
+                checker_stop(ch);
+                return;
+        }
+        if (ch->go_fd >= 0 && start_scope(ch, job->name, job->runtime_max) < 0) {
+                log_warning("Could not ask for a checker scope; the checker runs as a plain process group");
+                ch->scope = mfree(ch->scope);
+                checker_release(ch);
+        }
+}
+
+static int on_spawned(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        CheckerManager *m = userdata;
+        SpawnJob *done;
+        eventfd_t n;
+
+        assert(m);
+        (void) eventfd_read(fd, &n);
+        pthread_mutex_lock(&m->lock);
+        done = m->done;
+        m->done = NULL;
+        m->done_tail = &m->done;
+        pthread_mutex_unlock(&m->lock);
+        while (done) {
+                SpawnJob *job = done;
+                done = job->next;
+                spawn_finished(m, job);
+                spawn_job_free(job);
+        }
+        return 0;
+}
+
+/* Hands the checker to the spawner thread. It counts as started from now,
+ * as the reference's does once it has forked the process that will run it:
+ * its slot is taken and its client told. */
 static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         _cleanup_free_ char *command = NULL;
         const char *name = NULL;
         uint64_t runtime_max = 0;
         int pipefd[2] = { -1, -1 }, r;
-        bool scope;
+        SpawnJob *job;
         Checker *ch;
 
+        r = spawner_start(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the checker spawner thread: %m");
         r = req->ops->prepare(req, &command, &name, &runtime_max);
         if (r < 0)
                 return r;
-        scope = m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0);
-        if (scope && pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-
+        job = calloc(1, sizeof(SpawnJob));
         ch = calloc(1, sizeof(Checker));
-        if (!ch) {
-                if (pipefd[0] >= 0)
-                        (void) close(pipefd[0]), (void) close(pipefd[1]);
+        if (!job || !ch) {
+                free(job);
+                free(ch);
                 return -ENOMEM;
         }
-        ch->manager = m;
-        ch->go_fd = -1;
-        r = spawn_process(m, command, pipefd[0], &ch->pid);
-        if (pipefd[0] >= 0)
-                (void) close(pipefd[0]);
-        if (r < 0) {
-                free(ch);
-                if (pipefd[1] >= 0)
-                        (void) close(pipefd[1]);
-                return r;
+        job->go_fd = ch->go_fd = -1;
+        if (m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0)) {
+                if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                        r = -errno;
+                        spawn_job_free(job);
+                        free(ch);
+                        return r;
+                }
+                job->go_fd = pipefd[0];
+                ch->go_fd = pipefd[1];
+                job->name = strdup(name);
         }
-        ch->go_fd = pipefd[1];
+        job->argv2 = exec_form(m, command) ?: strdup(command);
+        if (!job->argv2 || (job->go_fd >= 0 && !job->name)) {
+                if (ch->go_fd >= 0)
+                        (void) close(ch->go_fd);
+                spawn_job_free(job);
+                free(ch);
+                return -ENOMEM;
+        }
+        job->keep_stderr = m->keep_stderr;
+        job->runtime_max = runtime_max;
+        job->checker = ch;
+        ch->manager = m;
         LIST_PREPEND(checkers, m->checkers, ch);
         m->n_running++;
-
-        r = sd_event_add_child(m->event, &ch->child_source, ch->pid, WEXITED, on_checker_exit, ch);
-        if (r >= 0 && scope && start_scope(ch, name, runtime_max) < 0) {
-                log_warning("Could not ask for a checker scope; the checker runs as a plain process group");
-                ch->scope = mfree(ch->scope);
-                checker_release(ch);
-        }
-        if (r < 0) {
-                /* Cannot watch it: do not leave it behind either. */
-                (void) kill(-ch->pid, SIGKILL);
-                (void) waitpid(ch->pid, NULL, 0);
-                checker_free(ch);
-                return r;
-        }
         ch->request = req;
         req->process = ch;
+        spawner_push(m, job);
         req->ops->started(req, command, waited);
         return 0;
 }
@@ -617,7 +811,8 @@ static void checker_stop(Checker *ch) {
         if (ch->request)
                 ch->request->process = NULL;
         ch->request = NULL;
-        if (ch->exited)
+        /* Not started yet: spawn_finished() stops it once it is. */
+        if (ch->exited || ch->pid == 0)
                 return;
         /* A child still waiting for its scope just exits when the pipe closes. */
         if (ch->go_fd >= 0) {
@@ -654,6 +849,11 @@ int checker_manager_new(sd_event *event, unsigned max_running, bool keep_stderr,
         m->keep_stderr = keep_stderr;
         m->launcher = launcher;
         m->use_scopes = use_scopes || launcher;
+        m->todo_tail = &m->todo;
+        m->done_tail = &m->done;
+        m->done_fd = -1;
+        (void) pthread_mutex_init(&m->lock, NULL);
+        (void) pthread_cond_init(&m->wake, NULL);
         if (!m->use_scopes)
                 log_info("Not running as root: checkers run as plain process groups");
         *ret = m;
@@ -666,10 +866,24 @@ CheckerManager *checker_manager_free(CheckerManager *m) {
         while (queue_pop(m))
                 ;
         m->queue_runner = sd_event_source_disable_unref(m->queue_runner);
-        /* Shutting down: nothing may be left behind. */
+        /* Shutting down: nothing may be left behind. The spawner's jobs
+         * name checkers that are in m->checkers; those it started get
+         * their PID, to be killed with the rest. */
+        spawner_stop(m);
+        for (SpawnJob *job = m->done, *next; job; job = next) {
+                next = job->next;
+                if (job->error == 0)
+                        job->checker->pid = job->pid;
+                spawn_job_free(job);
+        }
+        for (SpawnJob *job = m->todo, *next; job; job = next) {
+                next = job->next;
+                spawn_job_free(job);
+        }
+        m->todo = m->done = NULL;
         while (m->checkers) {
                 Checker *ch = m->checkers;
-                if (!ch->exited) {
+                if (!ch->exited && ch->pid > 0) {
                         (void) kill(-ch->pid, SIGKILL);
                         stop_scope(ch);
                         (void) waitpid(ch->pid, NULL, 0);
@@ -682,6 +896,8 @@ CheckerManager *checker_manager_free(CheckerManager *m) {
         m->job_removed = sd_bus_slot_unref(m->job_removed);
         m->bus = sd_bus_flush_close_unref(m->bus);
         free(m->program);
+        (void) pthread_cond_destroy(&m->wake);
+        (void) pthread_mutex_destroy(&m->lock);
         sd_event_unref(m->event);
         free(m);
         return NULL;

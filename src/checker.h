@@ -16,7 +16,12 @@
  *    then SIGKILL after a grace period.
  * Either way a checker is stopped as a whole and reaped: no zombie, no
  * orphan. At most max_running checker processes exist at once; requests
- * made while all slots are taken wait in a FIFO queue. */
+ * made while all slots are taken wait in a FIFO queue.
+ *
+ * The manager's thread starts the processes: posix_spawn() returns only
+ * once the child has exec'd (a vfork), which on a machine busy with
+ * checkers takes a good part of a millisecond, and the loop serving the
+ * fleet must not wait for that. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,10 +44,12 @@ typedef struct CheckerRequestOps {
          * most (the scope's RuntimeMaxUSec). 0, or a negative errno: then
          * nothing runs. */
         int (*prepare)(CheckerRequest *req, char **ret_command, const char **ret_name, uint64_t *ret_runtime_max);
-        /* It runs (waited: it had to wait for a slot). */
+        /* It is starting: handed to the thread that execs it (waited: it
+         * had to wait for a slot). */
         void (*started)(CheckerRequest *req, const char *command, bool waited);
-        /* It exited with exit_code 0–255, or -1 with the signal that
-         * killed it. Never after checker_cancel(). */
+        /* It exited with exit_code 0–255 (127 if /bin/sh could not be
+         * started at all), or -1 with the signal that killed it. Never
+         * after checker_cancel(). */
         void (*finished)(CheckerRequest *req, int exit_code, int signal);
 } CheckerRequestOps;
 

@@ -265,9 +265,10 @@ sd_cgroup_of() {
 	sd_run sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null
 }
 
-# sd_children NSPID: the child processes of namespace process NSPID.
+# sd_children NSPID: the child processes of namespace process NSPID, made
+# by any of its threads (the server's checkers come from a thread of its own).
 sd_children() {
-	sd_run cat "/proc/$1/task/$1/children" 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
+	sd_run sh -c 'cat /proc/"$1"/task/*/children' sh "$1" 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
 }
 
 # sd_stat_field NSPID N: field N of /proc/NSPID/stat (3 state, 4 ppid,

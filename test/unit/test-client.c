@@ -5,8 +5,13 @@
  * plain process groups, and records each ClientEvent to assert their exact
  * sequence. */
 
+#include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "checker.h"
 #include "client.h"
@@ -219,7 +224,75 @@ static void test_stopped_checker_reports_nothing_more(void) {
         (void) RUN_UNTIL(&h, false, 300 * USEC_PER_MSEC);
         CHECK_EVENTS(&h.rec, "CHANGED CheckerRunning", "CHECKER_STARTED", "CHANGED CheckerRunning");
         check_int(c->last_checker_status, -2);
+        /* Stopped while the spawner thread was starting it, most likely:
+         * it was killed and reaped once it had started all the same. */
+        check(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
         harness_done(&h, c);
+}
+
+/* Checkers handed to the spawner thread when the manager goes: started or
+ * not, none is left behind. */
+static void test_checkers_starting_at_shutdown_are_reaped(void) {
+        Harness h;
+        Client *c[4];
+
+        harness_init(&h);
+        h.config.checker_command = (char *) "sleep 5";
+        for (size_t i = 0; i < ELEMENTSOF(c); i++) {
+                h.config.name = (char *[]) { "a", "b", "c", "d" }[i];
+                c[i] = harness_client(&h);
+                client_start_checker(c[i]);
+                check(client_checker_running(c[i]));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(c); i++) {
+                client_detach(c[i]);
+                client_unref(c[i]);
+        }
+        checker_manager_free(h.checkers);
+        timer_heap_free(h.timers);
+        sd_event_unref(h.event);
+        check(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+}
+
+/* A checker whose /bin/sh cannot be started (no process left under
+ * RLIMIT_NPROC) ends as if the shell had found no command: exit status
+ * 127, reported to its client like any other failure. In a child
+ * process, as an unprivileged user (root is not held to RLIMIT_NPROC). */
+static void test_checker_that_cannot_start_fails_with_127(void) {
+        pid_t pid;
+        int status = 0;
+
+        (void) fflush(NULL);
+        pid = fork();
+
+        check(pid >= 0);
+        if (pid == 0) {
+                Harness h;
+                Client *c;
+
+                if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+                                       setresuid(65534, 65534, 65534) < 0))
+                        _exit(2);
+                harness_init(&h);
+                c = harness_client(&h);
+                client_start_checker(c);
+                (void) RUN_UNTIL(&h, !client_checker_running(c), 2 * USEC_PER_SEC);
+                check_int(c->last_checker_status, 0);
+                /* The spawner thread runs; no new process may start now. */
+                check(setrlimit(RLIMIT_NPROC, &(struct rlimit) { 0, 0 }) == 0);
+                h.rec.n = 0;
+                client_start_checker(c);
+                (void) RUN_UNTIL(&h, !client_checker_running(c), 2 * USEC_PER_SEC);
+                check(!client_checker_running(c));
+                check_int(c->last_checker_status, 127);
+                CHECK_EVENTS(&h.rec, "CHANGED CheckerRunning", "CHECKER_STARTED", "CHANGED CheckerRunning",
+                             "CHANGED LastCheckerStatus", "CHECKER_FINISHED 127 32512");
+                harness_done(&h, c);
+                _exit(test_checks_failed ? 1 : 0);
+        }
+        check(waitpid(pid, &status, 0) == pid);
+        check(WIFEXITED(status));
+        check_int(WEXITSTATUS(status), 0);
 }
 
 static void test_approval_window_lasts_approval_duration(void) {
@@ -290,6 +363,8 @@ TEST_MAIN(TEST(test_expires_at_timeout_after_a_check),
           TEST(test_successful_checker_bumps_expiry),
           TEST(test_failed_checker_lets_it_expire),
           TEST(test_stopped_checker_reports_nothing_more),
+          TEST(test_checkers_starting_at_shutdown_are_reaped),
+          TEST(test_checker_that_cannot_start_fails_with_127),
           TEST(test_approval_window_lasts_approval_duration),
           TEST(test_approval_wait_and_rejection),
           TEST(test_settings_changes_are_announced_once));
