@@ -92,8 +92,9 @@ def main():
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         lim_ms = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000 / r["completed"]
         ours_ms = sum(cpus.values()) * 1000 / rate if rate else 0
-        print("CPU ms a checker: ours %.3f (all processes above), spawn-limit %.3f: CPU-bound ratio %.2f" % (
-            ours_ms, lim_ms, lim_ms / ours_ms if ours_ms else 0))
+        print("CPU ms a checker: ours %.3f (all processes below), spawn-limit %.3f; with every core busy "
+              "at most %.2f of spawn-limit's rate" % (
+                  ours_ms, lim_ms, os.cpu_count() * 1000 / ours_ms / r["per_second"] if ours_ms else 0))
         print("CPU (cores) " + ", ".join("%s %.2f" % (q, c) for q, c in cpus.items()) +
               "; machine busy %.0f%% of %d cores" % ((m1[0] - m0[0]) * 100 / (m1[1] - m0[1]), os.cpu_count()))
         print("checkers/s %.1f  spawn-limit/s %.1f  ratio %.2f  (%d clients, %s)" % (
