@@ -269,7 +269,8 @@ static char *exec_form(CheckerManager *m, const char *command) {
 
 /* posix_spawn (a vfork underneath): forking a copy of the server for each
  * checker costs far more, in page-table copies, at thousands of checkers.
- * Runs in the spawner thread: it reads nothing but its arguments. */
+ * Runs in the spawner thread: it reads its arguments and the environment,
+ * which nothing changes once the server runs. */
 static int spawn_process(const char *cmd, int go_fd, bool keep_stderr, pid_t *ret) {
         char *argv_plain[] = { "sh", "-c", (char *) cmd, NULL };
         char *argv_scope[] = { "sh", "-c", (char *) scope_wrapper, "mandos-checker", (char *) cmd, NULL };
