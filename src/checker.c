@@ -326,6 +326,19 @@ static SpawnJob *spawn_job_free(SpawnJob *job) {
         return NULL;
 }
 
+/* Appends job to the list at head, whose last next pointer is *tail;
+ * true if the list was empty. */
+static bool jobs_append(SpawnJob **head, SpawnJob ***tail, SpawnJob *job) {
+        job->next = NULL;
+        **tail = job;
+        *tail = &job->next;
+        return *head == job;
+}
+
+static void spawn_job_freep(SpawnJob **job) {
+        spawn_job_free(*job);
+}
+
 /* The spawner thread: starts the jobs in order, hands each back. */
 static void *spawner_main(void *userdata) {
         CheckerManager *m = userdata;
@@ -348,12 +361,9 @@ static void *spawner_main(void *userdata) {
                 job->error = spawn_process(job->argv2, job->go_fd, job->keep_stderr, &job->pid);
 
                 pthread_mutex_lock(&m->lock);
-                job->next = NULL;
-                *m->done_tail = job;
-                m->done_tail = &job->next;
                 /* The loop takes the whole list when woken: one wake-up for
                  * as many as are done by then. */
-                if (m->done == job)
+                if (jobs_append(&m->done, &m->done_tail, job))
                         (void) eventfd_write(m->done_fd, 1);
         }
         pthread_mutex_unlock(&m->lock);
@@ -385,10 +395,7 @@ static int spawner_start(CheckerManager *m) {
 
 static void spawner_push(CheckerManager *m, SpawnJob *job) {
         pthread_mutex_lock(&m->lock);
-        job->next = NULL;
-        *m->todo_tail = job;
-        m->todo_tail = &job->next;
-        if (m->todo == job)
+        if (jobs_append(&m->todo, &m->todo_tail, job))
                 pthread_cond_signal(&m->wake);
         pthread_mutex_unlock(&m->lock);
 }
@@ -662,12 +669,13 @@ static int on_spawned(sd_event_source *s, int fd, uint32_t revents, void *userda
  * as the reference's does once it has forked the process that will run it:
  * its slot is taken and its client told. */
 static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
+        _cleanup_(spawn_job_freep) SpawnJob *job = NULL;
         _cleanup_free_ char *command = NULL;
+        _cleanup_close_ int go_fd = -1;     /* the write end, the checker's once handed over */
         const char *name = NULL;
         uint64_t runtime_max = 0;
-        int pipefd[2] = { -1, -1 }, r;
-        SpawnJob *job;
         Checker *ch;
+        int r;
 
         r = spawner_start(m);
         if (r < 0)
@@ -676,29 +684,23 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         if (r < 0)
                 return r;
         job = calloc(1, sizeof(SpawnJob));
-        ch = calloc(1, sizeof(Checker));
-        if (!job || !ch) {
-                free(job);
-                free(ch);
+        if (!job)
                 return -ENOMEM;
-        }
-        job->go_fd = ch->go_fd = -1;
+        job->go_fd = -1;
         if (m->use_scopes && (m->launcher || manager_connect_systemd(m) >= 0)) {
-                if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                        r = -errno;
-                        spawn_job_free(job);
-                        free(ch);
-                        return r;
-                }
+                int pipefd[2];
+
+                if (pipe2(pipefd, O_CLOEXEC) < 0)
+                        return -errno;
                 job->go_fd = pipefd[0];
-                ch->go_fd = pipefd[1];
+                go_fd = pipefd[1];
                 job->name = strdup(name);
+                if (!job->name)
+                        return -ENOMEM;
         }
         job->argv2 = exec_form(m, command) ?: strdup(command);
-        if (!job->argv2 || (job->go_fd >= 0 && !job->name)) {
-                if (ch->go_fd >= 0)
-                        (void) close(ch->go_fd);
-                spawn_job_free(job);
+        ch = calloc(1, sizeof(Checker));
+        if (!job->argv2 || !ch) {
                 free(ch);
                 return -ENOMEM;
         }
@@ -706,11 +708,12 @@ static int checker_spawn(CheckerManager *m, CheckerRequest *req, bool waited) {
         job->runtime_max = runtime_max;
         job->checker = ch;
         ch->manager = m;
+        ch->go_fd = TAKE_FD(go_fd);
         LIST_PREPEND(checkers, m->checkers, ch);
         m->n_running++;
         ch->request = req;
         req->process = ch;
-        spawner_push(m, job);
+        spawner_push(m, TAKE_PTR(job));
         req->ops->started(req, command, waited);
         return 0;
 }
