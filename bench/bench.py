@@ -124,6 +124,19 @@ def cpu_seconds(pid, children=False):
         return 0.0
 
 
+def cpu_bound_ratio(cpu_ms, limit_per_s):
+    """The highest ratio to the limit's rate a checker run costing cpu_ms
+    ({process: ms}) allows: every core busy with nothing but checker runs."""
+    return os.cpu_count() * 1000 / sum(cpu_ms.values()) / limit_per_s
+
+
+def machine_busy():
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
 def log(msg):
     print("# " + msg, flush=True)
 
@@ -644,7 +657,7 @@ class Bench:
         # The spawn rate: an interval that asks more than two cores can do.
         p, port, t0, logpath = self.start_server("mandos", "scale-spawn", n, watch=last, checker="true",
                                                  interval=z["scale_spawn_interval"], timeout="PT24H")
-        count, stop_counter, wait_announced = self.counter
+        _, stop_counter, wait_announced = self.counter
         try:
             if self.wait_port(p, port, t0, logpath) is None or \
                self.wait_served(port, t0, t0 + z["start_timeout"]) is None:
@@ -652,41 +665,51 @@ class Bench:
                 return out
             wait_announced(z["start_timeout"])
             time.sleep(max(2, z["scale_spawn_seconds"] // 6))
-            # CPU a checker run, by process: the server (its threads), the
-            # checkers it reaped, the bus daemon, the signal counter.
-            who = {"server": p.pid, "bus": self.bus_pid, "counter": self.counter_pid}
-            c0 = {k: cpu_seconds(q) for k, q in who.items()}
-            k0 = cpu_seconds(p.pid, children=True)
-            n0, w0 = count(), time.monotonic()
-            time.sleep(z["scale_spawn_seconds"])
-            n1, w1 = count(), time.monotonic()
-            done = n1 - n0
-            out["checkers_per_s"] = done / (w1 - w0)
-            ms = {k: (cpu_seconds(q) - c0[k]) * 1000 / done for k, q in who.items()} if done else {}
-            if done:
-                ms["checkers"] = (cpu_seconds(p.pid, children=True) - k0) * 1000 / done
-            out["cpu_ms_per_checker"] = ms
+            w = self.checker_window(p, z["scale_spawn_seconds"])
+            out["checkers_per_s"], out["cpu_ms_per_checker"] = w["per_second"], w["cpu_ms"]
         finally:
             stop_counter()
             self.stop(p, grace=30)
-        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = self.run_json([os.path.join(self.build, "bench", "spawn-limit"), "--seconds",
-                           str(z["scale_spawn_seconds"]), "--parallel", "64"], timeout=z["scale_spawn_seconds"] + 60)
-        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out["spawn_limit_per_s"] = r["per_second"]
-        out["spawn_limit_cpu_ms"] = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000 / r["completed"]
+        r = self.spawn_limit(z["scale_spawn_seconds"])
+        out["spawn_limit_per_s"], out["spawn_limit_cpu_ms"] = r["per_second"], r["cpu_ms"]
         log("mandos    %d clients: %.1f checkers completed/s; the posix_spawn loop: %.1f/s" % (
             n, out["checkers_per_s"], r["per_second"]))
-        if ms:
-            # With every core busy for nothing but checker runs, this many a
-            # second at most: the highest ratio this CPU cost allows.
-            total = sum(ms.values())
-            out["cpu_bound_ratio"] = os.cpu_count() * 1000 / total / r["per_second"]
+        if w["cpu_ms"]:
+            out["cpu_bound_ratio"] = cpu_bound_ratio(w["cpu_ms"], r["per_second"])
             log("mandos    CPU a checker run: %.3f ms (%s); the posix_spawn loop: %.3f ms; with every "
                 "core busy, at most %.2f of its rate" % (
-                    total, ", ".join("%s %.3f" % kv for kv in ms.items()), out["spawn_limit_cpu_ms"],
-                    out["cpu_bound_ratio"]))
+                    sum(w["cpu_ms"].values()), ", ".join("%s %.3f" % kv for kv in w["cpu_ms"].items()),
+                    r["cpu_ms"], out["cpu_bound_ratio"]))
         return out
+
+    def checker_window(self, p, seconds):
+        """Over the next seconds, on server p started with a counter: the
+        checkers completed a second, the CPU ms a checker run took in each
+        process (the server and its threads, the checkers it reaped, the
+        bus daemon, the signal counter; empty if none completed) and the
+        share of the machine's CPU time that was busy."""
+        count = self.counter[0]
+        who = {"server": p.pid, "bus": self.bus_pid, "counter": self.counter_pid}
+        c0 = {k: cpu_seconds(q) for k, q in who.items()}
+        k0 = cpu_seconds(p.pid, children=True)
+        n0, w0, m0 = count(), time.monotonic(), machine_busy()
+        time.sleep(seconds)
+        n1, w1, m1 = count(), time.monotonic(), machine_busy()
+        done = n1 - n0
+        ms = {k: (cpu_seconds(q) - c0[k]) * 1000 / done for k, q in who.items()} if done else {}
+        if done:
+            ms["checkers"] = (cpu_seconds(p.pid, children=True) - k0) * 1000 / done
+        return dict(per_second=done / (w1 - w0), cpu_ms=ms, busy=(m1[0] - m0[0]) / (m1[1] - m0[1]))
+
+    def spawn_limit(self, seconds):
+        """bench/spawn-limit for seconds, 64 at a time: its checkers a
+        second and CPU ms a run (itself and its children)."""
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = self.run_json([os.path.join(self.build, "bench", "spawn-limit"), "--seconds", str(seconds),
+                           "--parallel", "64"], timeout=seconds + 60)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_ms = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1000 / r["completed"]
+        return dict(per_second=r["per_second"], cpu_ms=cpu_ms)
 
     def handshake_rate(self):
         r = self.run_json([os.path.join(self.build, "bench", "handshake-rate"), "--seconds",
